@@ -1,0 +1,1 @@
+"""AdaBins in JAX."""
