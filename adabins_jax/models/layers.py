@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _align_corners_lerp(x: jax.Array, axis: int, out_size: int) -> jax.Array:
@@ -22,7 +23,7 @@ def _align_corners_lerp(x: jax.Array, axis: int, out_size: int) -> jax.Array:
     return jnp.repeat(jnp.take(x, jnp.array([0]), axis=axis), out_size, axis=axis)
   # Source coordinate of each output sample, computed in float64 on the host so the
   # indices and weights are exact constants of the compiled program.
-  import numpy as np  # pylint: disable=g-import-not-at-top
+
   src = np.arange(out_size, dtype=np.float64) * ((in_size - 1) / (out_size - 1))
   lo = np.clip(np.floor(src).astype(np.int32), 0, in_size - 2)
   frac = (src - lo).astype(np.float32)

@@ -1,0 +1,97 @@
+"""Default configuration: the paper's recipe (SPEC 2) around a U-Net 128-bin model.
+
+Every other config imports this one and overrides a few fields. Not meant to be run on its own;
+see the per-model configs, e.g.::
+
+  python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the default configuration."""
+  config = ml_collections.ConfigDict()
+  # One seed drives parameter init, dropout, data order and augmentation.
+  config.seed = 0
+
+  # ---------------------------------------------------------------- data
+  config.data = data = ml_collections.ConfigDict()
+  # Dataset name, see adabins_jax/input_pipeline.py for the choices.
+  data.dataset = 'synthetic_rooms'
+  # TFDS data directory (None: TFDS default, ~/tensorflow_datasets).
+  data.tfds_data_dir = None
+  # Folder holding a manually downloaded dataset (NYU layouts), read by the builders.
+  data.manual_dir = None
+  # Splits used for training and evaluation.
+  data.train_split = 'train'
+  data.eval_split = 'test'
+  # Random training crop (height, width) in pixels, before input scaling.
+  data.crop_size = (416, 544)
+  # Multiplies the network's input size (0.75 for the seed's 75% rows); ground truth for
+  # evaluation stays at full resolution.
+  data.input_scale = 1.0
+  # Maximum random rotation in degrees (SPEC 2: +-2.5).
+  data.rotation_deg = 2.5
+  # Shuffle buffer in examples.
+  data.shuffle_buffer = 1024
+
+  # ---------------------------------------------------------------- model
+  config.model = model = ml_collections.ConfigDict()
+  # Architecture, a key of adabins_jax.models.MODELS.
+  model.name = 'unet'
+  # Number of adaptive bins.
+  model.n_bins = 128
+  # Depth range of the bins in metres.
+  model.min_depth_m = 1e-3
+  model.max_depth_m = 10.0
+  # Bin-width normalisation: 'linear' (the release), 'softmax' or 'sigmoid'.
+  model.bin_norm = 'linear'
+  # 'standard' or 'dws' (depthwise-separable) convolutions in the U-Net.
+  model.conv = 'standard'
+  # U-Net widths, one per resolution level (full, 1/2, 1/4, ...).
+  model.unet_widths = (32, 64, 128, 256, 512)
+  # mViT head: patch size in pixels of the decoder map, query count, embedding width,
+  # attention heads, transformer layers, feed-forward width, positional-table rows.
+  model.patch_size = 16
+  model.n_queries = 128
+  model.embed_dim = 128
+  model.num_heads = 4
+  model.num_layers = 4
+  model.ffn_dim = 1024
+  model.pos_table_size = 500
+  # Dropout in the transformer, and stochastic depth in EfficientNet encoders.
+  model.dropout_rate = 0.1
+  model.drop_path_rate = 0.2
+  # Computation and parameter dtypes ('float32' or 'bfloat16' for dtype).
+  model.dtype = 'float32'
+  model.param_dtype = 'float32'
+
+  # ---------------------------------------------------------------- optim
+  config.optim = optim = ml_collections.ConfigDict()
+  # Peak learning rate of the one-cycle schedule.
+  optim.learning_rate = 3.57e-4
+  # AdamW decoupled weight decay, applied to every parameter as in the release.
+  optim.weight_decay = 0.1
+  # Global-norm gradient clipping.
+  optim.grad_clip_norm = 0.1
+
+  # ---------------------------------------------------------------- train
+  config.train = train = ml_collections.ConfigDict()
+  # Global batch size (split over all devices of all hosts).
+  train.batch_size = 16
+  # Length of training in epochs of the training split.
+  train.num_epochs = 25
+  # Loss weights: SILog and the bin-centre chamfer term.
+  train.silog_weight = 1.0
+  train.chamfer_weight = 0.1
+
+  # ---------------------------------------------------------------- eval
+  config.eval = evaluation = ml_collections.ConfigDict()
+  # Global evaluation batch size.
+  evaluation.batch_size = 8
+  # Crop of the evaluation protocol: 'eigen' (NYU), 'garg' (KITTI) or 'none'.
+  evaluation.crop = 'eigen'
+  # Average the prediction with that of the mirrored image (the release's protocol).
+  evaluation.flip_average = True
+  return config
