@@ -1,0 +1,10 @@
+"""Test-wide setup: two fake CPU devices, so data parallelism is tested without hardware.
+
+This must run before anything touches a JAX backend, hence a root conftest. Code that does
+not ask for a mesh still runs on device 0 alone, so single-device tests are unaffected;
+multi-device tests build meshes over the first one or two devices (parallel.create_mesh).
+"""
+
+import jax
+
+jax.config.update('jax_num_cpu_devices', 2)
