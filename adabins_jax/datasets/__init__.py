@@ -1,0 +1,13 @@
+"""TFDS builders the project ships; importing this package registers them with TFDS.
+
+  nyu_depth_v2_h5   NYU Depth V2 from a local copy of the fast-depth .h5 files
+  nyu_depth_v2_bts  NYU Depth V2 in the BTS/AdaBins layout (sync train, official test)
+  synthetic_rooms   procedurally rendered rooms with exact depth (no download)
+"""
+
+from adabins_jax.datasets.nyu_depth_v2_bts import NyuDepthV2Bts
+from adabins_jax.datasets.nyu_depth_v2_h5 import NyuDepthV2H5
+from adabins_jax.datasets.synthetic_rooms import SyntheticRooms
+from adabins_jax.datasets.synthetic_rooms import SyntheticRoomsConfig
+
+__all__ = ['NyuDepthV2Bts', 'NyuDepthV2H5', 'SyntheticRooms', 'SyntheticRoomsConfig']

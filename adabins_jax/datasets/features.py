@@ -1,0 +1,82 @@
+"""What every depth builder of the project yields, and the checks that guard it.
+
+The features match TFDS's own `nyu_depth_v2` (`image` uint8 (H, W, 3), `depth` float16 (H, W) in
+metres, 0 = invalid) plus the focal length in pixels and a readable example name, so the input
+pipeline reads every dataset the same way.
+"""
+
+import inspect
+
+from etils import epath
+import numpy as np
+import tensorflow_datasets as tfds
+
+# NYU Depth V2 frames (Kinect v1 colour camera).
+NYU_HEIGHT, NYU_WIDTH = 480, 640
+# Focal length in pixels of every line of the BTS/AdaBins file lists.
+NYU_FOCAL_PX = 518.8579
+
+
+def depth_features(height: int, width: int, image_format: str = 'png'):
+  """Features of a depth example at a fixed size.
+
+  Args:
+    height: image and depth rows.
+    width: image and depth columns.
+    image_format: 'png' (images given as arrays are encoded losslessly) or 'jpeg' (JPEG files
+      are stored as they are, without re-encoding).
+
+  Returns:
+    A `tfds.features.FeaturesDict`.
+  """
+  return tfds.features.FeaturesDict({
+      'image': tfds.features.Image(shape=(height, width, 3), encoding_format=image_format),
+      'depth': tfds.features.Tensor(shape=(height, width), dtype=np.float16),
+      'focal': tfds.features.Scalar(dtype=np.float32, doc='Focal length in pixels.'),
+      'name': tfds.features.Text(doc='Where the example comes from.'),
+  })
+
+
+def check_image(image: np.ndarray, shape: tuple[int, int], source) -> None:
+  """Raises ValueError naming `source` unless `image` is uint8 of `shape` + (3,)."""
+  if image.dtype != np.uint8 or image.shape != (*shape, 3):
+    raise ValueError(f'{source}: expected a uint8 RGB image of shape {(*shape, 3)}, got '
+                     f'{image.dtype} {image.shape}')
+
+
+def depth_to_float16(depth: np.ndarray, shape: tuple[int, int], source) -> np.ndarray:
+  """Checks a depth map in metres and returns it as float16.
+
+  Args:
+    depth: (H, W) depth in metres, 0 where invalid.
+    shape: the expected (H, W).
+    source: names the file in error messages.
+
+  Returns:
+    The depth as float16.
+
+  Raises:
+    ValueError: the shape differs, or a value is negative, non-finite or beyond float16.
+  """
+  if depth.shape != shape:
+    raise ValueError(f'{source}: expected a depth map of shape {shape}, got {depth.shape}')
+  depth = np.asarray(depth, np.float32)
+  bad = ~np.isfinite(depth) | (depth < 0) | (depth > np.finfo(np.float16).max)
+  if bad.any():
+    raise ValueError(f'{source}: {int(bad.sum())} depth values are negative, non-finite or '
+                     f'too large for float16 (first: {depth[bad][0]})')
+  return depth.astype(np.float16)
+
+
+class DepthBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Base of the project's builders.
+
+  TFDS 4.9.10 finds a builder's source file through `importlib_resources`, a package it only
+  declares for Python < 3.9, so on newer Pythons without it every non-TFDS builder fails in
+  `download_and_prepare`. The file the class is defined in is all it needs.
+  """
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    return epath.Path(inspect.getfile(cls))

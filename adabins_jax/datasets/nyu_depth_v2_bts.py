@@ -1,0 +1,139 @@
+"""`nyu_depth_v2_bts`: NYU Depth V2 as the BTS and AdaBins releases train and test on it.
+
+Training uses the 24k "sync" frames (raw Kinect frames registered to the colour camera), testing
+the 654 frames of the official split, both selected by the release's file lists. JPEG frames
+are stored as they are (no re-encoding). Build with::
+
+  tfds build nyu_depth_v2_bts --imports=adabins_jax.datasets --manual_dir=/data/nyu
+"""
+
+import io
+
+import numpy as np
+from PIL import Image
+import tensorflow_datasets as tfds
+
+from adabins_jax.datasets import features
+
+TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'
+TEST_LIST = 'nyudepthv2_test_files_with_gt.txt'
+_NYU_SHAPE = (features.NYU_HEIGHT, features.NYU_WIDTH)
+# The sync_depth PNGs store millimetres.
+_DEPTH_SCALE = 1000.0
+
+
+class NyuDepthV2Bts(features.DepthBuilder):
+  """NYU Depth V2 in the BTS/AdaBins layout, from a local folder."""
+
+  name = 'nyu_depth_v2_bts'
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
+  Get the data as the AdaBins README describes (it follows BTS): the training frames `sync.zip`
+  and the official test split (`official_splits/test`, made with BTS's
+  utils/extract_official_train_test_set_from_mat.py), plus the release's two file lists
+  `{TRAIN_LIST}` and `{TEST_LIST}` (BTS repository, train_test_inputs/). Expected layout:
+
+    <manual_dir>/{TRAIN_LIST}
+    <manual_dir>/{TEST_LIST}
+    <manual_dir>/sync/<scene>/rgb_XXXXX.jpg, sync_depth_XXXXX.png
+    <manual_dir>/official_splits/test/<class>/rgb_XXXXX.jpg, sync_depth_XXXXX.png
+
+  Each list line is "<rgb path> <depth path> <focal>", the training paths relative to `sync/`
+  (e.g. "/kitchen_0028b/rgb_00045.jpg /kitchen_0028b/sync_depth_00045.png 518.8579"), the test
+  paths relative to `official_splits/test/`. Depth PNGs are uint16 millimetres (0 = invalid).
+  """
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description='NYU Depth V2, BTS/AdaBins train (sync) and official test split.',
+        features=features.depth_features(*_NYU_SHAPE, image_format='jpeg'),
+        supervised_keys=('image', 'depth'),
+        homepage='https://github.com/shariqfarooq123/AdaBins',
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    root = dl_manager.manual_dir
+    return {
+        'train': self._generate_examples(root / TRAIN_LIST, _folder(root / 'sync')),
+        'test': self._generate_examples(root / TEST_LIST,
+                                        _folder(root / 'official_splits' / 'test')),
+    }
+
+  def _generate_examples(self, list_path, data_root):
+    for line_number, (rgb, depth, focal) in enumerate(read_file_list(list_path), start=1):
+      image_path, depth_path = data_root / rgb, data_root / depth
+      yield f'{line_number:06d}:{rgb}', {
+          'image': read_jpeg(image_path),
+          'depth': read_depth_png(depth_path),
+          'focal': focal,
+          'name': rgb,
+      }
+
+
+def _folder(path):
+  if not path.is_dir():
+    raise FileNotFoundError(f'{path}: missing; see the nyu_depth_v2_bts MANUAL_DOWNLOAD_'
+                            'INSTRUCTIONS for the expected layout')
+  return path
+
+
+def read_file_list(path) -> list[tuple[str, str, float]]:
+  """Parses a BTS file list into (rgb path, depth path, focal) with paths made relative.
+
+  Raises:
+    FileNotFoundError: the list is missing.
+    ValueError: naming the file and line, for a line that is not "<rgb> <depth> <focal>".
+  """
+  if not path.exists():
+    raise FileNotFoundError(f'{path}: file list missing; see MANUAL_DOWNLOAD_INSTRUCTIONS')
+  entries = []
+  for number, line in enumerate(path.read_text().splitlines(), start=1):
+    if not line.strip():
+      continue
+    fields = line.split()
+    try:
+      if len(fields) != 3:
+        raise ValueError
+      entries.append((fields[0].lstrip('/'), fields[1].lstrip('/'), float(fields[2])))
+    except ValueError:
+      raise ValueError(f'{path}:{number}: expected "<rgb path> <depth path> <focal>", '
+                       f'got {line!r}') from None
+  if not entries:
+    raise ValueError(f'{path}: the file list is empty')
+  return entries
+
+
+def _open_image(path) -> tuple[Image.Image, bytes]:
+  """Decodes an image file fully, so corrupt files fail here with their name."""
+  if not path.exists():
+    raise FileNotFoundError(f'{path}: listed but missing')
+  data = path.read_bytes()
+  try:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+  except Exception as e:  # PIL raises several types for corrupt files
+    raise ValueError(f'{path}: cannot be decoded as an image ({e})') from e
+  return image, data
+
+
+def read_jpeg(path) -> bytes:
+  """Checks that `path` decodes to a 480x640 RGB JPEG and returns its bytes unchanged."""
+  image, data = _open_image(path)
+  if image.format != 'JPEG' or image.mode != 'RGB':
+    raise ValueError(f'{path}: expected an RGB JPEG, got {image.format} {image.mode}')
+  if (image.height, image.width) != _NYU_SHAPE:
+    raise ValueError(f'{path}: expected an image of {_NYU_SHAPE[0]}x{_NYU_SHAPE[1]} pixels, '
+                     f'got {image.height}x{image.width}')
+  return data
+
+
+def read_depth_png(path) -> np.ndarray:
+  """Reads a uint16 millimetre depth PNG as float16 metres, checking its size."""
+  image, _ = _open_image(path)
+  depth = np.asarray(image)
+  if image.format != 'PNG' or depth.dtype not in (np.uint16, np.int32):
+    raise ValueError(f'{path}: expected a 16-bit PNG of millimetres, got {image.format} '
+                     f'{image.mode}')
+  return features.depth_to_float16(depth / _DEPTH_SCALE, _NYU_SHAPE, path)
