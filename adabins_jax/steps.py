@@ -1,0 +1,74 @@
+"""The jitted training and evaluation steps: pure functions of (graphdef, state, batch).
+
+Nothing here knows about devices. The caller places the state replicated and the batch
+sharded over the data axis (parallel.py); ``jax.jit`` then compiles one program for the
+global batch and the compiler adds the gradient all-reduce. BatchNorm layers therefore see
+*global-batch* statistics, i.e. synchronised BatchNorm -- the PyTorch release used per-GPU
+statistics, which only matters for tiny per-device batches.
+
+The model and optimizer are carried as ``nnx.split((model, optimizer))``: the graphdef is a
+static argument, the state a pytree that is donated and returned, which keeps the per-step
+Python overhead to a pytree flatten.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import optax
+
+from adabins_jax import losses
+# from adabins_jax import metrics as metrics_lib  # TODO: eval step
+from adabins_jax.models.layers import resize_bilinear
+
+Batch = Mapping[str, jax.Array]
+
+
+def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax.Array, *,
+                learning_rate_fn: Callable[[jax.Array], jax.Array], silog_weight: float,
+                chamfer_weight: float, min_depth_m: float) -> tuple[nnx.State, dict[str, Any]]:
+  model, optimizer = nnx.merge(graphdef, state)
+  model.train()
+  # Dropout and drop-path draw from fold_in(seed, step), so a resumed run repeats them.
+  nnx.reseed(model, dropout=rng)
+  gt = batch['depth']
+
+  def loss_fn(model):
+    bin_edges, pred = model(batch['image'])
+    silog = losses.silog_loss(pred, gt, gt > min_depth_m)
+    # The release passes no mask to the chamfer term; it drops gt < 1e-3 by itself.
+    chamfer = losses.bin_chamfer_loss(bin_edges, gt)
+    return silog_weight * silog + chamfer_weight * chamfer, (silog, chamfer)
+
+  (loss, (silog, chamfer)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+  learning_rate = learning_rate_fn(optimizer.step[...])
+  optimizer.update(model, grads)
+  metrics = {'loss': loss, 'silog': silog, 'chamfer': chamfer,
+             'grad_norm': optax.tree.norm(grads), 'learning_rate': learning_rate}
+  return nnx.state((model, optimizer)), metrics
+
+
+def make_train_step(config, learning_rate_fn: Callable[[jax.Array], jax.Array]):
+  """Returns the jitted ``train_step(graphdef, state, batch, rng) -> (state, metrics)``.
+
+  ``state`` is ``nnx.split((model, optimizer))[1]`` and is donated: the caller must use the
+  returned state. ``rng`` is the step's dropout key, ``fold_in(key, step)``. ``batch`` holds
+  'image' (N, h, w, 3) ImageNet-normalised and 'depth' (N, H, W, 1) in metres. Metrics are
+  scalars: 'loss', 'silog', 'chamfer', 'grad_norm' (before clipping) and 'learning_rate'.
+
+  Args:
+    config: The full config (uses train.silog_weight, train.chamfer_weight,
+      model.min_depth_m).
+    learning_rate_fn: The schedule, step -> learning rate, for logging only.
+  """
+  step = functools.partial(
+      _train_step, learning_rate_fn=learning_rate_fn,
+      silog_weight=float(config.train.silog_weight),
+      chamfer_weight=float(config.train.chamfer_weight),
+      min_depth_m=float(config.model.min_depth_m))
+  return jax.jit(step, static_argnums=0, donate_argnums=1)

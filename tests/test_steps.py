@@ -1,0 +1,136 @@
+"""Tests for adabins_jax.steps: one and two (fake CPU) devices agree; metrics are what they say."""
+
+from flax import nnx
+import jax
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from adabins_jax import losses
+from adabins_jax import parallel
+from adabins_jax import steps
+from stand_ins import TinyDepthModel, synthetic_batch
+
+_SCHEDULE = optax.linear_schedule(1e-2, 1e-3, transition_steps=10)
+# One transformation for the module: it is part of the (static) graphdef, so a new one
+# per test would recompile the step.
+_TX = optax.adamw(_SCHEDULE, weight_decay=0.1)
+
+
+def _config():
+  config = ml_collections.ConfigDict()
+  config.train = {'silog_weight': 1.0, 'chamfer_weight': 0.1}
+  config.model = {'min_depth_m': 1e-3, 'max_depth_m': 10.0}
+  return config
+
+
+_TRAIN_STEP = None
+
+
+def _train_step():
+  global _TRAIN_STEP
+  if _TRAIN_STEP is None:
+    _TRAIN_STEP = steps.make_train_step(_config(), _SCHEDULE)
+  return _TRAIN_STEP
+
+
+def _setup(num_devices, seed=0):
+  mesh = parallel.create_mesh(num_devices)
+  model = TinyDepthModel(rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  return mesh, graphdef, parallel.replicate(state, mesh)
+
+
+def _run(num_devices, num_steps, batch=None):
+  mesh, graphdef, state = _setup(num_devices)
+  train_step = _train_step()
+  batch = parallel.shard_batch(batch or synthetic_batch(), mesh)
+  history = []
+  with jax.set_mesh(mesh):
+    for step in range(num_steps):
+      state, metrics = train_step(graphdef, state, batch, jax.random.fold_in(jax.random.key(7), step))
+      history.append(jax.device_get(metrics))
+  return graphdef, state, history
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(state)
+          if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
+
+
+def test_one_and_two_devices_agree():
+  _, state1, hist1 = _run(1, 2)
+  _, state2, hist2 = _run(2, 2)
+  for m1, m2 in zip(hist1, hist2):
+    for key in m1:
+      np.testing.assert_allclose(m1[key], m2[key], rtol=2e-5, err_msg=key)
+  # Parameters, Adam moments and BatchNorm running statistics: the two-device BatchNorm uses
+  # the statistics of the global batch, exactly as one device does.
+  for a, b in zip(_leaves(state1), _leaves(state2)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_state_stays_replicated_and_step_counts():
+  graphdef, state, _ = _run(2, 2)
+  assert all(x.sharding.is_fully_replicated for x in jax.tree.leaves(state))
+  _, optimizer = nnx.merge(graphdef, state)
+  assert int(optimizer.step[...]) == 2
+
+
+def test_metrics_match_an_independent_computation():
+  mesh, graphdef, state = _setup(1)
+  batch = synthetic_batch()
+  rng = jax.random.key(3)
+
+  @jax.jit
+  def reference(state):
+    # Same model, same dropout key; loss and gradient written out by hand.
+    model, _ = nnx.merge(graphdef, state)
+    model.train()
+    nnx.reseed(model, dropout=rng)
+
+    def loss_fn(model):
+      edges, pred = model(batch['image'])
+      silog = losses.silog_loss(pred, batch['depth'], batch['depth'] > 1e-3)
+      return silog + 0.1 * losses.bin_chamfer_loss(edges, batch['depth']), silog
+
+    return nnx.value_and_grad(loss_fn, has_aux=True)(model)
+
+  (loss, silog), grads = reference(jax.tree.map(lambda x: x.copy(), state))
+  train_step = _train_step()
+  with jax.set_mesh(mesh):
+    state, metrics = train_step(graphdef, state, parallel.shard_batch(batch, mesh), rng)
+    _, metrics2 = train_step(graphdef, state, parallel.shard_batch(batch, mesh), rng)
+  np.testing.assert_allclose(metrics['loss'], loss, rtol=1e-5)
+  np.testing.assert_allclose(metrics['silog'], silog, rtol=1e-5)
+  np.testing.assert_allclose(metrics['loss'], metrics['silog'] + 0.1 * metrics['chamfer'], rtol=1e-6)
+  np.testing.assert_allclose(metrics['grad_norm'], optax.tree.norm(grads), rtol=1e-4)
+  # The learning rate reported is the one used for that update: 1e-2 first, then one tenth
+  # of the way down to 1e-3.
+  np.testing.assert_allclose(metrics['learning_rate'], 1e-2, rtol=1e-6)
+  np.testing.assert_allclose(metrics2['learning_rate'], 1e-2 - 0.1 * (1e-2 - 1e-3), rtol=1e-6)
+
+
+def test_dropout_follows_the_step_key():
+  mesh, graphdef, state = _setup(1)
+  train_step = _train_step()
+  batch = parallel.shard_batch(synthetic_batch(), mesh)
+  losses_by_key = []
+  for key in (1, 1, 2):
+    # The state is donated; give each call its own copy.
+    copy = jax.tree.map(lambda x: x.copy(), state)
+    with jax.set_mesh(mesh):
+      _, metrics = train_step(graphdef, copy, batch, jax.random.key(key))
+    losses_by_key.append(float(metrics['loss']))
+  assert losses_by_key[0] == losses_by_key[1]
+  assert losses_by_key[0] != losses_by_key[2]
+
+
+def test_training_reduces_the_loss():
+  # A learnable target: a constant 3 m scene, which the bins can move to.
+  batch = synthetic_batch()
+  batch['depth'] = np.full_like(batch['depth'], 3.0)
+  _, _, history = _run(1, 15, batch)
+  assert history[-1]['loss'] < 0.85 * history[0]['loss'], [h['loss'] for h in history]
