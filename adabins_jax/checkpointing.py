@@ -1,0 +1,195 @@
+"""Checkpoints: one Orbax ``CheckpointManager`` per workdir, resume, model-only restore.
+
+A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three items:
+
+* ``model``: the model's variables (parameters, BatchNorm statistics); no RNG state, since
+  dropout keys are derived from ``fold_in(seed, step)``.
+* ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments).
+* ``meta``: JSON, the step and the position in the training data.
+
+Orbax writes each step into a temporary directory and renames it only once every item is
+complete, so a run killed mid-save leaves the previous checkpoint as the latest one.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from absl import logging
+from etils import epath
+from flax import nnx
+import jax
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+# Checkpoints are ranked by this evaluation metric, lower is better.
+BEST_METRIC = 'eval/abs_rel'
+CHECKPOINT_DIR = 'checkpoints'
+
+# What of the model is saved: everything but RNG keys and counters.
+_MODEL_VARIABLES = nnx.Not(nnx.RngState)
+
+
+def checkpoint_dir(workdir: str | os.PathLike[str]) -> epath.Path:
+  """The folder holding a workdir's step directories."""
+  return epath.Path(workdir) / CHECKPOINT_DIR
+
+
+def create_manager(workdir: str | os.PathLike[str], *, keep_latest: int = 3,
+                   keep_best: int = 1, save_every_steps: int | None = None,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """Returns the checkpoint manager of a workdir.
+
+  Kept: the ``keep_latest`` newest checkpoints, plus the ``keep_best`` with the lowest
+  ``eval/abs_rel`` among those saved with evaluation metrics.
+
+  Args:
+    workdir: The run's folder; checkpoints go to ``<workdir>/checkpoints``.
+    keep_latest: Number of newest checkpoints to keep.
+    keep_best: Number of best-by-``eval/abs_rel`` checkpoints to keep besides.
+    save_every_steps: ``manager.save(step, ...)`` writes only every this many steps (or when
+      forced, or at a preemption sync point); None: whenever asked.
+    read_only: For evaluation and prediction: never write or delete.
+  """
+  if keep_latest < 1:
+    raise ValueError(f'keep_latest={keep_latest}: at least the latest checkpoint must be kept.')
+  policies = checkpoint_managers
+  save_policies = [policies.PreemptionCheckpointingPolicy()]
+  save_policies.append(policies.FixedIntervalPolicy(save_every_steps or 1))
+  options = ocp.CheckpointManagerOptions(
+      save_decision_policy=policies.AnySavePolicy(save_policies),
+      preservation_policy=policies.AnyPreservationPolicy([
+          policies.LatestN(n=keep_latest),
+          # reverse=True sorts descending, so the last (kept) entries are the lowest.
+          policies.BestN(get_metric_fn=_best_metric, reverse=True, n=keep_best,
+                         keep_checkpoints_without_metrics=False),
+      ]),
+      # best_fn/best_mode only make manager.best_step() rank by the same metric.
+      best_fn=_best_metric, best_mode='min',
+      # Leftovers of a save that was killed are never steps; clear them on start.
+      cleanup_tmp_directories=not read_only,
+      read_only=read_only,
+      create=not read_only)
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir).resolve(), options=options,
+      item_names=('model', 'optimizer', 'meta'))
+
+
+def _best_metric(metrics: dict[str, Any]) -> float:
+  return float(metrics[BEST_METRIC])
+
+
+def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
+         optimizer: nnx.Optimizer, *, metrics: dict[str, float] | None = None,
+         force: bool = False) -> bool:
+  """Saves model, optimizer and data position at ``step`` if the manager's policy says so.
+
+  Asynchronous: returns once the arrays are copied off the devices. Call
+  ``manager.wait_until_finished()`` before the process exits.
+
+  Args:
+    manager: From ``create_manager``.
+    step: Number of training steps done; the data pipeline resumes after that many batches.
+    model: The model, holding the current state.
+    optimizer: Its optimizer.
+    metrics: Evaluation metrics of this state (keys like 'eval/abs_rel'), used to keep the
+      best checkpoint; None for checkpoints between evaluations.
+    force: Save even off the ``save_every_steps`` interval (end of training, signals).
+
+  Returns:
+    Whether a save was started.
+  """
+  if step in manager.all_steps():
+    return False  # The same state, e.g. the final step fell on the interval.
+  args = ocp.args.Composite(
+      model=ocp.args.StandardSave(nnx.state(model, _MODEL_VARIABLES)),
+      optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
+      meta=ocp.args.JsonSave({'step': int(step), 'train_batches_consumed': int(step)}))
+  metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
+  saved = manager.save(step, args=args, metrics=metrics, force=force)
+  if saved:
+    logging.info('Saving checkpoint at step %d to %s.', step, manager.directory)
+  return saved
+
+
+def _abstract(tree: Any) -> Any:
+  """Shape/dtype/sharding of every array: the restore target, so arrays land in place."""
+  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
+            step: int | None = None) -> int:
+  """Restores the latest (or a given) checkpoint into ``model`` and ``optimizer``, in place.
+
+  The current arrays of ``model`` and ``optimizer`` give the target shapes, dtypes and
+  shardings, so place them (e.g. replicate them over the mesh) first.
+
+  Args:
+    manager: From ``create_manager``.
+    model: The freshly built model.
+    optimizer: Its optimizer.
+    step: The step to restore; None: the latest.
+
+  Returns:
+    The restored step, or 0 (nothing changed) when the workdir holds no checkpoint.
+  """
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    return 0
+  restored = manager.restore(step, args=ocp.args.Composite(
+      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
+      optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
+      meta=ocp.args.JsonRestore()))
+  nnx.update(model, restored['model'])
+  nnx.update(optimizer, restored['optimizer'])
+  if restored['meta']['step'] != step:
+    raise ValueError(f'Checkpoint {manager.directory}/{step} records step '
+                     f'{restored["meta"]["step"]}; the folder was renamed or corrupted.')
+  logging.info('Restored checkpoint of step %d from %s.', step, manager.directory)
+  return step
+
+
+def select_step(manager: ocp.CheckpointManager, which: str = 'best') -> int:
+  """The step named by ``which``: 'best' (lowest eval/abs_rel, else latest), 'latest', or a
+  step number.
+
+  Raises:
+    FileNotFoundError: There is no such checkpoint.
+  """
+  steps = manager.all_steps()
+  if which == 'best':
+    step = manager.best_step()
+    step = manager.latest_step() if step is None else step
+  elif which == 'latest':
+    step = manager.latest_step()
+  elif str(which).isdigit():
+    step = int(which)
+  else:
+    raise ValueError(f"Checkpoint {which!r}: expected 'best', 'latest' or a step number.")
+  if step is None or step not in steps:
+    raise FileNotFoundError(
+        f'No checkpoint {which!r} in {manager.directory} (steps there: {sorted(steps)}).')
+  return step
+
+
+def restore_model(workdir: str | os.PathLike[str], model: nnx.Module,
+                  which: str = 'best') -> int:
+  """Restores only the model (no optimizer) of a training run, in place, for evaluation.
+
+  Args:
+    workdir: The training run's folder.
+    model: A model built with the run's model config; its arrays give target shardings.
+    which: 'best', 'latest' or a step number (see ``select_step``).
+
+  Returns:
+    The restored step.
+  """
+  manager = create_manager(workdir, read_only=True)
+  step = select_step(manager, which)
+  restored = manager.restore(step, args=ocp.args.Composite(
+      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES)))))
+  nnx.update(model, restored['model'])
+  manager.close()
+  logging.info('Restored the model of step %d from %s.', step, manager.directory)
+  return step

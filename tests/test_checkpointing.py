@@ -1,0 +1,164 @@
+"""Tests for adabins_jax.checkpointing: round trips, which checkpoints are kept, killed saves."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from flax import nnx
+import jax
+import numpy as np
+import optax
+import pytest
+
+from adabins_jax import checkpointing
+from adabins_jax import parallel
+from stand_ins import TinyDepthModel
+
+_TX = optax.adam(1e-3)
+
+
+def _model_and_optimizer(seed=0):
+  model = TinyDepthModel(rngs=nnx.Rngs(params=seed, dropout=seed))
+  return model, nnx.Optimizer(model, _TX, wrt=nnx.Param)
+
+
+def _perturb(model, optimizer, amount):
+  """Moves every parameter, moment and statistic off its initial value, recognisably."""
+  graphdef, state = nnx.split((model, optimizer))
+  state = jax.tree.map(
+      lambda x: x if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x + amount, state)
+  nnx.update((model, optimizer), state)
+
+
+def _arrays(*nodes):
+  state = nnx.state(nodes, nnx.Not(nnx.RngState))
+  return [np.asarray(x) for x in jax.tree.leaves(state)]
+
+
+def test_save_and_restore_round_trip(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  _perturb(model, optimizer, 3)
+  manager = checkpointing.create_manager(tmp_path)
+  assert checkpointing.save(manager, 7, model, optimizer)
+  manager.wait_until_finished()
+
+  fresh_model, fresh_optimizer = _model_and_optimizer(seed=1)
+  assert checkpointing.restore(checkpointing.create_manager(tmp_path), fresh_model,
+                               fresh_optimizer) == 7
+  for a, b in zip(_arrays(model, optimizer), _arrays(fresh_model, fresh_optimizer), strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert int(fresh_optimizer.step[...]) == 3  # 0 + 3 from _perturb.
+
+
+def test_restore_without_checkpoint_changes_nothing(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  before = _arrays(model, optimizer)
+  assert checkpointing.restore(checkpointing.create_manager(tmp_path), model, optimizer) == 0
+  for a, b in zip(before, _arrays(model, optimizer)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_restore_lands_replicated_on_the_mesh(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  manager = checkpointing.create_manager(tmp_path)
+  checkpointing.save(manager, 1, model, optimizer)
+  manager.wait_until_finished()
+  mesh = parallel.create_mesh(2)
+  fresh_model, fresh_optimizer = _model_and_optimizer(seed=1)
+  nnx.update((fresh_model, fresh_optimizer),
+             parallel.replicate(nnx.state((fresh_model, fresh_optimizer)), mesh))
+  checkpointing.restore(manager, fresh_model, fresh_optimizer)
+  kernel = fresh_model.encoder.kernel[...]
+  assert kernel.sharding.is_fully_replicated and len(kernel.sharding.device_set) == 2
+  np.testing.assert_array_equal(kernel, model.encoder.kernel[...])
+
+
+def test_keeps_latest_and_best(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  manager = checkpointing.create_manager(tmp_path, keep_latest=2, keep_best=1)
+  abs_rels = {1: 0.5, 2: 0.2, 3: 0.4, 4: 0.6, 5: 0.7}
+  for step, abs_rel in abs_rels.items():
+    checkpointing.save(manager, step, model, optimizer,
+                       metrics={'eval/abs_rel': abs_rel, 'eval/d1': 1 - abs_rel})
+    manager.wait_until_finished()
+  checkpointing.save(manager, 6, model, optimizer)  # No evaluation at this one.
+  manager.wait_until_finished()
+  assert sorted(manager.all_steps()) == [2, 5, 6]
+  assert sorted(int(p.name) for p in checkpointing.checkpoint_dir(tmp_path).iterdir()
+                if p.name.isdigit()) == [2, 5, 6]
+  reader = checkpointing.create_manager(tmp_path, read_only=True)
+  assert checkpointing.select_step(reader, 'best') == 2
+  assert checkpointing.select_step(reader, 'latest') == 6
+  assert checkpointing.select_step(reader, '5') == 5
+  with pytest.raises(FileNotFoundError, match=r"No checkpoint '3' .* \[2, 5, 6\]"):
+    checkpointing.select_step(reader, '3')
+  with pytest.raises(ValueError, match="'newest'"):
+    checkpointing.select_step(reader, 'newest')
+
+
+def test_save_interval_force_and_duplicates(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  manager = checkpointing.create_manager(tmp_path, save_every_steps=2)
+  assert not checkpointing.save(manager, 1, model, optimizer)
+  assert checkpointing.save(manager, 2, model, optimizer)
+  assert checkpointing.save(manager, 3, model, optimizer, force=True)
+  manager.wait_until_finished()
+  assert not checkpointing.save(manager, 3, model, optimizer, force=True)
+  assert sorted(manager.all_steps()) == [2, 3]
+
+
+def test_restore_model_only(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  _perturb(model, optimizer, 2)
+  manager = checkpointing.create_manager(tmp_path)
+  checkpointing.save(manager, 4, model, optimizer, metrics={'eval/abs_rel': 0.3})
+  manager.wait_until_finished()
+  fresh = TinyDepthModel(rngs=nnx.Rngs(params=5, dropout=5))
+  assert checkpointing.restore_model(tmp_path, fresh, 'best') == 4
+  for a, b in zip(_arrays(model), _arrays(fresh), strict=True):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(FileNotFoundError, match='No checkpoint'):
+    checkpointing.restore_model(tmp_path / 'elsewhere', fresh)
+
+
+_KILLED_SAVE = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, {tests!r})
+    from flax import nnx
+    from orbax.checkpoint._src.path import atomicity
+    from adabins_jax import checkpointing
+    import test_checkpointing as t
+
+    model, optimizer = t._model_and_optimizer()
+    manager = checkpointing.create_manager({workdir!r})
+    checkpointing.save(manager, 1, model, optimizer)
+    manager.wait_until_finished()
+    t._perturb(model, optimizer, 1)
+
+    async def die(self):
+      os._exit(17)  # Killed after writing every array, before the commit.
+
+    atomicity.AtomicRenameTemporaryPath.finalize = die
+    checkpointing.save(manager, 2, model, optimizer, force=True)
+    manager.wait_until_finished()
+''')
+
+
+def test_killed_save_leaves_the_last_good_checkpoint(tmp_path):
+  script = _KILLED_SAVE.format(tests=os.path.dirname(__file__), workdir=str(tmp_path))
+  result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                          timeout=120)
+  assert result.returncode == 17, result.stderr[-3000:]
+  leftovers = [p.name for p in checkpointing.checkpoint_dir(tmp_path).iterdir()]
+  assert '1' in leftovers and any(name.startswith('2.') for name in leftovers), leftovers
+
+  manager = checkpointing.create_manager(tmp_path)
+  assert manager.all_steps() == [1]
+  model, optimizer = _model_and_optimizer(seed=3)
+  assert checkpointing.restore(manager, model, optimizer) == 1
+  reference, reference_optimizer = _model_and_optimizer()
+  for a, b in zip(_arrays(reference, reference_optimizer), _arrays(model, optimizer)):
+    np.testing.assert_array_equal(a, b)
+  # The partial step was cleared when the manager started, so step 2 can be written again.
+  assert [p.name for p in checkpointing.checkpoint_dir(tmp_path).iterdir()] == ['1']
