@@ -50,7 +50,7 @@ def get_config() -> ml_collections.ConfigDict:
   # 'standard' or 'dws' (depthwise-separable) convolutions in the U-Net.
   model.conv = 'standard'
   # U-Net widths, one per resolution level (full, 1/2, 1/4, ...).
-  model.unet_widths = (32, 64, 128, 256, 512)
+  model.unet_widths = (24, 48, 96, 192, 384)
   # mViT head: patch size in pixels of the decoder map, query count, embedding width,
   # attention heads, transformer layers, feed-forward width, positional-table rows.
   model.patch_size = 16

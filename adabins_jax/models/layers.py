@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 
 def _align_corners_lerp(x: jax.Array, axis: int, out_size: int) -> jax.Array:
@@ -56,3 +57,178 @@ def resize_bilinear(x: jax.Array, size: Sequence[int]) -> jax.Array:
     raise ValueError(f'resize_bilinear: output size must be positive, got {size}.')
   x = _align_corners_lerp(x, 1, out_h)
   return _align_corners_lerp(x, 2, out_w)
+
+
+Padding = str | int | Sequence[tuple[int, int]]
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+  return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def _explicit_padding(padding: Padding, kernel: tuple[int, int], strides: tuple[int, int],
+                      in_hw: tuple[int, int]) -> list[tuple[int, int]]:
+  """Resolves a padding spec to explicit (low, high) pairs for H and W.
+
+  'SAME' is TensorFlow's: the total padding is computed from the input size and the odd pixel
+  goes to the bottom/right, which the TF-ported EfficientNet weights expect. An int is PyTorch's
+  symmetric padding.
+  """
+  if isinstance(padding, int):
+    return [(padding, padding)] * 2
+  if isinstance(padding, str):
+    if padding.upper() == 'VALID':
+      return [(0, 0)] * 2
+    if padding.upper() != 'SAME':
+      raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}.")
+    pads = []
+    for size, k, s in zip(in_hw, kernel, strides):
+      total = max((-(-size // s) - 1) * s + k - size, 0)
+      pads.append((total // 2, total - total // 2))
+    return pads
+  return [tuple(p) for p in padding]
+
+
+def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                           pads: Sequence[tuple[int, int]]) -> jax.Array:
+  """Depthwise convolution as a sum of k*k shifted, scaled copies of the input.
+
+  XLA's grouped convolution (feature_group_count == channels) is an order of magnitude slower than
+  this on CPU, forward and backward; on GPU the native op is fast and is used instead.
+
+  Args:
+    x: (N, H, W, C) input.
+    kernel: (kh, kw, 1, C) depthwise kernel (HWIO with one input channel per group).
+    strides: (sh, sw).
+    pads: explicit ((top, bottom), (left, right)) padding.
+
+  Returns:
+    (N, H', W', C) output, identical to ``lax.conv_general_dilated`` with groups == C.
+  """
+  kh, kw = kernel.shape[:2]
+  sh, sw = strides
+  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+  out_h = (x.shape[1] - kh) // sh + 1
+  out_w = (x.shape[2] - kw) // sw + 1
+  out = None
+  for i in range(kh):
+    for j in range(kw):
+      tap = jax.lax.slice(
+          x, (0, i, j, 0),
+          (x.shape[0], i + (out_h - 1) * sh + 1, j + (out_w - 1) * sw + 1, x.shape[3]),
+          (1, sh, sw, 1))
+      term = tap * kernel[i, j, 0]
+      out = term if out is None else out + term
+  return out
+
+
+def _use_shifted_depthwise(impl: str) -> bool:
+  if impl == 'auto':
+    return jax.default_backend() == 'cpu'
+  if impl not in ('shifted', 'xla'):
+    raise ValueError(f"depthwise impl must be 'auto', 'shifted' or 'xla', got {impl!r}.")
+  return impl == 'shifted'
+
+
+# PyTorch's default conv init (kaiming_uniform with a=sqrt(5)) is U(+-1/sqrt(fan_in)).
+_torch_default_init = nnx.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
+
+
+class Conv(nnx.Module):
+  """2-D convolution, NHWC, with TensorFlow 'SAME' or PyTorch-style explicit padding.
+
+  Grouped convolution with ``groups == in_features == out_features`` is depthwise; on CPU it runs
+  as a sum of shifted copies (see ``depthwise_conv_shifted``) unless ``depthwise_impl='xla'``.
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int], *,
+               strides: int | Sequence[int] = 1, padding: Padding = 'SAME', groups: int = 1,
+               use_bias: bool = True, depthwise_impl: str = 'auto', dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    if in_features % groups or out_features % groups:
+      raise ValueError(f'Conv: groups={groups} must divide in_features={in_features} and '
+                       f'out_features={out_features}.')
+    self.in_features, self.out_features, self.groups = in_features, out_features, groups
+    self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
+    self.padding, self.depthwise_impl, self.dtype = padding, depthwise_impl, dtype
+    shape = (*self.kernel_size, in_features // groups, out_features)
+    self.kernel = nnx.Param(_torch_default_init(rngs.params(), shape, param_dtype))
+    if use_bias:
+      bound = 1.0 / np.sqrt(np.prod(shape[:3]))
+      self.bias = nnx.Param(jax.random.uniform(rngs.params(), (out_features,), param_dtype,
+                                               -bound, bound))
+    else:
+      self.bias = None
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if x.shape[-1] != self.in_features:
+      raise ValueError(f'Conv expects {self.in_features} input channels, got input of shape '
+                       f'{x.shape} (NHWC).')
+    dtype = self.dtype or x.dtype
+    x = x.astype(dtype)
+    kernel = self.kernel[...].astype(dtype)
+    pads = _explicit_padding(self.padding, self.kernel_size, self.strides, x.shape[1:3])
+    depthwise = self.groups > 1 and self.groups == self.in_features == self.out_features
+    if depthwise and _use_shifted_depthwise(self.depthwise_impl):
+      y = depthwise_conv_shifted(x, kernel, self.strides, pads)
+    else:
+      y = jax.lax.conv_general_dilated(
+          x, kernel, self.strides, pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+          feature_group_count=self.groups)
+    if self.bias is not None:
+      y = y + self.bias[...].astype(dtype)
+    return y
+
+
+class SeparableConv(nnx.Module):
+  """Depthwise-separable convolution: a depthwise kxk conv then a pointwise 1x1 conv.
+
+  Takes the same arguments as ``Conv`` (groups excepted), so it can stand wherever one does.
+  """
+
+  def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int], *,
+               strides: int | Sequence[int] = 1, padding: Padding = 'SAME',
+               use_bias: bool = True, depthwise_impl: str = 'auto', dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.depthwise = Conv(in_features, in_features, kernel_size, strides=strides,
+                          padding=padding, groups=in_features, use_bias=False,
+                          depthwise_impl=depthwise_impl, dtype=dtype, param_dtype=param_dtype,
+                          rngs=rngs)
+    self.pointwise = Conv(in_features, out_features, 1, padding=0, use_bias=use_bias,
+                          dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.pointwise(self.depthwise(x))
+
+
+CONV_KINDS = {'standard': Conv, 'dws': SeparableConv}
+
+
+def make_conv(kind: str, in_features: int, out_features: int, kernel_size, **kwargs):
+  """Builds a standard ('standard') or depthwise-separable ('dws') convolution."""
+  if kind not in CONV_KINDS:
+    raise ValueError(f'conv kind must be one of {sorted(CONV_KINDS)}, got {kind!r}.')
+  if kind == 'dws' and _pair(kernel_size) == (1, 1):
+    kind = 'standard'  # A 1x1 conv has nothing to separate.
+  return CONV_KINDS[kind](in_features, out_features, kernel_size, **kwargs)
+
+
+def batch_norm(features: int, *, torch_momentum: float = 0.1, eps: float = 1e-5, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.BatchNorm:
+  """BatchNorm with PyTorch's momentum convention (new = (1-m) * old + m * batch).
+
+  Under jit over a sharded batch the statistics are those of the global batch, i.e. synchronised
+  BatchNorm; the PyTorch release trained with per-GPU statistics.
+  """
+  return nnx.BatchNorm(features, momentum=1.0 - torch_momentum, epsilon=eps, dtype=dtype,
+                       param_dtype=param_dtype, rngs=rngs)
+
+
+def drop_path(rate: float, rngs: nnx.Rngs) -> nnx.Dropout:
+  """Stochastic depth: drops whole residual branches per example (mask broadcast over H, W, C)."""
+  return nnx.Dropout(rate, broadcast_dims=(1, 2, 3), rngs=rngs)
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+  """PyTorch's default LeakyReLU slope."""
+  return jax.nn.leaky_relu(x, 0.01)

@@ -1,0 +1,87 @@
+"""Model zoo: every architecture the configs can name, built by ``build_model``.
+
+``MODELS`` maps ``config.model.name`` to a builder; no string imports. Tiny variants for tests sit
+beside the real ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from adabins_jax.models.adabins import AdaBins, AdaptiveBinsHead
+from adabins_jax.models.decoder import Decoder
+from adabins_jax.models.efficientnet import EfficientNet
+from adabins_jax.models.unet import UNet
+
+__all__ = ['AdaBins', 'MODELS', 'build_model', 'count_params']
+
+_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+
+
+def _dtype(name):
+  if name not in _DTYPES:
+    raise ValueError(f'Unknown dtype {name!r}; choose one of {sorted(_DTYPES)}.')
+  return _DTYPES[name]
+
+
+def _head(cfg, in_ch: int, kw) -> AdaptiveBinsHead:
+  return AdaptiveBinsHead(
+      in_ch, n_bins=cfg.n_bins, patch_size=cfg.patch_size, n_queries=cfg.n_queries,
+      embed_dim=cfg.embed_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers,
+      ffn_dim=cfg.ffn_dim, pos_table_size=cfg.pos_table_size, dropout_rate=cfg.dropout_rate,
+      bin_norm=cfg.bin_norm, **kw)
+
+
+def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
+  return AdaBins(encoder, decoder, _head(cfg, 128, kw), n_bins=cfg.n_bins,
+                 n_queries=cfg.n_queries, min_depth_m=cfg.min_depth_m,
+                 max_depth_m=cfg.max_depth_m, min_input_size=min_input_size, **kw)
+
+
+def _efficientnet_adabins(cfg, kw, *, variant: str) -> AdaBins:
+  encoder = EfficientNet(variant, drop_path_rate=cfg.get('drop_path_rate', 0.0),
+                         depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
+  decoder = Decoder(encoder.feature_channels, features=cfg.get('decoder_features') or None, **kw)
+  # Five stride-2 stages: anything smaller than 32 px collapses to nothing.
+  return _assemble(cfg, encoder, decoder, 32, kw)
+
+
+def _unet_adabins(cfg, kw) -> AdaBins:
+  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=128,
+              depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
+  return _assemble(cfg, unet, None, unet.min_input_size, kw)
+
+
+MODELS: dict[str, Callable[..., AdaBins]] = {
+    'effnet_b5': functools.partial(_efficientnet_adabins, variant='b5'),
+    'effnet_b0': functools.partial(_efficientnet_adabins, variant='b0'),
+    'unet': _unet_adabins,
+}
+
+
+def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> AdaBins:
+  """Builds the AdaBins model that ``model_config.name`` names.
+
+  Args:
+    model_config: the ``config.model`` block.
+    rngs: needs a ``params`` stream, and a ``dropout`` stream for training.
+
+  Returns:
+    The model, in training mode (call ``.eval()`` for inference).
+  """
+  if model_config.name not in MODELS:
+    raise ValueError(f'Unknown model.name {model_config.name!r}; choose one of {sorted(MODELS)}.')
+  kw = dict(dtype=_dtype(model_config.dtype), param_dtype=_dtype(model_config.param_dtype),
+            rngs=rngs)
+  return MODELS[model_config.name](model_config, kw)
+
+
+def count_params(model: nnx.Module) -> int:
+  """Number of trainable parameters (BatchNorm statistics excluded)."""
+  return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
