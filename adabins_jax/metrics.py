@@ -1,0 +1,248 @@
+"""The evaluation protocol (SPEC 3): post-processing, crops, per-image depth metrics, accumulation.
+
+Metrics are computed per image (the reported number is a mean over images, not over pixels) in
+jnp, so they run batched inside a jitted eval step. Means across batches and hosts are exact
+because what leaves the step is a ``MetricSums`` of (sum, count): merging adds, ``compute``
+divides once at the end. Images with no valid pixel and padding examples of the last batch are
+excluded from both the sums and the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adabins_jax.models.layers import resize_bilinear
+
+METRIC_NAMES = ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
+CROPS = ('eigen', 'garg', 'none')
+
+# Eigen et al.'s NYU crop, in pixels of the 480x640 NYU frame (rows, cols).
+_EIGEN_NYU_SHAPE = (480, 640)
+_EIGEN_NYU_ROWS, _EIGEN_NYU_COLS = (45, 471), (41, 601)
+# Garg et al.'s KITTI crop as fractions of the image size, as in the BTS / AdaBins evaluation.
+_GARG_ROWS, _GARG_COLS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
+
+
+def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
+  """Boolean (H, W) mask of the pixels the protocol's crop keeps.
+
+  Args:
+    shape: the ground truth's (H, W).
+    crop: 'eigen' (NYU, needs a 480x640 image), 'garg' (KITTI, relative to the size) or 'none'.
+
+  Returns:
+    A numpy bool array, a compile-time constant under jit.
+  """
+  h, w = (int(s) for s in shape[:2])
+  mask = np.zeros((h, w), bool)
+  if crop == 'none':
+    mask[:] = True
+  elif crop == 'eigen':
+    if (h, w) != _EIGEN_NYU_SHAPE:
+      raise ValueError(f"crop='eigen' is defined on 480x640 NYU frames; got ground truth of size "
+                       f"{h}x{w}. Use crop='none' (or 'garg' for KITTI) for other sizes.")
+    mask[slice(*_EIGEN_NYU_ROWS), slice(*_EIGEN_NYU_COLS)] = True
+  elif crop == 'garg':
+    mask[int(_GARG_ROWS[0] * h):int(_GARG_ROWS[1] * h),
+         int(_GARG_COLS[0] * w):int(_GARG_COLS[1] * w)] = True
+  else:
+    raise ValueError(f'crop must be one of {CROPS}, got {crop!r}.')
+  return mask
+
+
+def _as_hw(name: str, x: jax.Array, ndim: int) -> jax.Array:
+  """Drops a trailing channel axis of size 1; checks the rank."""
+  if x.ndim == ndim + 1 and x.shape[-1] == 1:
+    x = x[..., 0]
+  if x.ndim != ndim:
+    raise ValueError(f'{name} must have shape {"(B, H, W)" if ndim == 3 else "(H, W)"} '
+                     f'(optionally with a trailing 1), got {x.shape}.')
+  return x
+
+
+def _masked_metrics(gt: jax.Array, pred: jax.Array,
+                    valid: jax.Array) -> tuple[dict[str, jax.Array], jax.Array]:
+  """The nine metrics over ``valid`` pixels of one image, and the valid-pixel count."""
+  n = jnp.sum(valid).astype(jnp.float32)
+
+  def mean(x):
+    return jnp.sum(jnp.where(valid, x, 0.0)) / jnp.maximum(n, 1.0)
+
+  # Invalid pixels (gt may be 0 there) are swapped for 1 so no inf / NaN is ever formed.
+  gt = jnp.where(valid, gt.astype(jnp.float32), 1.0)
+  pred = jnp.where(valid, pred.astype(jnp.float32), 1.0)
+  thresh = jnp.maximum(gt / pred, pred / gt)
+  diff = gt - pred
+  log_err = jnp.log(pred) - jnp.log(gt)
+  silog_var = mean(jnp.square(log_err)) - jnp.square(mean(log_err))
+  values = {
+      'd1': mean(thresh < 1.25),
+      'd2': mean(thresh < 1.25**2),
+      'd3': mean(thresh < 1.25**3),
+      'abs_rel': mean(jnp.abs(diff) / gt),
+      'sq_rel': mean(jnp.square(diff) / gt),
+      'rmse': jnp.sqrt(mean(jnp.square(diff))),
+      'rmse_log': jnp.sqrt(mean(jnp.square(log_err))),
+      'log10': mean(jnp.abs(log_err)) / np.log(10.0),
+      # Rounding can push the variance a hair below 0 for a constant error; numpy would NaN.
+      'silog': 100.0 * jnp.sqrt(jnp.maximum(silog_var, 0.0)),
+  }
+  return values, n
+
+
+def _valid_pixels(gt: jax.Array, min_depth: float, max_depth: float, crop: str) -> jax.Array:
+  return (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape[-2:], crop)
+
+
+def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_depth: float,
+                          crop: str) -> dict[str, jax.Array]:
+  """Depth metrics of one image as SPEC 3 (and the BTS / AdaBins ``compute_errors``).
+
+  Valid pixels: ``min_depth < gt < max_depth`` inside the crop. An image without one gets all
+  metrics 0; use ``compute_depth_metrics_batch``, which flags such images, to average.
+
+  Args:
+    gt: ground truth (H, W) or (H, W, 1), metres.
+    pred: post-processed prediction of the same size (see ``postprocess_prediction``).
+    min_depth: lower evaluation bound in metres (exclusive).
+    max_depth: upper evaluation bound in metres (exclusive).
+    crop: 'eigen', 'garg' or 'none' (see ``crop_mask``); static under jit.
+
+  Returns:
+    Dict of scalar float32 arrays keyed by ``METRIC_NAMES``.
+  """
+  gt, pred = _as_hw('gt', gt, 2), _as_hw('pred', pred, 2)
+  if gt.shape != pred.shape:
+    raise ValueError(f'compute_depth_metrics: gt {gt.shape} and pred {pred.shape} differ in size.')
+  values, _ = _masked_metrics(gt, pred, _valid_pixels(gt, min_depth, max_depth, crop))
+  return values
+
+
+def compute_depth_metrics_batch(gt: jax.Array, pred: jax.Array, min_depth: float,
+                                max_depth: float,
+                                crop: str) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Per-image depth metrics of a batch, and which images had a valid pixel.
+
+  Args:
+    gt: ground truth (B, H, W) or (B, H, W, 1), metres.
+    pred: post-processed predictions of the same size.
+    min_depth: lower evaluation bound in metres (exclusive).
+    max_depth: upper evaluation bound in metres (exclusive).
+    crop: 'eigen', 'garg' or 'none'; static under jit.
+
+  Returns:
+    (metrics, valid): a dict of (B,) float32 arrays keyed by ``METRIC_NAMES``, and a (B,) bool
+    array, False for images without a valid pixel (their metric values are meaningless).
+  """
+  gt, pred = _as_hw('gt', gt, 3), _as_hw('pred', pred, 3)
+  if gt.shape != pred.shape:
+    raise ValueError(f'compute_depth_metrics_batch: gt {gt.shape} and pred {pred.shape} differ '
+                     'in size.')
+  valid_px = _valid_pixels(gt, min_depth, max_depth, crop)
+  values, n = jax.vmap(_masked_metrics)(gt, pred, valid_px)
+  return values, n > 0
+
+
+def postprocess_prediction(pred: jax.Array, pred_flipped_back: jax.Array | None,
+                           gt_hw: Sequence[int], min_depth: float,
+                           max_depth: float) -> jax.Array:
+  """The release's evaluation post-processing of raw network depth.
+
+  Clips each prediction to [min_depth, max_depth], averages it with the un-mirrored prediction of
+  the mirrored image, resizes (bilinear, align_corners=True) to the ground truth's size, clips
+  again and replaces inf by ``max_depth`` and NaN by ``min_depth``.
+
+  Args:
+    pred: network depth (N, h, w, 1), metres.
+    pred_flipped_back: depth predicted on the mirrored images, mirrored back, same shape; or None
+      for no flip averaging.
+    gt_hw: the ground truth's (H, W).
+    min_depth: lower clip bound in metres.
+    max_depth: upper clip bound in metres.
+
+  Returns:
+    (N, H, W, 1) float32 depth.
+  """
+  if pred.ndim != 4 or pred.shape[-1] != 1:
+    raise ValueError(f'postprocess_prediction: pred must be (N, h, w, 1), got {pred.shape}.')
+  final = jnp.clip(pred.astype(jnp.float32), min_depth, max_depth)
+  if pred_flipped_back is not None:
+    if pred_flipped_back.shape != pred.shape:
+      raise ValueError(f'postprocess_prediction: pred_flipped_back {pred_flipped_back.shape} '
+                       f'differs from pred {pred.shape}.')
+    flipped = jnp.clip(pred_flipped_back.astype(jnp.float32), min_depth, max_depth)
+    final = 0.5 * (final + flipped)
+  final = resize_bilinear(final, gt_hw)
+  # Clipping already sends +-inf to the bounds; only NaN (which clip keeps) is left to replace.
+  final = jnp.clip(final, min_depth, max_depth)
+  return jnp.where(jnp.isnan(final), min_depth, final)
+
+
+@flax.struct.dataclass
+class MetricSums:
+  """Sums of per-image metrics and the number of images they cover.
+
+  A pytree, so a jitted eval step can return it; ``merge`` adds, ``compute`` divides. The sums of
+  the global batch are global (jit reduces over the sharded batch), so the result is the same
+  on every host and for any batch split.
+  """
+  sums: dict[str, jax.Array]
+  count: jax.Array
+
+  @classmethod
+  def empty(cls) -> MetricSums:
+    """Sums of no image: the identity of ``merge``."""
+    return cls(sums={k: jnp.zeros((), jnp.float32) for k in METRIC_NAMES},
+               count=jnp.zeros((), jnp.int32))
+
+  @classmethod
+  def from_per_image(cls, values: Mapping[str, jax.Array], valid: jax.Array,
+                     example_mask: jax.Array | None = None) -> MetricSums:
+    """Sums over the images that have a valid pixel and are real (not padding).
+
+    Args:
+      values: per-image metrics, (B,) arrays keyed by ``METRIC_NAMES``.
+      valid: (B,) bool, from ``compute_depth_metrics_batch``.
+      example_mask: optional (B,) bool, False for the padding examples of a last batch.
+    """
+    keep = valid if example_mask is None else valid & example_mask.astype(bool)
+    sums = {k: jnp.sum(jnp.where(keep, values[k], 0.0)) for k in METRIC_NAMES}
+    return cls(sums=sums, count=jnp.sum(keep).astype(jnp.int32))
+
+  def merge(self, other: MetricSums) -> MetricSums:
+    return MetricSums(sums={k: self.sums[k] + other.sums[k] for k in METRIC_NAMES},
+                      count=self.count + other.count)
+
+  def compute(self) -> dict[str, float]:
+    """Means over all counted images (NaN if none), plus 'num_images'."""
+    count = int(self.count)
+    result = {k: float(self.sums[k]) / count if count else float('nan') for k in METRIC_NAMES}
+    result['num_images'] = count
+    return result
+
+
+def batch_metric_sums(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | None, *,
+                      min_depth: float, max_depth: float, crop: str,
+                      example_mask: jax.Array | None = None) -> MetricSums:
+  """The whole protocol for one batch: post-process raw depth, score each image, sum.
+
+  Args:
+    gt: ground truth (B, H, W, 1), metres.
+    pred: raw network depth (B, h, w, 1).
+    pred_flipped_back: raw depth of the mirrored images, mirrored back, or None.
+    min_depth: evaluation / clip lower bound in metres.
+    max_depth: evaluation / clip upper bound in metres.
+    crop: 'eigen', 'garg' or 'none'; static under jit.
+    example_mask: optional (B,) bool, False for padding examples.
+
+  Returns:
+    The batch's ``MetricSums``.
+  """
+  final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
+  values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop)
+  return MetricSums.from_per_image(values, valid, example_mask)
