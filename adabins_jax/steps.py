@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from adabins_jax import losses
-# from adabins_jax import metrics as metrics_lib  # TODO: eval step
+from adabins_jax import metrics as metrics_lib
 from adabins_jax.models.layers import resize_bilinear
 
 Batch = Mapping[str, jax.Array]
@@ -72,3 +72,46 @@ def make_train_step(config, learning_rate_fn: Callable[[jax.Array], jax.Array]):
       chamfer_weight=float(config.train.chamfer_weight),
       min_depth_m=float(config.model.min_depth_m))
   return jax.jit(step, static_argnums=0, donate_argnums=1)
+
+
+def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,
+               max_depth_m: float, crop: str, flip_average: bool,
+               input_scale: float) -> tuple[metrics_lib.MetricSums, jax.Array]:
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  images, gt = batch['image'], batch['depth']
+  if input_scale != 1.0:
+    h, w = images.shape[1:3]
+    images = resize_bilinear(images, (round(h * input_scale), round(w * input_scale)))
+  _, pred = model(images)
+  # Two forward passes rather than one on a doubled batch: concatenating along the sharded
+  # batch axis would make the devices exchange images.
+  flipped_back = model(images[:, :, ::-1])[1][:, :, ::-1] if flip_average else None
+  final = metrics_lib.postprocess_prediction(pred, flipped_back, gt.shape[1:3], min_depth_m,
+                                             max_depth_m)
+  values, valid = metrics_lib.compute_depth_metrics_batch(gt, final, min_depth_m, max_depth_m,
+                                                          crop)
+  sums = metrics_lib.MetricSums.from_per_image(values, valid, batch.get('example_mask'))
+  return sums, final
+
+
+def make_eval_step(config):
+  """Returns the jitted ``eval_step(graphdef, state, batch) -> (metric_sums, depth)``.
+
+  ``graphdef, state = nnx.split(model)``; the model is put in eval mode inside. ``batch``
+  holds 'image' (N, H, W, 3) at full resolution, 'depth' (N, H, W, 1) and optionally
+  'example_mask' (N,) (False for padding). The protocol is SPEC 3: predict on the image (and
+  its mirror, un-mirrored), clip, average, resize to the ground truth, score each image.
+  ``metric_sums`` is a ``metrics.MetricSums`` over the real images; ``depth`` is the
+  post-processed (N, H, W, 1) prediction, for pictures.
+
+  Args:
+    config: The full config (uses model.min_depth_m, model.max_depth_m, eval.crop,
+      eval.flip_average, data.input_scale).
+  """
+  step = functools.partial(
+      _eval_step, min_depth_m=float(config.model.min_depth_m),
+      max_depth_m=float(config.model.max_depth_m), crop=config.eval.crop,
+      flip_average=bool(config.eval.flip_average),
+      input_scale=float(config.data.get('input_scale', 1.0)))
+  return jax.jit(step, static_argnums=0)

@@ -134,3 +134,71 @@ def test_training_reduces_the_loss():
   batch['depth'] = np.full_like(batch['depth'], 3.0)
   _, _, history = _run(1, 15, batch)
   assert history[-1]['loss'] < 0.85 * history[0]['loss'], [h['loss'] for h in history]
+
+
+def _eval_config(flip_average=True, input_scale=1.0):
+  config = _config()
+  config.eval = {'crop': 'none', 'flip_average': flip_average}
+  config.data = {'input_scale': input_scale}
+  return config
+
+
+def _reference_eval(model, image, gt, example_mask, flip_average):
+  """The protocol in numpy and torch, image by image: abs_rel and d1 means and the count."""
+  import torch  # pylint: disable=g-import-not-at-top
+
+  model.eval()
+  pred = np.clip(np.asarray(model(image)[1]), 1e-3, 10.0)
+  if flip_average:
+    flipped = np.asarray(model(image[:, :, ::-1])[1])[:, :, ::-1]
+    pred = 0.5 * (pred + np.clip(flipped, 1e-3, 10.0))
+  pred = torch.nn.functional.interpolate(
+      torch.from_numpy(pred.transpose(0, 3, 1, 2).copy()), size=gt.shape[1:3],
+      mode='bilinear', align_corners=True).numpy().transpose(0, 2, 3, 1)
+  abs_rel, d1 = [], []
+  for p, g, real in zip(pred, gt, example_mask):
+    valid = (g > 1e-3) & (g < 10.0)
+    if real and valid.any():
+      p, g = p[valid], g[valid]
+      abs_rel.append(np.mean(np.abs(g - p) / g))
+      d1.append(np.mean(np.maximum(g / p, p / g) < 1.25))
+  return np.mean(abs_rel), np.mean(d1), len(abs_rel)
+
+
+@pytest.mark.parametrize('flip_average', [True, False])
+def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average):
+  batch = synthetic_batch(batch_size=4)
+  batch['depth'][2] = 0.0  # No valid pixel: not counted.
+  batch['example_mask'] = np.array([True, True, True, False])  # The last one is padding.
+  model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=1))
+  expected = _reference_eval(model, batch['image'], batch['depth'], batch['example_mask'],
+                             flip_average)
+  eval_step = steps.make_eval_step(_eval_config(flip_average))
+  for num_devices in (1, 2):
+    mesh = parallel.create_mesh(num_devices)
+    graphdef, state = nnx.split(model)
+    with jax.set_mesh(mesh):
+      sums, depth = eval_step(graphdef, parallel.replicate(state, mesh),
+                              parallel.shard_batch(batch, mesh))
+    result = sums.compute()
+    assert result['num_images'] == expected[2] == 2
+    np.testing.assert_allclose(result['abs_rel'], expected[0], rtol=1e-5)
+    np.testing.assert_allclose(result['d1'], expected[1], rtol=1e-6)
+    assert depth.shape == (4, 16, 16, 1)
+
+
+def test_eval_step_scales_the_input():
+  # The 75%-input models see a smaller image; the ground truth stays full size.
+  seen = []
+
+  class Recorder(TinyDepthModel):
+    def __call__(self, images):
+      seen.append(images.shape)
+      return super().__call__(images)
+
+  model = Recorder(rngs=nnx.Rngs(params=0, dropout=1))
+  graphdef, state = nnx.split(model)
+  batch = synthetic_batch(batch_size=2)
+  sums, depth = steps.make_eval_step(_eval_config(False, input_scale=0.75))(graphdef, state, batch)
+  assert seen == [(2, 12, 12, 3)]
+  assert depth.shape == (2, 16, 16, 1) and int(sums.count) == 2
