@@ -60,9 +60,16 @@ def get_config() -> ml_collections.ConfigDict:
   model.num_layers = 4
   model.ffn_dim = 1024
   model.pos_table_size = 500
-  # Dropout in the transformer, and stochastic depth in EfficientNet encoders.
+  # Dropout in the transformer (PyTorch's default 0.1, as in the release).
   model.dropout_rate = 0.1
-  model.drop_path_rate = 0.2
+  # Stochastic depth in EfficientNet encoders, reaching this rate at the last block. The release
+  # (geffnet defaults) trained without it.
+  model.drop_path_rate = 0.0
+  # Width of the AdaBins decoder's bottleneck (None: the encoder head's width, 2048 for B5).
+  model.decoder_features = None
+  # Depthwise convolution kernel: 'auto' (shifted sums on CPU, XLA's grouped conv elsewhere),
+  # 'shifted' or 'xla'. All give the same numbers; only speed differs.
+  model.depthwise_impl = 'auto'
   # Computation and parameter dtypes ('float32' or 'bfloat16' for dtype).
   model.dtype = 'float32'
   model.param_dtype = 'float32'
@@ -73,8 +80,27 @@ def get_config() -> ml_collections.ConfigDict:
   optim.learning_rate = 3.57e-4
   # AdamW decoupled weight decay, applied to every parameter as in the release.
   optim.weight_decay = 0.1
-  # Global-norm gradient clipping.
+  # Global-norm gradient clipping, applied to the whole gradient before AdamW.
   optim.grad_clip_norm = 0.1
+  # One-cycle schedule (PyTorch OneCycleLR, cosine, two phases): the fraction of steps spent
+  # warming up, the start lr = learning_rate / div_factor and the final lr = start lr /
+  # final_div_factor (the release's 25 and 100; torch's own default final factor is 1e4).
+  optim.pct_start = 0.3
+  optim.div_factor = 25.0
+  optim.final_div_factor = 100.0
+  # Adam beta1, cycled inversely to the lr: max_beta1 -> base_beta1 at the peak -> max_beta1.
+  optim.base_beta1 = 0.85
+  optim.max_beta1 = 0.95
+  # Adam beta2 and epsilon (added to the root of the bias-corrected second moment).
+  optim.beta2 = 0.999
+  optim.eps = 1e-8
+  # Learning-rate multiplier of parameters under encoder/. 1.0 reproduces the published weights
+  # (the release's scheduler reset its lr/10 encoder group to one lr, SPEC 2); 0.1 gives the
+  # two-group variant the release meant.
+  optim.encoder_lr_multiplier = 1.0
+  # Further (regex over the '/'-joined parameter path, lr multiplier) pairs; the first match
+  # wins and these are tried before the encoder rule. Unmatched parameters get 1.0.
+  optim.lr_multiplier_rules = ()
 
   # ---------------------------------------------------------------- train
   config.train = train = ml_collections.ConfigDict()
