@@ -4,7 +4,7 @@ Training uses the 24k "sync" frames (raw Kinect frames registered to the colour 
 the 654 frames of the official split, both selected by the release's file lists. JPEG frames
 are stored as they are (no re-encoding). Build with::
 
-  tfds build nyu_depth_v2_bts --imports=adabins_jax.datasets --manual_dir=/data/nyu
+  python -m adabins_jax.datasets.build nyu_depth_v2_bts --manual_dir=/data/nyu
 """
 
 import io

@@ -3,7 +3,7 @@
 The same data as TFDS's own `nyu_depth_v2`, read from a folder you already have instead of
 downloaded (32 GB). Build with::
 
-  tfds build nyu_depth_v2_h5 --imports=adabins_jax.datasets --manual_dir=/data/nyudepthv2
+  python -m adabins_jax.datasets.build nyu_depth_v2_h5 --manual_dir=/data/nyudepthv2
 """
 
 import os

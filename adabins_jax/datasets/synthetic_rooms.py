@@ -5,7 +5,7 @@ ray cast with NumPy (see rooms_scene.py and rooms_render.py). Depth is z-depth i
 10 m like NYU, with a few sensor-like invalid (0) pixels. Example `i` of a split is rendered from
 the seed (split, i), so every build gives the same data. Build with::
 
-  tfds build synthetic_rooms --imports=adabins_jax.datasets --config=default
+  python -m adabins_jax.datasets.build synthetic_rooms/default
 """
 
 import dataclasses
