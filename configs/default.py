@@ -108,9 +108,23 @@ def get_config() -> ml_collections.ConfigDict:
   train.batch_size = 16
   # Length of training in epochs of the training split.
   train.num_epochs = 25
+  # Length of training in steps; overrides num_epochs when > 0.
+  train.num_steps = 0
   # Loss weights: SILog and the bin-centre chamfer term.
   train.silog_weight = 1.0
   train.chamfer_weight = 0.1
+  # Write train/... scalars (means since the last write) every this many steps.
+  train.log_every_steps = 100
+  # Run the full evaluation protocol every this many steps (0: only after the last step).
+  train.eval_every_steps = 2000
+  # Save a checkpoint every this many steps (also after each evaluation, the last step and
+  # on SIGTERM / SIGINT).
+  train.checkpoint_every_steps = 1000
+  # Checkpoints kept: the newest few, plus the best few by eval/abs_rel.
+  train.keep_checkpoints = 3
+  train.keep_best_checkpoints = 1
+  # Devices to train on (0: every device of every process; a smaller number for tests).
+  train.num_devices = 0
 
   # ---------------------------------------------------------------- eval
   config.eval = evaluation = ml_collections.ConfigDict()
@@ -120,4 +134,8 @@ def get_config() -> ml_collections.ConfigDict:
   evaluation.crop = 'eigen'
   # Average the prediction with that of the mirrored image (the release's protocol).
   evaluation.flip_average = True
+  # Checkpoint that --mode=eval scores: 'best' (lowest eval/abs_rel), 'latest' or a step.
+  evaluation.checkpoint = 'best'
+  # Predictions shown in the image | ground truth | prediction strip of each evaluation.
+  evaluation.num_images_to_show = 4
   return config
