@@ -17,8 +17,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   # ---------------------------------------------------------------- data
   config.data = data = ml_collections.ConfigDict()
-  # Dataset name, see adabins_jax/input_pipeline.py for the choices.
-  data.dataset = 'synthetic_rooms'
+  # TFDS dataset, optionally with its builder config ('name/config'): 'synthetic_rooms/vga'
+  # (rendered 480x640 rooms, built on first use in minutes), 'nyu_depth_v2_bts' (the paper's
+  # data), 'nyu_depth_v2_h5', 'nyu_depth_v2' (TFDS's download); see docs/data.md.
+  data.dataset = 'synthetic_rooms/vga'
   # TFDS data directory (None: TFDS default, ~/tensorflow_datasets).
   data.tfds_data_dir = None
   # Folder holding a manually downloaded dataset (NYU layouts), read by the builders.
@@ -26,6 +28,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Splits used for training and evaluation.
   data.train_split = 'train'
   data.eval_split = 'test'
+  # Cut NYU's white registration border (x 43..608, y 45..472) before augmenting; needs
+  # 480x640 frames (NYU, synthetic_rooms/vga), turn off for other sizes.
+  data.crop_white_border = True
+  # Random rotation, crop, flip and colour (SPEC 2); off: only a centre crop to crop_size.
+  data.augment = True
   # Random training crop (height, width) in pixels, before input scaling.
   data.crop_size = (416, 544)
   # Multiplies the network's input size (0.75 for the seed's 75% rows); ground truth for

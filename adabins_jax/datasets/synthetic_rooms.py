@@ -42,8 +42,8 @@ class SyntheticRooms(features.DepthBuilder):
       SyntheticRoomsConfig(name='default', description='240x320, 2000 train / 200 test.'),
       SyntheticRoomsConfig(name='vga', height=480, width=640, num_train=500, num_test=100,
                            description='NYU-sized 480x640, 500 train / 100 test.'),
-      SyntheticRoomsConfig(name='tiny', height=60, width=80, num_train=16, num_test=8,
-                           description='60x80, 16 train / 8 test, for tests.'),
+      SyntheticRoomsConfig(name='tiny', height=64, width=80, num_train=16, num_test=8,
+                           description='64x80, 16 train / 8 test, for tests.'),
   ]
   DEFAULT_CONFIG_NAME = 'default'
 

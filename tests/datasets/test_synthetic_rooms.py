@@ -17,11 +17,11 @@ def test_tiny_config_builds_and_matches_the_renderer(tmp_path):
     for ex in tfds.as_numpy(builder.as_dataset(split)):
       name = ex['name'].decode()
       names.add(name)
-      assert ex['image'].shape == (60, 80, 3) and ex['image'].dtype == np.uint8
-      assert ex['depth'].shape == (60, 80) and ex['depth'].dtype == np.float16
+      assert ex['image'].shape == (64, 80, 3) and ex['image'].dtype == np.uint8
+      assert ex['depth'].shape == (64, 80) and ex['depth'].dtype == np.float16
       # Example i of a split is the rendering of seed (split, i): rebuilding gives the same.
       index = int(name.split('/')[1])
-      image, depth, focal = rooms_render.render_example((split_id, index), 60, 80)
+      image, depth, focal = rooms_render.render_example((split_id, index), 64, 80)
       np.testing.assert_array_equal(ex['image'], image)
       np.testing.assert_array_equal(ex['depth'], depth.astype(np.float16))
       assert ex['focal'] == np.float32(focal)
