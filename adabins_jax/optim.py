@@ -13,6 +13,7 @@ parameter, so a group's multiplier scales its decay too, exactly as a torch para
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -58,10 +59,12 @@ def one_cycle_schedule(initial: float, peak: float, final: float, total_steps: i
   Returns:
     A function step -> float32 value.
   """
-  if not isinstance(total_steps, int) or total_steps < 1:
-    raise ValueError(f'one-cycle schedule: total_steps must be a positive int, got {total_steps!r}.')
+  if not isinstance(total_steps, numbers.Integral) or total_steps < 1:
+    raise ValueError(
+        f'one-cycle schedule: total_steps must be a positive int, got {total_steps!r}.')
   if not 0.0 < pct_start < 1.0:
     raise ValueError(f'one-cycle schedule: pct_start must be in (0, 1), got {pct_start}.')
+  total_steps = int(total_steps)
   end1 = float(pct_start * total_steps) - 1.0
   end2 = float(total_steps - 1)
 

@@ -133,8 +133,13 @@ def test_nnx_optimizer_updates_with_the_chain():
   before = jax.tree.map(jnp.copy, before)
   opt = nnx.Optimizer(model, optim.create_optimizer(_optim_config(encoder_lr_multiplier=0.1), 10),
                       wrt=nnx.Param)
-  grads = nnx.grad(lambda m: jnp.sum(m.head[0](m.encoder(jnp.ones((1, 2))))))(model)
-  opt.update(model, grads)
+
+  @nnx.jit
+  def step(model, opt):
+    grads = nnx.grad(lambda m: jnp.sum(m.head[0](m.encoder(jnp.ones((1, 2))))))(model)
+    opt.update(model, grads)
+
+  step(model, opt)
   after = nnx.state(model, nnx.Param)
   moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), after, before)
   assert all(v > 0 for v in jax.tree.leaves(moved))
