@@ -53,7 +53,7 @@ def _transform(x: tf.Tensor, transform: tf.Tensor, interpolation: str) -> tf.Ten
   """Applies a projective transform to one (H, W, C) map, filling with zeros."""
   out = tf.raw_ops.ImageProjectiveTransformV3(
       images=x[None], transforms=transform, output_shape=tf.shape(x)[:2],
-      fill_value=tf.constant(0.0, x.dtype), interpolation=interpolation, fill_mode='CONSTANT')
+      fill_value=tf.constant(0.0, tf.float32), interpolation=interpolation, fill_mode='CONSTANT')
   return tf.ensure_shape(out[0], x.shape)
 
 
@@ -98,8 +98,9 @@ def random_flip(image, depth, seed):
   """Mirrors both maps left-right with probability 0.5."""
   image, depth = tf.convert_to_tensor(image), tf.convert_to_tensor(depth)
   flip = tf.random.stateless_uniform([], _as_seed(seed)) > 0.5
-  return (tf.where(flip, tf.reverse(image, [1]), image),
-          tf.where(flip, tf.reverse(depth, [1]), depth))
+  # tf.cond rather than tf.where: only the branch taken is computed.
+  return tf.cond(flip, lambda: (tf.reverse(image, [1]), tf.reverse(depth, [1])),
+                 lambda: (image, depth))
 
 
 def random_color(image, seed, brightness_range=(0.75, 1.25)):
@@ -118,8 +119,8 @@ def random_color(image, seed, brightness_range=(0.75, 1.25)):
   gamma = tf.random.stateless_uniform([], seeds[1], 0.9, 1.1)
   brightness = tf.random.stateless_uniform([], seeds[2], *brightness_range)
   colors = tf.random.stateless_uniform([3], seeds[3], 0.9, 1.1)
-  augmented = tf.clip_by_value(image**gamma * brightness * colors, 0.0, 1.0)
-  return tf.where(apply, augmented, image)
+  return tf.cond(apply, lambda: tf.clip_by_value(image**gamma * brightness * colors, 0.0, 1.0),
+                 lambda: tf.convert_to_tensor(image))
 
 
 def train_augment(image, depth, seed, *, crop_size, rotation_deg=2.5, crop_border=True,

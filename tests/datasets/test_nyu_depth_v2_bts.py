@@ -8,7 +8,9 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-import adabins_jax.datasets  # noqa: F401  (registers the builders)
+import ml_collections
+
+from adabins_jax import input_pipeline
 from adabins_jax.datasets import nyu_depth_v2_bts
 
 TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'
@@ -37,6 +39,21 @@ def test_builds_both_splits_from_the_lists(bts_folder, tmp_path):
       np.testing.assert_array_equal(ex['depth'], expected)
       assert ex['depth'][0, 0] == 0.0  # invalid pixels stay 0
       assert ex['focal'] == np.float32(518.8579)
+  # The evaluation pipeline decodes the JPEGs exactly as PIL (the release's reader) does.
+  config = ml_collections.ConfigDict(dict(eval_split='test', input_scale=1.0))
+  batch = next(iter(input_pipeline.create_eval_dataset(config, 2, builder=builder)))
+  mean, std = np.array(input_pipeline.IMAGENET_MEAN), np.array(input_pipeline.IMAGENET_STD)
+  pixels = np.round((batch['image'] * std + mean) * 255)
+  expected = [np.asarray(Image.open(root / 'official_splits' / 'test' / rgb))
+              for rgb in ('kitchen/rgb_00000.jpg', 'bathroom/rgb_00001.jpg')]
+  names = [_closest(p, expected) for p in pixels]
+  assert sorted(names) == [0, 1]
+  for p, n in zip(pixels, names):
+    np.testing.assert_array_equal(p, expected[n])
+
+
+def _closest(image, candidates):
+  return int(np.argmin([np.abs(image - c).mean() for c in candidates]))
 
 
 def test_parses_lists_with_and_without_leading_slash(tmp_path):
