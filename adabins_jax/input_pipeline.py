@@ -114,6 +114,27 @@ def _local_batch_size(global_batch_size, process_count):
   return global_batch_size // process_count
 
 
+def _shuffled_stream(examples, num_examples, shuffle_buffer, seed, index, count, start):
+  """(position, example) pairs of this host's endless stream, from position `start` on.
+
+  Epoch `e` is `examples` shuffled with a seed drawn from (seed, host, e), so any position's
+  example is known without reading what came before its epoch; within that epoch the records
+  before `start` are read but not decoded.
+  """
+
+  def epoch(e):
+    # A full-range int64 from (seed, host, epoch): reshuffles every epoch, reproducibly.
+    shuffle_seed = tf.random.stateless_uniform(
+        [], tf.stack([tf.constant(seed, tf.int64), e * count + index]), dtype=tf.int64,
+        minval=None, maxval=None)
+    return examples.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+
+  first_epoch, skip = divmod(start, num_examples)
+  stream = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
+  return tf.data.Dataset.zip(tf.data.Dataset.range(start, np.iinfo(np.int64).max),
+                             stream.skip(skip))
+
+
 def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_size: int,
                          seed: int, start_step: int = 0, *, process_index: int | None = None,
                          process_count: int | None = None,
@@ -136,7 +157,8 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
   """
   index, count = _processes(process_index, process_count)
   batch_size = _local_batch_size(global_batch_size, count)
-  builder = builder or get_builder(data_config)
+  if builder is None:
+    builder = get_builder(data_config)
   # Equal shards, so every host has the same number of batches per epoch.
   split = tfds.split_for_jax_process(_split(builder, data_config.train_split),
                                      process_index=index, process_count=count,
@@ -144,21 +166,9 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
   num_examples = builder.info.splits[split].num_examples
   if num_examples == 0:
     raise ValueError(f'{builder.name}: the training shard of process {index} is empty')
-  examples = _read(builder, split)
-
-  def epoch(e):
-    # A full-range int64 from (seed, host, epoch): reshuffles every epoch, reproducibly.
-    shuffle_seed = tf.random.stateless_uniform(
-        [], tf.stack([tf.constant(seed, tf.int64), e * count + index]), dtype=tf.int64,
-        minval=None, maxval=None)
-    return examples.shuffle(data_config.shuffle_buffer, seed=shuffle_seed,
-                            reshuffle_each_iteration=False)
-
-  start = start_step * batch_size  # position in this host's stream
-  first_epoch, skip = divmod(start, num_examples)
-  stream = tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max).flat_map(epoch)
-  stream = tf.data.Dataset.zip(tf.data.Dataset.range(start, np.iinfo(np.int64).max),
-                               stream.skip(skip))
+  stream = _shuffled_stream(_read(builder, split), num_examples,
+                            data_config.shuffle_buffer, seed, index, count,
+                            start=start_step * batch_size)
   decode = _decoder(builder)
 
   def prepare(position, example):
@@ -197,7 +207,8 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
   """
   index, count = _processes(process_index, process_count)
   batch_size = _local_batch_size(global_batch_size, count)
-  builder = builder or get_builder(data_config)
+  if builder is None:
+    builder = get_builder(data_config)
   name = _split(builder, data_config.eval_split)
   splits = [tfds.split_for_jax_process(name, process_index=i, process_count=count)
             for i in range(count)]
