@@ -27,8 +27,12 @@ DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_
 _SPLIT_ALIASES = {'nyu_depth_v2': {'test': 'validation'}}
 Batch = dict[str, np.ndarray]
 
-# tf.data must not reserve accelerator memory that JAX needs.
-tf.config.set_visible_devices([], 'GPU')
+# tf.data must not reserve accelerator memory that JAX needs. (If TensorFlow was set up
+# before this import, the devices are fixed already and this cannot change them.)
+try:
+  tf.config.set_visible_devices([], 'GPU')
+except RuntimeError:
+  pass
 
 
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
