@@ -24,7 +24,6 @@ import optax
 
 from adabins_jax import losses
 from adabins_jax import metrics as metrics_lib
-from adabins_jax.models.layers import resize_bilinear
 
 Batch = Mapping[str, jax.Array]
 
@@ -75,14 +74,13 @@ def make_train_step(config, learning_rate_fn: Callable[[jax.Array], jax.Array]):
 
 
 def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,
-               max_depth_m: float, crop: str, flip_average: bool,
-               input_scale: float) -> tuple[metrics_lib.MetricSums, jax.Array]:
+               max_depth_m: float, crop: str,
+               flip_average: bool) -> tuple[metrics_lib.MetricSums, jax.Array]:
   model = nnx.merge(graphdef, state)
   model.eval()
+  # The image may be smaller than the ground truth (data.input_scale); the prediction is
+  # resized to the ground truth's size either way.
   images, gt = batch['image'], batch['depth']
-  if input_scale != 1.0:
-    h, w = images.shape[1:3]
-    images = resize_bilinear(images, (round(h * input_scale), round(w * input_scale)))
   _, pred = model(images)
   # Two forward passes rather than one on a doubled batch: concatenating along the sharded
   # batch axis would make the devices exchange images.
@@ -99,7 +97,7 @@ def make_eval_step(config):
   """Returns the jitted ``eval_step(graphdef, state, batch) -> (metric_sums, depth)``.
 
   ``graphdef, state = nnx.split(model)``; the model is put in eval mode inside. ``batch``
-  holds 'image' (N, H, W, 3) at full resolution, 'depth' (N, H, W, 1) and optionally
+  holds 'image' (N, h, w, 3), 'depth' (N, H, W, 1) at full resolution and optionally
   'example_mask' (N,) (False for padding). The protocol is SPEC 3: predict on the image (and
   its mirror, un-mirrored), clip, average, resize to the ground truth, score each image.
   ``metric_sums`` is a ``metrics.MetricSums`` over the real images; ``depth`` is the
@@ -107,11 +105,10 @@ def make_eval_step(config):
 
   Args:
     config: The full config (uses model.min_depth_m, model.max_depth_m, eval.crop,
-      eval.flip_average, data.input_scale).
+      eval.flip_average).
   """
   step = functools.partial(
       _eval_step, min_depth_m=float(config.model.min_depth_m),
       max_depth_m=float(config.model.max_depth_m), crop=config.eval.crop,
-      flip_average=bool(config.eval.flip_average),
-      input_scale=float(config.data.get('input_scale', 1.0)))
+      flip_average=bool(config.eval.flip_average))
   return jax.jit(step, static_argnums=0)

@@ -136,10 +136,9 @@ def test_training_reduces_the_loss():
   assert history[-1]['loss'] < 0.85 * history[0]['loss'], [h['loss'] for h in history]
 
 
-def _eval_config(flip_average=True, input_scale=1.0):
+def _eval_config(flip_average=True):
   config = _config()
   config.eval = {'crop': 'none', 'flip_average': flip_average}
-  config.data = {'input_scale': input_scale}
   return config
 
 
@@ -165,9 +164,12 @@ def _reference_eval(model, image, gt, example_mask, flip_average):
   return np.mean(abs_rel), np.mean(d1), len(abs_rel)
 
 
-@pytest.mark.parametrize('flip_average', [True, False])
-def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average):
+# A 12x12 image with 16x16 ground truth is the 75%-input case: the prediction is resized to
+# the ground truth's size.
+@pytest.mark.parametrize('flip_average,image_size', [(True, 16), (False, 16), (True, 12)])
+def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average, image_size):
   batch = synthetic_batch(batch_size=4)
+  batch['image'] = batch['image'][:, :image_size, :image_size]
   batch['depth'][2] = 0.0  # No valid pixel: not counted.
   batch['example_mask'] = np.array([True, True, True, False])  # The last one is padding.
   model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=1))
@@ -185,20 +187,3 @@ def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average):
     np.testing.assert_allclose(result['abs_rel'], expected[0], rtol=1e-5)
     np.testing.assert_allclose(result['d1'], expected[1], rtol=1e-6)
     assert depth.shape == (4, 16, 16, 1)
-
-
-def test_eval_step_scales_the_input():
-  # The 75%-input models see a smaller image; the ground truth stays full size.
-  seen = []
-
-  class Recorder(TinyDepthModel):
-    def __call__(self, images):
-      seen.append(images.shape)
-      return super().__call__(images)
-
-  model = Recorder(rngs=nnx.Rngs(params=0, dropout=1))
-  graphdef, state = nnx.split(model)
-  batch = synthetic_batch(batch_size=2)
-  sums, depth = steps.make_eval_step(_eval_config(False, input_scale=0.75))(graphdef, state, batch)
-  assert seen == [(2, 12, 12, 3)]
-  assert depth.shape == (2, 16, 16, 1) and int(sums.count) == 2

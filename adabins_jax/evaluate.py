@@ -1,0 +1,126 @@
+"""Evaluation: the SPEC 3 protocol over a whole split, its reporting, and the eval-only mode.
+
+``evaluate_model`` is shared by the training loop (every ``train.eval_every_steps``) and by
+``evaluate(config, workdir)``, which restores a trained model and scores it::
+
+  python -m adabins_jax.main --mode=eval --config=configs/unet128.py --workdir=runs/unet128
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+import json
+from typing import Any
+
+from absl import logging
+from clu import metric_writers
+from etils import epath
+from flax import nnx
+import jax
+import numpy as np
+
+from adabins_jax import checkpointing
+from adabins_jax import input_pipeline
+from adabins_jax import metrics as metrics_lib
+from adabins_jax import models
+from adabins_jax import parallel
+from adabins_jax import steps
+from adabins_jax import visualize
+
+
+def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
+                   dataset: Iterable[Mapping[str, np.ndarray]], mesh: jax.sharding.Mesh, *,
+                   num_images_to_show: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+  """Runs the protocol over a dataset; returns mean metrics and the first few predictions.
+
+  Args:
+    eval_step: From ``steps.make_eval_step``.
+    model: The model, its arrays placed on the mesh.
+    dataset: Per-process batches with 'image', 'depth' and 'example_mask'.
+    mesh: The data mesh.
+    num_images_to_show: How many (image, ground truth, prediction) triples to return, taken
+      from the first batch.
+
+  Returns:
+    (metrics, samples): metric means keyed 'd1', 'abs_rel', ... plus 'num_images', and numpy
+    arrays 'image', 'depth', 'pred' of up to ``num_images_to_show`` examples (empty dict if 0).
+  """
+  graphdef, state = nnx.split(model)
+  total = metrics_lib.MetricSums.empty()
+  samples = {}
+  for batch in dataset:
+    sums, pred = eval_step(graphdef, state, parallel.shard_batch(batch, mesh))
+    total = total.merge(sums)
+    if num_images_to_show and not samples:
+      n = num_images_to_show
+      samples = {'image': batch['image'][:n], 'depth': batch['depth'][:n],
+                 'pred': parallel.fetch(pred)[:n]}
+  results = total.compute()
+  if not results['num_images']:
+    raise ValueError('The evaluation split gave no image with a valid ground-truth pixel.')
+  return results, samples
+
+
+def write_results(writer: metric_writers.MetricWriter, step: int, results: Mapping[str, float],
+                  samples: Mapping[str, np.ndarray], workdir: epath.Path,
+                  max_depth_m: float) -> None:
+  """Writes eval/... scalars, and the comparison strip to the writer and as a PNG.
+
+  Only process 0 writes files; CLU writers of other processes only log.
+  """
+  writer.write_scalars(step, {f'eval/{k}': v for k, v in results.items()})
+  if samples:
+    # Rows of image | ground truth | prediction | abs-rel error.
+    strip = visualize.comparison_strip(samples['image'], samples['depth'], samples['pred'],
+                                       vmin=0.0, vmax=max_depth_m)
+    writer.write_images(step, {'eval/predictions': strip[None]})
+    if jax.process_index() == 0:
+      visualize.save_png(workdir / f'eval_predictions_{step:08d}.png', strip)
+  writer.flush()
+
+
+def format_table(results: Mapping[str, float]) -> str:
+  """The metrics as a two-line table, in the paper's column order."""
+  names = list(metrics_lib.METRIC_NAMES)
+  header = ' '.join(f'{n:>9}' for n in names)
+  values = ' '.join(f'{results[n]:9.4f}' for n in names)
+  return f'{header}\n{values}\n({int(results["num_images"])} images)'
+
+
+def evaluate(config, workdir: str) -> dict[str, float]:
+  """Restores a trained model from ``workdir`` and scores it on ``config.data.eval_split``.
+
+  Which checkpoint: ``config.eval.checkpoint`` ('best' by eval/abs_rel, 'latest' or a step).
+  Prints the metrics table and writes ``eval_<split>_step_<step>.json`` and eval/... scalars
+  to the workdir.
+
+  Args:
+    config: The training run's config.
+    workdir: The training run's folder.
+
+  Returns:
+    The metric means, plus 'num_images' and 'step'.
+  """
+  workdir = epath.Path(workdir)
+  mesh = parallel.create_mesh(config.train.get('num_devices') or None)
+  parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
+  model = models.build_model(config.model, rngs=nnx.Rngs(params=0, dropout=0))
+  nnx.update(model, parallel.replicate(nnx.state(model), mesh))
+  step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)
+  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
+  with jax.set_mesh(mesh):
+    results, samples = evaluate_model(
+        steps.make_eval_step(config), model, dataset, mesh,
+        num_images_to_show=config.eval.num_images_to_show)
+  print(f'Evaluation of step {step} on {config.data.dataset}/{config.data.eval_split}:\n'
+        f'{format_table(results)}')
+  writer = metric_writers.create_default_writer(
+      workdir / 'eval', just_logging=jax.process_index() > 0)
+  write_results(writer, step, results, samples, workdir, config.model.max_depth_m)
+  writer.close()
+  results['step'] = step
+  if jax.process_index() == 0:
+    path = workdir / f'eval_{config.data.eval_split}_step_{step}.json'
+    path.write_text(json.dumps(results, indent=2, sort_keys=True))
+    logging.info('Wrote %s.', path)
+  return results

@@ -1,0 +1,52 @@
+"""Command line: parses flags and hands the config to training, evaluation or prediction.
+
+  python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128
+  python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128 --mode=eval
+  python -m adabins_jax.main --config=configs/smoke.py --workdir=/tmp/smoke \\
+      --config.train.num_steps=20
+
+Any config field can be overridden as ``--config.<group>.<field>=<value>``. On a cluster
+(SLURM ``srun`` or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID) every
+process runs this same command; see launch.sh.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+from ml_collections import config_flags
+
+from adabins_jax import parallel
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, logs and outputs.')
+_MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
+                          'train (resumes if the workdir has checkpoints), eval or predict.')
+config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)
+flags.mark_flags_as_required(['config', 'workdir'])
+
+
+def _dispatch(mode: str):
+  """The function for a mode, imported only when chosen (predict may pull in more)."""
+  # pylint: disable=g-import-not-at-top
+  if mode == 'train':
+    from adabins_jax import train
+    return train.train_and_evaluate
+  if mode == 'eval':
+    from adabins_jax import evaluate
+    return evaluate.evaluate
+  from adabins_jax import predict
+  return predict.predict
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  parallel.maybe_initialize_distributed()
+  logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
+               jax.devices())
+  _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value)
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  app.run(main)

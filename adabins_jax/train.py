@@ -1,0 +1,219 @@
+"""The training loop: ``train_and_evaluate(config, workdir)``.
+
+Resumes from the workdir's latest checkpoint by itself, logs train/... scalars every
+``train.log_every_steps``, runs the full evaluation protocol every ``train.eval_every_steps``
+(and at the end), checkpoints every ``train.checkpoint_every_steps``. SIGTERM or SIGINT
+saves a checkpoint and returns; a non-finite loss stops with an error and leaves the last
+good checkpoint in place::
+
+  python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Any
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+from etils import epath
+from flax import nnx
+import jax
+import numpy as np
+
+from adabins_jax import checkpointing
+from adabins_jax import evaluate
+from adabins_jax import input_pipeline
+from adabins_jax import models
+from adabins_jax import optim
+from adabins_jax import parallel
+from adabins_jax import steps
+
+
+def total_train_steps(config) -> int:
+  """``train.num_steps`` if positive, else ``train.num_epochs`` passes over the train split."""
+  if config.train.num_steps > 0:
+    return int(config.train.num_steps)
+  builder = input_pipeline.get_builder(config.data)
+  num_examples = builder.info.splits[config.data.train_split].num_examples
+  steps_per_epoch = num_examples // config.train.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f'train.batch_size={config.train.batch_size} exceeds the {num_examples} '
+                     f'examples of {config.data.dataset}/{config.data.train_split}.')
+  return int(config.train.num_epochs * steps_per_epoch)
+
+
+class _StopSignal(contextlib.AbstractContextManager):
+  """Turns SIGTERM / SIGINT into a flag the loop polls, so it can save before exiting.
+
+  With several processes JAX's preemption service owns SIGTERM and agrees on a step at which
+  every process saves (``manager.reached_preemption``); handlers here would break that.
+  """
+
+  def __init__(self):
+    self.received: int | None = None
+    self._previous = {}
+
+  def __enter__(self):
+    if jax.process_count() == 1:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    logging.warning('Received %s; stopping after this step.', signal.Signals(signum).name)
+    self.received = signum
+
+  def __exit__(self, *exc_info):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+class _TrainLog:
+  """Averages train metrics between log steps; stops at the first non-finite loss.
+
+  Each step's metrics are read one step late, so reading never stalls the device queue.
+  """
+
+  def __init__(self, writer: metric_writers.MetricWriter):
+    self._writer = writer
+    self._pending: tuple[int, Any] | None = None
+    self._sums: dict[str, float] = {}
+    self._count = 0
+
+  def push(self, step: int, metrics: Any) -> None:
+    self.sync()
+    self._pending = (step, metrics)
+
+  def sync(self) -> None:
+    """Reads the pending step's metrics; raises FloatingPointError on a non-finite loss."""
+    if self._pending is None:
+      return
+    step, metrics = self._pending
+    self._pending = None
+    metrics = jax.tree.map(float, parallel.fetch(metrics))
+    # A finite loss with a non-finite gradient would still poison the parameters.
+    if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
+      raise FloatingPointError(
+          f'Non-finite training loss or gradient at step {step}: {metrics}. Stopped; the '
+          'checkpoints in the workdir are from before it. Lower optim.learning_rate or check '
+          'the data.')
+    for key, value in metrics.items():
+      self._sums[key] = self._sums.get(key, 0.0) + value
+    self._count += 1
+
+  def write(self, step: int) -> None:
+    self.sync()
+    if self._count:
+      self._writer.write_scalars(
+          step, {f'train/{k}': v / self._count for k, v in self._sums.items()})
+    self._sums, self._count = {}, 0
+
+
+def _build(config, mesh, total_steps: int) -> tuple[nnx.Module, nnx.Optimizer, Any]:
+  """Model and optimizer, initialised from ``config.seed``, replicated over the mesh."""
+  params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+  model = models.build_model(config.model, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
+  optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps),
+                            wrt=nnx.Param)
+  nnx.update((model, optimizer), parallel.replicate(nnx.state((model, optimizer)), mesh))
+  return model, optimizer, dropout_key
+
+
+def train_and_evaluate(config, workdir: str) -> dict[str, float]:
+  """Trains (or resumes training) in ``workdir``; returns the last evaluation's metrics.
+
+  Args:
+    config: The full config (configs/default.py).
+    workdir: Folder for checkpoints, TensorBoard events and prediction PNGs.
+  """
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  mesh = parallel.create_mesh(config.train.num_devices or None)
+  parallel.check_batch_size(config.train.batch_size, mesh, 'train.batch_size')
+  parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
+  writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
+  total_steps = total_train_steps(config)
+  model, optimizer, dropout_key = _build(config, mesh, total_steps)
+  manager = checkpointing.create_manager(
+      workdir, keep_latest=config.train.keep_checkpoints,
+      keep_best=config.train.keep_best_checkpoints,
+      save_every_steps=config.train.checkpoint_every_steps)
+  start_step = checkpointing.restore(manager, model, optimizer)
+  if start_step == 0:
+    writer.write_hparams(_flat_hparams(config))
+  logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
+               start_step, models.count_params(model), mesh.devices.size)
+  try:
+    with _StopSignal() as stop, jax.set_mesh(mesh):
+      return _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropout_key,
+                         start_step, total_steps, stop)
+  finally:
+    # Also on errors: a save in flight is a good state and must land.
+    manager.wait_until_finished()
+    manager.close()
+    writer.close()
+
+
+def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropout_key,
+                start_step: int, total_steps: int, stop: _StopSignal) -> dict[str, float]:
+  """Steps ``start_step + 1 .. total_steps`` with logging, evaluation and checkpoints."""
+  train_iter = input_pipeline.create_train_dataset(
+      config.data, config.train.batch_size, seed=config.seed, start_step=start_step)
+  train_step = steps.make_train_step(
+      config, optim.learning_rate_schedule(config.optim, total_steps))
+  eval_step = steps.make_eval_step(config)
+  report_progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
+  log = _TrainLog(writer)
+  graphdef, state = nnx.split((model, optimizer))
+  results = {}
+  for step in range(start_step + 1, total_steps + 1):
+    with jax.profiler.StepTraceAnnotation('train', step_num=step):
+      batch = parallel.shard_batch(next(train_iter), mesh)
+      state, metrics = train_step(graphdef, state, batch, jax.random.fold_in(dropout_key, step))
+    log.push(step, metrics)
+    report_progress(step)
+    last = step == total_steps
+    stopping = stop.received is not None or manager.reached_preemption(step)
+    eval_now = last or (config.train.eval_every_steps > 0
+                        and step % config.train.eval_every_steps == 0)
+    save_now = last or stopping or eval_now or manager.should_save(step)
+    if step % config.train.log_every_steps == 0 or last or stopping:
+      log.write(step)
+    if not (eval_now or save_now):
+      continue
+    log.sync()  # Never evaluate or save a state that came from a non-finite loss.
+    nnx.update((model, optimizer), state)
+    if eval_now:
+      with report_progress.timed('eval'):
+        results = _evaluate(config, eval_step, model, mesh, writer, step, workdir)
+    checkpointing.save(manager, step, model, optimizer, force=True,
+                       metrics={f'eval/{k}': v for k, v in results.items()} if eval_now else None)
+    if stopping:
+      logging.warning('Stopped at step %d on request; run again to resume.', step)
+      break
+  return results
+
+
+def _evaluate(config, eval_step, model, mesh, writer, step: int,
+              workdir: epath.Path) -> dict[str, float]:
+  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
+  results, samples = evaluate.evaluate_model(
+      eval_step, model, dataset, mesh, num_images_to_show=config.eval.num_images_to_show)
+  logging.info('Evaluation at step %d:\n%s', step, evaluate.format_table(results))
+  evaluate.write_results(writer, step, results, samples, workdir, config.model.max_depth_m)
+  return results
+
+
+def _flat_hparams(config) -> dict[str, Any]:
+  """The config as flat 'group.field' scalars (tuples as strings), for TensorBoard."""
+  flat = {}
+  for group, values in config.items():
+    items = values.items() if hasattr(values, 'items') else [('', values)]
+    for key, value in items:
+      name = f'{group}.{key}' if key else group
+      flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
+  return flat

@@ -1,0 +1,76 @@
+"""Tests for adabins_jax.main: flags reach the chosen mode; nothing runs before the cluster is up."""
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl.testing import flagsaver
+import pytest
+
+from adabins_jax import main
+from adabins_jax import parallel
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _parse(monkeypatch, *args):
+  monkeypatch.syspath_prepend(str(_REPO))  # The configs import `configs.default`.
+  # config_flags reads --config.* overrides from sys.argv itself.
+  argv = ['main', f'--config={_REPO / "configs" / "smoke.py"}', *args]
+  monkeypatch.setattr(sys, 'argv', argv)
+  return flags.FLAGS(argv)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+  calls = []
+  monkeypatch.setattr(parallel, 'maybe_initialize_distributed',
+                      lambda: calls.append(('distributed',)))
+  monkeypatch.setattr(main, '_dispatch',
+                      lambda mode: lambda config, workdir: calls.append((mode, config, workdir)))
+  return calls
+
+
+@flagsaver.flagsaver
+def test_config_overrides_and_mode_reach_the_dispatch(monkeypatch, calls, tmp_path):
+  argv = _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=eval',
+                '--config.train.num_steps=7', "--config.data.crop_size=(32, 48)")
+  main.main(argv)
+  assert calls[0] == ('distributed',)  # Before anything touches the data or the devices.
+  mode, config, workdir = calls[1]
+  assert (mode, workdir) == ('eval', str(tmp_path))
+  assert config.train.num_steps == 7
+  assert tuple(config.data.crop_size) == (32, 48)
+  assert config.model.n_bins == 16  # The rest comes from configs/smoke.py.
+
+
+@flagsaver.flagsaver
+def test_train_is_the_default_mode(monkeypatch, calls, tmp_path):
+  main.main(_parse(monkeypatch, f'--workdir={tmp_path}'))
+  assert calls[1][0] == 'train'
+
+
+@flagsaver.flagsaver
+def test_stray_arguments_are_refused(monkeypatch, calls, tmp_path):
+  argv = _parse(monkeypatch, f'--workdir={tmp_path}', 'extra')
+  with pytest.raises(app.UsageError, match='extra'):
+    main.main(argv)
+  assert calls == []
+
+
+def test_unknown_mode_is_refused(monkeypatch, tmp_path):
+  with flagsaver.flagsaver(), pytest.raises(flags.IllegalFlagValueError, match='serve'):
+    _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=serve')
+
+
+def test_modes_dispatch_to_their_functions():
+  from adabins_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from adabins_jax import train  # pylint: disable=g-import-not-at-top
+  assert main._dispatch('train') is train.train_and_evaluate
+  assert main._dispatch('eval') is evaluate.evaluate
+
+
+def test_predict_mode_dispatches_to_predict():
+  predict = pytest.importorskip('adabins_jax.predict')
+  assert main._dispatch('predict') is predict.predict
