@@ -12,7 +12,9 @@ from configs import default
 def get_config():
   """Tiny everything; trains on the tiny synthetic_rooms split."""
   config = default.get_config()
-  config.data.dataset = 'synthetic_rooms'
+  config.data.dataset = 'synthetic_rooms/tiny'
+  config.data.crop_white_border = False
+  config.eval.crop = 'none'
   config.data.crop_size = (64, 80)
   config.model.name = 'unet'
   config.model.unet_widths = (8, 16, 32)

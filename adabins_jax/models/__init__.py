@@ -19,7 +19,7 @@ from adabins_jax.models.decoder import Decoder
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.models.unet import UNet
 
-__all__ = ['AdaBins', 'MODELS', 'build_model', 'count_params']
+__all__ = ['AdaBins', 'MODELS', 'build_abstract_model', 'build_model', 'count_params']
 
 _DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
@@ -85,3 +85,21 @@ def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> A
 def count_params(model: nnx.Module) -> int:
   """Number of trainable parameters (BatchNorm statistics excluded)."""
   return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def build_abstract_model(model_config: ml_collections.ConfigDict, *, seed: int = 0) -> AdaBins:
+  """The model's structure with shape-only weights, to be filled from a checkpoint.
+
+  Random initialisation of a full-size model compiles one XLA program per distinct weight shape
+  (tens of seconds for B5 on a CPU) only to be overwritten; this skips it. Weights stay
+  ``jax.ShapeDtypeStruct`` until loaded (``torch_weights.load_state_dict``, an Orbax restore);
+  the RNG streams of dropout layers are made concrete so the loaded model runs at once.
+  """
+  model = nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(seed)))
+  base = jax.random.key(seed)
+  for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, nnx.RngState))):
+    if isinstance(var, nnx.RngKey):
+      var.set_value(jax.random.fold_in(base, i))
+    else:
+      var.set_value(jnp.zeros(var.get_value().shape, var.get_value().dtype))
+  return model

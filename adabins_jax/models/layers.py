@@ -232,3 +232,4 @@ def drop_path(rate: float, rngs: nnx.Rngs) -> nnx.Dropout:
 def leaky_relu(x: jax.Array) -> jax.Array:
   """PyTorch's default LeakyReLU slope."""
   return jax.nn.leaky_relu(x, 0.01)
+

@@ -1,0 +1,102 @@
+"""Convolutions, padding, depthwise implementations and align-corners resizing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from adabins_jax.models import count_params
+from adabins_jax.models import layers
+
+
+def _align_corners_reference(x, out_h, out_w):
+  """Direct evaluation of the align_corners formula, one output pixel at a time."""
+  n, h, w, c = x.shape
+  out = np.zeros((n, out_h, out_w, c), np.float64)
+  for i in range(out_h):
+    sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
+    y0 = min(int(np.floor(sy)), h - 1)
+    y1, fy = min(y0 + 1, h - 1), sy - y0
+    for j in range(out_w):
+      sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
+      x0 = min(int(np.floor(sx)), w - 1)
+      x1, fx = min(x0 + 1, w - 1), sx - x0
+      top = x[:, y0, x0] * (1 - fx) + x[:, y0, x1] * fx
+      bottom = x[:, y1, x0] * (1 - fx) + x[:, y1, x1] * fx
+      out[:, i, j] = top * (1 - fy) + bottom * fy
+  return out
+
+
+@pytest.mark.parametrize('in_hw,out_hw', [((7, 9), (15, 19)), ((13, 17), (26, 34)),
+                                          ((15, 19), (7, 9)), ((5, 1), (9, 3)), ((4, 6), (4, 6))])
+def test_resize_matches_align_corners_formula(in_hw, out_hw):
+  x = np.random.default_rng(0).standard_normal((2, *in_hw, 3))
+  got = layers.resize_bilinear(jnp.asarray(x, jnp.float32), out_hw)
+  np.testing.assert_allclose(got, _align_corners_reference(x, *out_hw), atol=1e-5)
+
+
+def test_resize_matches_torch_interpolate():
+  x = np.random.default_rng(1).standard_normal((1, 11, 14, 4)).astype(np.float32)
+  ref = torch.nn.functional.interpolate(torch.from_numpy(x.transpose(0, 3, 1, 2)), size=(29, 31),
+                                        mode='bilinear', align_corners=True)
+  got = layers.resize_bilinear(jnp.asarray(x), (29, 31))
+  np.testing.assert_allclose(got, ref.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_resize_rejects_bad_input():
+  with pytest.raises(ValueError, match='NHWC'):
+    layers.resize_bilinear(jnp.zeros((4, 4, 3)), (8, 8))
+
+
+@pytest.mark.parametrize('size,kernel,stride,expected', [
+    (5, 3, 2, (1, 1)), (6, 3, 2, (0, 1)), (7, 5, 1, (2, 2)), (8, 5, 2, (1, 2)), (4, 1, 1, (0, 0))])
+def test_tf_same_padding_is_asymmetric(size, kernel, stride, expected):
+  pads = layers._explicit_padding('SAME', (kernel, kernel), (stride, stride), (size, size))
+  assert pads == [expected, expected]
+
+
+@pytest.mark.parametrize('kernel,stride,padding,hw', [
+    (3, 1, 'SAME', (13, 17)), (3, 2, 'SAME', (13, 17)), (5, 2, 'SAME', (12, 15)),
+    (5, 1, 2, (9, 11)), (3, 2, 1, (10, 7))])
+def test_depthwise_shifted_equals_xla(kernel, stride, padding, hw):
+  x = jax.random.normal(jax.random.key(0), (2, *hw, 6))
+  convs = [layers.Conv(6, 6, kernel, strides=stride, padding=padding, groups=6,
+                       depthwise_impl=impl, rngs=nnx.Rngs(3)) for impl in ('shifted', 'xla')]
+  np.testing.assert_allclose(convs[0](x), convs[1](x), atol=1e-5)
+
+  def grads(conv):
+    return jax.grad(lambda k, x: jnp.sum(nnx.merge(*nnx.split(conv))(x) ** 2 * k),
+                    argnums=1)(1.0, x)
+  np.testing.assert_allclose(grads(convs[0]), grads(convs[1]), atol=1e-4)
+
+
+def test_conv_matches_torch_with_symmetric_padding():
+  conv = layers.Conv(4, 5, 3, padding=1, rngs=nnx.Rngs(0))
+  x = np.random.default_rng(2).standard_normal((1, 8, 9, 4)).astype(np.float32)
+  ref = torch.nn.functional.conv2d(
+      torch.from_numpy(x.transpose(0, 3, 1, 2)),
+      torch.from_numpy(np.asarray(conv.kernel[...]).transpose(3, 2, 0, 1)),
+      torch.from_numpy(np.asarray(conv.bias[...])), padding=1)
+  np.testing.assert_allclose(conv(jnp.asarray(x)), ref.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+def test_separable_conv_is_depthwise_then_pointwise():
+  sep = layers.SeparableConv(4, 7, 3, padding=1, rngs=nnx.Rngs(0))
+  x = np.random.default_rng(3).standard_normal((2, 6, 5, 4)).astype(np.float32)
+  dw = np.asarray(sep.depthwise.kernel[...])[:, :, 0, :]  # (3, 3, C)
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  depthwise = sum(xp[:, i:i + 6, j:j + 5, :] * dw[i, j] for i in range(3) for j in range(3))
+  expected = depthwise @ np.asarray(sep.pointwise.kernel[...])[0, 0] + np.asarray(
+      sep.pointwise.bias[...])
+  np.testing.assert_allclose(sep(jnp.asarray(x)), expected, atol=1e-5)
+  assert count_params(sep) == 3 * 3 * 4 + 4 * 7 + 7
+
+
+def test_make_conv_rejects_unknown_kind_and_conv_checks_channels():
+  with pytest.raises(ValueError, match='conv kind'):
+    layers.make_conv('grouped', 4, 4, 3, rngs=nnx.Rngs(0))
+  conv = layers.Conv(4, 4, 3, rngs=nnx.Rngs(0))
+  with pytest.raises(ValueError, match='4 input channels'):
+    conv(jnp.zeros((1, 8, 8, 3)))

@@ -1,0 +1,131 @@
+"""Importing released PyTorch weights: exact parity with the reference, and strictness."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from adabins_jax import torch_weights
+from adabins_jax.models import build_abstract_model, build_model
+from adabins_jax.models.efficientnet import EfficientNet
+from configs import effnet_b5_256, smoke
+import fixture_weights
+
+
+def _relative_error(got, ref):
+  return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+@nnx.jit
+def _forward(model, images):
+  return model(images)
+
+
+@pytest.mark.slow
+def test_paper_model_matches_reference_outputs(tmp_path):
+  """The release's B5 AdaBins with the fixture weights, saved as a DDP-style .pt and imported."""
+  state = fixture_weights.fixture_state_dict()
+  path = tmp_path / 'fixture.pt'
+  torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
+              'optimizer': {}, 'epoch': 0}, path)
+  del state
+  model = build_abstract_model(effnet_b5_256.get_config().model)
+  torch_weights.load_torch_checkpoint(model, path)
+  model.eval()
+  ref = np.load(fixture_weights.B5_OUTPUTS)
+  edges, depth = _forward(model, jnp.asarray(ref['input'].transpose(0, 2, 3, 1)))
+  pred, ref_pred = np.asarray(depth)[..., 0], ref['pred'][:, 0]
+  centred = lambda a: a - a.mean(axis=(1, 2), keepdims=True)
+  errors = {'pred': _relative_error(pred, ref_pred),
+            'pred_centred': _relative_error(centred(pred), centred(ref_pred)),
+            'bin_edges': _relative_error(np.asarray(edges), ref['bin_edges'])}
+  print('parity relative L2 errors:', errors)
+  assert errors['pred'] <= 2e-5
+  assert errors['pred_centred'] <= 5e-4
+  assert errors['bin_edges'] <= 2e-5
+
+
+@pytest.fixture(scope='module')
+def smoke_model():
+  model = build_model(smoke.get_config().model, rngs=nnx.Rngs(0))
+  model.eval()
+  return model
+
+
+def _fresh_smoke(seed=1):
+  model = build_model(smoke.get_config().model, rngs=nnx.Rngs(seed))
+  model.eval()
+  return model
+
+
+def test_round_trip_through_torch_names_reproduces_outputs(smoke_model, tmp_path):
+  state = torch_weights.model_to_state_dict(smoke_model)
+  path = tmp_path / 'bare.pt'
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+  other = _fresh_smoke()
+  images = jax.random.normal(jax.random.key(0), (1, 64, 80, 3))
+  assert not np.allclose(_forward(other, images)[1], _forward(smoke_model, images)[1])
+  torch_weights.load_torch_checkpoint(other, path)
+  np.testing.assert_array_equal(_forward(other, images)[1], _forward(smoke_model, images)[1])
+
+
+def test_release_names_and_legacy_renames(smoke_model):
+  state = torch_weights.model_to_state_dict(smoke_model)
+  assert 'adaptive_bins_layer.patch_transformer.embedding_convPxP.weight' in state
+  assert 'adaptive_bins_layer.regressor.4.bias' in state
+  assert 'conv_out.0.weight' in state
+  assert state['conv_out.0.weight'].shape == (16, 16, 1, 1)  # OIHW.
+  legacy = {k.replace('adaptive_bins_layer.conv3x3.', 'adaptive_bins_layer.embedding_conv.')
+            .replace('patch_transformer.embedding_convPxP.',
+                     'patch_transformer.embedding_encoder.'): v for k, v in state.items()}
+  assert 'adaptive_bins_layer.embedding_conv.weight' in legacy
+  normalised = torch_weights.normalise_state_dict({'model': legacy, 'epoch': 3})
+  assert set(normalised) == set(state)
+  torch_weights.load_state_dict(_fresh_smoke(), normalised)
+
+
+@pytest.mark.parametrize('corrupt,message', [
+    (lambda s: s.pop('decoder.conv3.bias') if 'decoder.conv3.bias' in s else
+     s.pop('adaptive_bins_layer.conv3x3.bias'), 'missing key adaptive_bins_layer.conv3x3.bias'),
+    (lambda s: s.__setitem__('decoder.extra.weight', np.zeros(3)),
+     'unexpected key decoder.extra.weight'),
+    (lambda s: s.__setitem__('conv_out.0.weight', np.zeros((16, 8, 1, 1), np.float32)),
+     r'shape mismatch for conv_out.0.weight: .* has \(16, 8, 1, 1\), the model needs '
+     r'\(16, 16, 1, 1\)'),
+])
+def test_importer_errors_name_the_key(smoke_model, corrupt, message):
+  state = torch_weights.model_to_state_dict(smoke_model)
+  corrupt(state)
+  target = _fresh_smoke()
+  before = np.asarray(target.conv_out.kernel[...]).copy()
+  with pytest.raises(ValueError, match=message):
+    torch_weights.load_state_dict(target, state, source='bad.pt')
+  # Nothing is half-loaded on error.
+  np.testing.assert_array_equal(target.conv_out.kernel[...], before)
+
+
+def test_importer_rejects_non_checkpoints(tmp_path):
+  with pytest.raises(FileNotFoundError, match='missing.pt'):
+    torch_weights.read_torch_file(tmp_path / 'missing.pt')
+  junk = tmp_path / 'junk.pt'
+  junk.write_bytes(b'not a checkpoint')
+  with pytest.raises(ValueError, match='junk.pt: not a readable PyTorch checkpoint'):
+    torch_weights.read_torch_file(junk)
+  with pytest.raises(ValueError, match='expected a dict'):
+    torch_weights.normalise_state_dict([1, 2])
+
+
+def test_imagenet_efficientnet_weights_initialise_the_encoder(tmp_path):
+  source = EfficientNet('b0', rngs=nnx.Rngs(0))
+  state = torch_weights.model_to_state_dict(source, torch_weights._IMAGENET_PREFIXES)
+  assert 'blocks.1.0.conv_pwl.weight' in state and 'bn2.running_var' in state
+  state['classifier.weight'] = np.zeros((1000, 1280), np.float32)
+  state['classifier.bias'] = np.zeros((1000,), np.float32)
+  path = tmp_path / 'tf_efficientnet_b0_ap.pth'
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+  target = EfficientNet('b0', rngs=nnx.Rngs(1))
+  torch_weights.load_imagenet_efficientnet(target, path)
+  for (p, a), (_, b) in zip(torch_weights._weights(source), torch_weights._weights(target)):
+    np.testing.assert_array_equal(a.get_value(), b.get_value(), err_msg=str(p))
