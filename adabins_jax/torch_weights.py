@@ -82,7 +82,8 @@ def _weights(model: nnx.Module):
 
 def model_to_state_dict(model: nnx.Module, prefixes=_PREFIXES) -> dict[str, np.ndarray]:
   """The model's weights as a PyTorch-named, PyTorch-laid-out dict of numpy arrays."""
-  return {torch_name(p, prefixes): to_torch_layout(np.asarray(v.get_value()), p)
+  # Writable, contiguous copies: what torch.from_numpy needs.
+  return {torch_name(p, prefixes): np.ascontiguousarray(to_torch_layout(np.array(v.get_value()), p))
           for p, v in _weights(model)}
 
 

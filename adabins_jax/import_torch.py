@@ -1,0 +1,68 @@
+"""Converts a released PyTorch AdaBins checkpoint into this project's Orbax checkpoint.
+
+  python -m adabins_jax.import_torch --config=configs/effnet_b5_256.py \\
+      --checkpoint=AdaBins_nyu.pt --workdir=runs/effnet_b5_256
+
+The workdir then holds step 0: the released weights plus a fresh optimizer state, which
+``--mode=eval`` and ``--mode=predict`` read, and from which ``--mode=train`` fine-tunes.
+Accepts every format the release used (see ``torch_weights.normalise_state_dict``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from flax import nnx
+from ml_collections import config_flags
+
+from adabins_jax import checkpointing
+from adabins_jax import models
+from adabins_jax import optim
+from adabins_jax import torch_weights
+
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'The released .pt file.')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder to write the Orbax checkpoint to.')
+config_flags.DEFINE_config_file('config', None, 'Config whose model the weights are for.',
+                                lock_config=True)
+
+
+def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.PathLike) -> int:
+  """Loads ``checkpoint`` into ``config``'s model and saves it as step 0 of ``workdir``.
+
+  Returns:
+    The number of parameters imported.
+
+  Raises:
+    FileExistsError: the workdir already holds checkpoints (nothing is overwritten).
+    ValueError: the checkpoint does not fit the model; the message names every bad key.
+  """
+  manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
+  if manager.all_steps():
+    manager.close()
+    raise FileExistsError(f'{workdir} already holds checkpoints {manager.all_steps()}; '
+                          'import into an empty workdir.')
+  model = models.build_abstract_model(config.model, seed=config.seed)
+  torch_weights.load_torch_checkpoint(model, checkpoint)
+  # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
+  optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),
+                            wrt=nnx.Param)
+  checkpointing.save(manager, 0, model, optimizer, force=True)
+  manager.wait_until_finished()
+  manager.close()
+  return models.count_params(model)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  n = import_checkpoint(flags.FLAGS.config, _CHECKPOINT.value, _WORKDIR.value)
+  logging.info('Imported %d parameters from %s into %s.', n, _CHECKPOINT.value, _WORKDIR.value)
+  print(f'Imported {n:,} parameters from {_CHECKPOINT.value} into {_WORKDIR.value} (step 0).')
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
+  app.run(main)

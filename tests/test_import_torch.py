@@ -1,0 +1,58 @@
+"""The import_torch command: a released-format .pt becomes an Orbax checkpoint others restore."""
+
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+import torch
+from flax import nnx
+
+from adabins_jax import checkpointing
+from adabins_jax import import_torch
+from adabins_jax import torch_weights
+from adabins_jax.models import build_model
+from configs import smoke
+
+
+@nnx.jit
+def _forward(model, images):
+  return model(images)
+
+
+def _released_pt(model, path):
+  state = torch_weights.model_to_state_dict(model)
+  torch.save({'model': {f'module.{k}': torch.from_numpy(v)
+                        for k, v in state.items()}, 'epoch': 24}, path)
+
+
+def test_import_then_restore_gives_the_same_model(tmp_path):
+  config = smoke.get_config()
+  source = build_model(config.model, rngs=nnx.Rngs(7))
+  source.eval()
+  _released_pt(source, tmp_path / 'released.pt')
+  n = import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
+  assert n == 182_264
+  restored = build_model(config.model, rngs=nnx.Rngs(0))
+  restored.eval()
+  assert checkpointing.restore_model(tmp_path / 'run', restored, 'latest') == 0
+  images = jax.random.normal(jax.random.key(1), (1, 64, 80, 3))
+  np.testing.assert_array_equal(_forward(restored, images)[1], _forward(source, images)[1])
+  with pytest.raises(FileExistsError, match='already holds checkpoints'):
+    import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
+
+
+def test_import_command_reports_a_bad_key(tmp_path):
+  config = smoke.get_config()
+  source = build_model(config.model, rngs=nnx.Rngs(7))
+  state = torch_weights.model_to_state_dict(source)
+  state.pop('conv_out.0.bias')
+  torch.save({k: torch.from_numpy(v) for k, v in state.items()},
+             tmp_path / 'partial.pt')
+  result = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.import_torch', '--config=configs/smoke.py',
+       f'--checkpoint={tmp_path / "partial.pt"}', f'--workdir={tmp_path / "run"}'],
+      capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode != 0
+  assert 'missing key conv_out.0.bias' in result.stderr
