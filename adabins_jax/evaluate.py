@@ -52,10 +52,12 @@ def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
     sums, pred = eval_step(graphdef, state, parallel.shard_batch(batch, mesh))
     total = total.merge(sums)
     if num_images_to_show and not samples:
-      n = num_images_to_show
+      # The global batch starts with this process's examples on process 0, whose pictures
+      # are the ones written.
+      n = min(num_images_to_show, len(batch['image']))
       samples = {'image': batch['image'][:n], 'depth': batch['depth'][:n],
                  'pred': parallel.fetch(pred)[:n]}
-  results = total.compute()
+  results = parallel.fetch(total).compute()
   if not results['num_images']:
     raise ValueError('The evaluation split gave no image with a valid ground-truth pixel.')
   return results, samples

@@ -74,3 +74,11 @@ def test_modes_dispatch_to_their_functions():
 def test_predict_mode_dispatches_to_predict():
   predict = pytest.importorskip('adabins_jax.predict')
   assert main._dispatch('predict') is predict.predict
+
+
+def test_launch_script_shows_its_usage_without_arguments():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  result = subprocess.run([str(_REPO / 'launch.sh')], capture_output=True, text=True,
+                          timeout=30)
+  assert result.returncode == 2
+  assert 'srun ./launch.sh' in result.stderr and 'JAX_COORDINATOR_ADDRESS' in result.stderr

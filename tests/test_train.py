@@ -127,6 +127,10 @@ _SCENARIO = textwrap.dedent('''
     report['after_nan'] = steps_in(workdir)
     mark('nan')
     report['start_steps'] = start_steps
+    # Length from epochs: 2 passes over 16 training images in batches of 4.
+    config = config_for(1)
+    config.train.num_steps, config.train.num_epochs = 0, 2
+    report['steps_for_2_epochs'] = train.total_train_steps(config)
     np.savez(os.path.join(out, 'params.npz'),
              **{f'{k}_{i}': v for k, leaves in params.items() for i, v in enumerate(leaves)})
     json.dump(report, open(os.path.join(out, 'report.json'), 'w'))
@@ -201,3 +205,8 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_earlier_checkpoints(scena
   assert report['nan_error'] is not None
   assert f'at step {_BAD_STEP}' in report['nan_error']
   assert report['after_nan'] == list(range(1, _BAD_STEP))
+
+
+def test_length_in_epochs_counts_the_training_split(scenario):
+  report, _, _ = scenario
+  assert report['steps_for_2_epochs'] == 2 * 16 // 4
