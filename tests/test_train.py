@@ -1,7 +1,7 @@
 """End-to-end smoke test of training: train, get killed, resume, evaluate; on 1 and 2 devices.
 
 Everything runs in one child process (``_SCENARIO``) on the smoke config and the tiny
-synthetic_rooms split, and the tests below check what it reports. One process because the
+synthetic_rooms split, and the test checks what it reports. One process because the
 costly part is compiling: the child enables JAX's persistent compilation cache, so the
 programs of later runs with the same shapes and devices load in a fraction of a second, and
 compiles at XLA's lowest optimisation level. The interruption is a real SIGTERM, sent by the
@@ -137,9 +137,7 @@ _SCENARIO = textwrap.dedent('''
 ''') % {'total': _TOTAL_STEPS, 'kill': _KILL_AT_STEP, 'bad': _BAD_STEP}
 
 
-@pytest.fixture(scope='module')
-def scenario(tmp_path_factory):
-  out = tmp_path_factory.mktemp('train_scenario')
+def _run_scenario(out):
   env = dict(os.environ,
              PYTHONPATH=str(_REPO),
              JAX_COMPILATION_CACHE_DIR=str(out / 'jax_cache'),
@@ -157,26 +155,22 @@ def scenario(tmp_path_factory):
   return report, params, result.stdout
 
 
-def test_sigterm_saves_a_checkpoint_and_returns(scenario):
-  report, _, _ = scenario
+def _check_sigterm_saves_a_checkpoint_and_returns(report):
   # Checkpoints every 2 steps, and at the step the signal arrived; no evaluation yet.
   assert report['killed'] == {}
   assert report['after_kill'] == [2, _KILL_AT_STEP]
   assert report['start_steps']['killed'] == 0
 
 
-@pytest.mark.parametrize('num_devices', [1, 2])
-def test_resume_continues_at_the_saved_step(scenario, num_devices):
-  report, _, _ = scenario
-  assert report['start_steps'][f'resumed{num_devices}'] == _KILL_AT_STEP
+def _check_resume_continues_at_the_saved_step(report, num_devices):
+  assert report['start_steps'][f'resumed{num_devices}'] == _KILL_AT_STEP, num_devices
   # The newest three are kept: the one of step 2 is gone.
-  assert report[f'after_resume{num_devices}'] == [_KILL_AT_STEP, 4, _TOTAL_STEPS]
+  assert report[f'after_resume{num_devices}'] == [_KILL_AT_STEP, 4, _TOTAL_STEPS], num_devices
   assert report[f'pngs{num_devices}'] == [f'eval_predictions_{_TOTAL_STEPS:08d}.png']
   assert report[f'resumed{num_devices}']['num_images'] == 8
 
 
-def test_resumed_run_equals_uninterrupted_run(scenario):
-  report, params, _ = scenario
+def _check_resumed_run_equals_uninterrupted_run(report, params):
   names = sorted({k.rsplit('_', 1)[0] for k in params})
   assert names == ['resumed1', 'resumed2', 'uninterrupted']
   num_leaves = sum(k.startswith('uninterrupted_') for k in params)
@@ -191,8 +185,7 @@ def test_resumed_run_equals_uninterrupted_run(scenario):
                                rtol=1e-4, err_msg=key)
 
 
-def test_eval_mode_reproduces_the_last_training_evaluation(scenario):
-  report, _, stdout = scenario
+def _check_eval_mode_reproduces_the_last_training_evaluation(report, stdout):
   evaluated, trained = report['eval_json'], report['resumed2']
   assert evaluated['step'] == _TOTAL_STEPS
   for key, value in trained.items():
@@ -200,13 +193,21 @@ def test_eval_mode_reproduces_the_last_training_evaluation(scenario):
   assert 'abs_rel' in stdout and f'Evaluation of step {_TOTAL_STEPS}' in stdout
 
 
-def test_non_finite_loss_stops_with_the_step_and_keeps_earlier_checkpoints(scenario):
-  report, _, _ = scenario
+def _check_non_finite_loss_stops_and_keeps_earlier_checkpoints(report):
   assert report['nan_error'] is not None
   assert f'at step {_BAD_STEP}' in report['nan_error']
   assert report['after_nan'] == list(range(1, _BAD_STEP))
 
 
-def test_length_in_epochs_counts_the_training_split(scenario):
-  report, _, _ = scenario
+# One test, not several sharing a fixture: under pytest-xdist each worker would run the
+# minute-long scenario again.
+def test_train_kill_resume_evaluate(tmp_path):
+  report, params, stdout = _run_scenario(tmp_path)
+  _check_sigterm_saves_a_checkpoint_and_returns(report)
+  for num_devices in (1, 2):
+    _check_resume_continues_at_the_saved_step(report, num_devices)
+  _check_resumed_run_equals_uninterrupted_run(report, params)
+  _check_eval_mode_reproduces_the_last_training_evaluation(report, stdout)
+  _check_non_finite_loss_stops_and_keeps_earlier_checkpoints(report)
+  # Length from epochs: 2 passes over 16 training images in batches of 4.
   assert report['steps_for_2_epochs'] == 2 * 16 // 4
