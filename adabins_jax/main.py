@@ -17,12 +17,15 @@ import jax
 from ml_collections import config_flags
 
 from adabins_jax import parallel
+# Declares --input, --output, ... of --mode=predict without importing the prediction code.
+from adabins_jax import predict_flags  # pylint: disable=unused-import
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, logs and outputs.')
+_WORKDIR = flags.DEFINE_string(
+    'workdir', None, 'Folder for checkpoints, logs and outputs (predict: optional, with --weights).')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                           'train (resumes if the workdir has checkpoints), eval or predict.')
 config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)
-flags.mark_flags_as_required(['config', 'workdir'])
+flags.mark_flags_as_required(['config'])
 
 
 def _dispatch(mode: str):
@@ -41,6 +44,9 @@ def _dispatch(mode: str):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  # Prediction can read released PyTorch weights (--weights) instead of a workdir.
+  if _WORKDIR.value is None and _MODE.value != 'predict':
+    raise app.UsageError(f'--mode={_MODE.value} needs --workdir.')
   parallel.maybe_initialize_distributed()
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())

@@ -59,6 +59,14 @@ def test_stray_arguments_are_refused(monkeypatch, calls, tmp_path):
   assert calls == []
 
 
+@flagsaver.flagsaver
+def test_workdir_is_needed_except_for_predict(monkeypatch, calls):
+  with pytest.raises(app.UsageError, match='--mode=eval needs --workdir'):
+    main.main(_parse(monkeypatch, '--mode=eval'))
+  main.main(_parse(monkeypatch, '--mode=predict', '--weights=AdaBins_nyu.pt'))
+  assert calls[-1] == ('predict', calls[-1][1], None)
+
+
 def test_unknown_mode_is_refused(monkeypatch, tmp_path):
   with flagsaver.flagsaver(), pytest.raises(flags.IllegalFlagValueError, match='serve'):
     _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=serve')
@@ -72,8 +80,17 @@ def test_modes_dispatch_to_their_functions():
 
 
 def test_predict_mode_dispatches_to_predict():
-  predict = pytest.importorskip('adabins_jax.predict')
+  from adabins_jax import predict  # pylint: disable=g-import-not-at-top
   assert main._dispatch('predict') is predict.predict
+
+
+@flagsaver.flagsaver
+def test_predict_flags_are_known_before_predict_is_imported(monkeypatch, calls, tmp_path):
+  argv = _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=predict', '--input=a.png',
+                f'--output={tmp_path}')
+  main.main(argv)
+  assert calls[1][0] == 'predict'
+  assert flags.FLAGS.input == 'a.png'
 
 
 def test_launch_script_shows_its_usage_without_arguments():
