@@ -21,7 +21,8 @@ from adabins_jax import parallel
 from adabins_jax import predict_flags  # pylint: disable=unused-import
 
 _WORKDIR = flags.DEFINE_string(
-    'workdir', None, 'Folder for checkpoints, logs and outputs (predict: optional, with --weights).')
+    'workdir', None,
+    'Folder for checkpoints, logs and outputs (predict: optional, with --weights).')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                           'train (resumes if the workdir has checkpoints), eval or predict.')
 config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)

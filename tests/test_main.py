@@ -1,4 +1,4 @@
-"""Tests for adabins_jax.main: flags reach the chosen mode; nothing runs before the cluster is up."""
+"""Tests for adabins_jax.main: flags reach the chosen mode; the cluster is set up first."""
 
 import pathlib
 import sys

@@ -50,7 +50,8 @@ def _run(num_devices, num_steps, batch=None):
   history = []
   with jax.set_mesh(mesh):
     for step in range(num_steps):
-      state, metrics = train_step(graphdef, state, batch, jax.random.fold_in(jax.random.key(7), step))
+      rng = jax.random.fold_in(jax.random.key(7), step)
+      state, metrics = train_step(graphdef, state, batch, rng)
       history.append(jax.device_get(metrics))
   return graphdef, state, history
 
@@ -105,7 +106,8 @@ def test_metrics_match_an_independent_computation():
     _, metrics2 = train_step(graphdef, state, parallel.shard_batch(batch, mesh), rng)
   np.testing.assert_allclose(metrics['loss'], loss, rtol=1e-5)
   np.testing.assert_allclose(metrics['silog'], silog, rtol=1e-5)
-  np.testing.assert_allclose(metrics['loss'], metrics['silog'] + 0.1 * metrics['chamfer'], rtol=1e-6)
+  np.testing.assert_allclose(metrics['loss'], metrics['silog'] + 0.1 * metrics['chamfer'],
+                             rtol=1e-6)
   np.testing.assert_allclose(metrics['grad_norm'], optax.tree.norm(grads), rtol=1e-4)
   # The learning rate reported is the one used for that update: 1e-2 first, then one tenth
   # of the way down to 1e-3.
