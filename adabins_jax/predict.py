@@ -1,0 +1,328 @@
+"""Depth for your own photos: ``--mode=predict``.
+
+From a training run (its best checkpoint, or ``config.eval.checkpoint``) or a released PyTorch
+``.pt``::
+
+  python -m adabins_jax.main --mode=predict --config=configs/unet128.py \\
+      --workdir=runs/unet128 --input='photos/*.jpg' --output=depth/
+  python -m adabins_jax.main --mode=predict --config=configs/effnet_b5_256.py \\
+      --weights=AdaBins_nyu.pt --input=photos/ --output=depth/ --strip --ply
+
+Each image is resized to a network input near the 480x640 NYU frame (x ``data.input_scale``)
+at its own aspect, predicted with flip averaging like the evaluation protocol, and the depth
+resized back to the image's size. Images whose network inputs have the same size are batched,
+so the model compiles once per size. Unreadable files are reported and skipped; the run then
+exits non-zero. Files written per image: see ``predict_io.write_outputs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+import collections
+import concurrent.futures
+import dataclasses
+import math
+import os
+import pathlib
+import time
+from typing import Any
+
+from absl import logging
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from adabins_jax import checkpointing
+from adabins_jax import metrics as metrics_lib
+from adabins_jax import models
+from adabins_jax import predict_flags
+from adabins_jax import predict_io
+from adabins_jax import torch_weights
+from adabins_jax import visualize
+
+# Network inputs are sized to about this many pixels (the NYU frame the models learn on)
+# before data.input_scale, rounded to multiples of this (the encoder's total stride).
+_BASE_HW = predict_io.NYU_FRAME_HW
+_BASE_MULTIPLE = 32
+_SCALED_MULTIPLE = 8
+# Aspect ratios beyond this are treated as this (a panorama still gets a usable input).
+_MAX_ASPECT = 8.0
+
+
+@dataclasses.dataclass
+class PredictOptions:
+  """What to predict and what to write; the ``predict_flags`` say what each field means.
+
+  ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
+  ``network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
+  (``predict_io.intrinsics_for``).
+  """
+  inputs: str | Sequence[str]
+  output: str
+  weights: str | None = None
+  batch_size: int = 1
+  flip_average: bool = True
+  size: str | tuple[int, int] | None = None
+  per_image_range: bool = False
+  cmap: str = 'turbo'
+  strip: bool = False
+  ply: bool = False
+  ply_stride: int = 1
+  intrinsics: tuple[float | None, ...] = (None, None, None, None)
+
+  def __post_init__(self):
+    if not self.inputs:
+      raise ValueError('predict: --input is required (an image, a folder or a glob).')
+    if not self.output:
+      raise ValueError('predict: --output is required (a folder for the depth maps).')
+    if self.batch_size < 1 or self.ply_stride < 1:
+      raise ValueError(f'predict: batch_size={self.batch_size} and ply_stride='
+                       f'{self.ply_stride} must be at least 1.')
+    if isinstance(self.size, str):
+      size = self.size
+      try:
+        self.size = tuple(int(s) for s in size.lower().split('x'))
+      except ValueError:
+        self.size = ()
+      if len(self.size) != 2:
+        raise ValueError(f'predict: size {size!r} must look like 480x640 (height x width).')
+    if self.size is not None and min(self.size) < 1:
+      raise ValueError(f'predict: size {self.size} must be positive.')
+    if len(self.intrinsics) != 4:
+      raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
+    predict_io.intrinsics_for((480, 640), self.intrinsics)  # Fails early on a bad combination.
+
+
+@dataclasses.dataclass
+class PredictSummary:
+  """What a prediction run did: files written per image, failures with reasons, time taken."""
+  written: dict[str, list[str]]
+  failed: list[tuple[str, str]]
+  seconds: float
+
+  def __str__(self) -> str:
+    n, total = len(self.written), len(self.written) + len(self.failed)
+    rate = n / self.seconds if self.seconds > 0 else float('nan')
+    text = f'Depth for {n} of {total} images in {self.seconds:.1f} s ({rate:.2f} images/s).'
+    if self.failed:
+      text += f' {len(self.failed)} failed:' + predict_io.format_failures(self.failed)
+    return text
+
+
+def _round_to(x: float, multiple: int) -> int:
+  return max(multiple, multiple * round(x / multiple))
+
+
+def _patch_excess(hw: tuple[int, int], model_config) -> int:
+  """Patches of the bins head beyond its table (> 0) or short of its queries (< 0), else 0."""
+  p = model_config.patch_size
+  n = (math.ceil(hw[0] / 2) // p) * (math.ceil(hw[1] / 2) // p)
+  if n > model_config.pos_table_size:
+    return n - model_config.pos_table_size
+  return min(0, n - (model_config.n_queries + 1))
+
+
+def network_size(image_hw: Sequence[int], model_config, input_scale: float = 1.0
+                 ) -> tuple[int, int]:
+  """The network input (h, w) for an image: about 480x640 pixels in area at the image's aspect.
+
+  Sides are multiples of 32, then scaled by ``input_scale`` and rounded to multiples of 8 (so
+  480x640 at 0.75 is 360x480, as in evaluation). The area shrinks or grows until the bins head
+  gets between ``n_queries + 1`` and ``pos_table_size`` patches.
+  """
+  h0, w0 = image_hw
+  aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
+  area = float(_BASE_HW[0] * _BASE_HW[1])
+  for _ in range(100):
+    h = _round_to(math.sqrt(area / aspect), _BASE_MULTIPLE)
+    w = _round_to(math.sqrt(area * aspect), _BASE_MULTIPLE)
+    if input_scale != 1.0:
+      h, w = _round_to(h * input_scale, _SCALED_MULTIPLE), _round_to(w * input_scale,
+                                                                     _SCALED_MULTIPLE)
+    excess = _patch_excess((h, w), model_config)
+    if not excess:
+      return h, w
+    area *= 0.9 if excess > 0 else 1.1
+  raise ValueError(f'No network input size fits an image of {h0}x{w0} with patch_size='
+                   f'{model_config.patch_size}, n_queries={model_config.n_queries} and '
+                   f'pos_table_size={model_config.pos_table_size}; pass --size=HxW.')
+
+
+def load_model(config, workdir: str | None, weights: str | None = None) -> tuple[nnx.Module, str]:
+  """The config's model in eval mode with trained weights, and where they came from.
+
+  Args:
+    config: The full config (uses model, eval.checkpoint, seed).
+    workdir: A training run's folder; its ``config.eval.checkpoint`` is loaded.
+    weights: A released PyTorch ``.pt``/``.pth``; used instead of ``workdir`` when given.
+  """
+  # Shape-only until loaded: random initialisation would compile a program per weight shape.
+  model = models.build_abstract_model(config.model, seed=config.seed)
+  if weights:
+    torch_weights.load_torch_checkpoint(model, weights)
+    source = os.fspath(weights)
+  elif workdir:
+    step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)
+    source = f'{workdir} (step {step})'
+  else:
+    raise ValueError('predict needs trained weights: --workdir=<training run> or '
+                     '--weights=<released .pt>.')
+  unloaded = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(
+      nnx.state(model)) if isinstance(v, jax.ShapeDtypeStruct)]
+  if unloaded:
+    raise ValueError(f'{source} left model variables unset: {unloaded[:5]}')
+  model.eval()
+  return model, source
+
+
+def _forward(graphdef, state, images, *, flip_average: bool):
+  """Raw depth of the images and, if asked, of their mirrors mirrored back: one network call."""
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  n = images.shape[0]
+  if flip_average:
+    images = jnp.concatenate([images, images[:, :, ::-1]], axis=0)
+  _, depth = model(images)
+  return depth[:n], (depth[n:, :, ::-1] if flip_average else None)
+
+
+def _normalise(rgb: np.ndarray) -> np.ndarray:
+  return (rgb - visualize.IMAGENET_MEAN) / visualize.IMAGENET_STD
+
+
+@dataclasses.dataclass
+class _Image:
+  path: pathlib.Path
+  name: str
+  rgb: np.ndarray  # (H, W, 3) in [0, 1] at the file's size
+  network_input: np.ndarray  # (h, w, 3) ImageNet-normalised
+
+
+class _Predictor:
+  """Batches images by network input size, runs the network, writes each image's files."""
+
+  def __init__(self, model: nnx.Module, config, options: PredictOptions):
+    self._graphdef, self._state = nnx.split(model)
+    self._config, self._options = config, options
+    self._forward = jax.jit(lambda g, s, x: _forward(g, s, x, flip_average=options.flip_average),
+                            static_argnums=0)
+    depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
+    # The evaluation protocol's clip, average, resize and clip, compiled per output size.
+    self._postprocess = jax.jit(
+        lambda p, f, hw: metrics_lib.postprocess_prediction(p, f, hw, *depth_range),
+        static_argnums=2)
+    self._write_kw = dict(
+        depth_range=depth_range, per_image_range=options.per_image_range, cmap=options.cmap,
+        strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
+        intrinsics=options.intrinsics)
+    self._shapes_seen = set()
+
+  def prepare(self, path: pathlib.Path, name: str) -> _Image:
+    """Reads and resizes one image (runs in a reader thread)."""
+    rgb = predict_io.read_image(path)
+    hw = self._options.size or network_size(rgb.shape[:2], self._config.model,
+                                            self._config.data.input_scale)
+    return _Image(path, name, rgb, _normalise(predict_io.resize_image(rgb, hw)))
+
+  def run(self, batch: list[_Image]) -> Iterator[tuple[_Image, list[str] | Exception]]:
+    """Predicts a batch of same-size images; yields each with its files or its error."""
+    inputs = np.stack([item.network_input for item in batch]).astype(np.float32)
+    # Padded to the full batch size, so a short last batch reuses the compiled program.
+    pad = self._options.batch_size - len(batch)
+    inputs = np.concatenate([inputs, np.zeros((pad, *inputs.shape[1:]), np.float32)])
+    if inputs.shape not in self._shapes_seen:
+      self._shapes_seen.add(inputs.shape)
+      logging.info('Compiling the network for input shape %s.', inputs.shape)
+    pred, flipped = self._forward(self._graphdef, self._state, jnp.asarray(inputs))
+    for i, item in enumerate(batch):
+      try:
+        depth = self._postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
+                                  item.rgb.shape[:2])
+        depth = np.asarray(depth)[0, ..., 0]
+        yield item, predict_io.write_outputs(self._options.output, item.name, item.rgb, depth,
+                                             **self._write_kw)
+      except Exception as e:  # pylint: disable=broad-except
+        yield item, e
+
+
+def _read_ahead(pool: concurrent.futures.Executor, predictor: _Predictor,
+                paths: Sequence[pathlib.Path], names: Sequence[str], depth: int):
+  """(path, _Image or Exception) in order, reading up to ``depth`` images ahead in threads."""
+  pending = collections.deque()
+  for path, name in zip(paths, names):
+    pending.append((path, pool.submit(predictor.prepare, path, name)))
+    if len(pending) > depth:
+      yield _result(*pending.popleft())
+  while pending:
+    yield _result(*pending.popleft())
+
+
+def _result(path, future) -> tuple[pathlib.Path, Any]:
+  try:
+    return path, future.result()
+  except Exception as e:  # pylint: disable=broad-except
+    return path, e
+
+
+def predict_images(model: nnx.Module, config, options: PredictOptions) -> PredictSummary:
+  """Predicts depth for every image ``options.inputs`` names and writes the files.
+
+  Never raises for one bad image: its error is recorded in the summary and the rest go on.
+  """
+  start = time.perf_counter()
+  paths, failed = predict_io.find_images(options.inputs)
+  names = predict_io.output_names(paths)
+  os.makedirs(options.output, exist_ok=True)
+  predictor = _Predictor(model, config, options)
+  written, buckets = {}, {}
+
+  def finish(batch, bar):
+    for item, result in predictor.run(batch):
+      if isinstance(result, Exception):
+        failed.append((os.fspath(item.path), f'{type(result).__name__}: {result}'))
+      else:
+        written[os.fspath(item.path)] = result
+      bar.update()
+
+  with (concurrent.futures.ThreadPoolExecutor(2) as pool,
+        tqdm.tqdm(total=len(paths), unit='img', desc='predict', mininterval=1.0) as bar):
+    for path, item in _read_ahead(pool, predictor, paths, names, 2 * options.batch_size):
+      if isinstance(item, Exception):
+        failed.append((os.fspath(path), str(item).removeprefix(f'{os.fspath(path)}: ')))
+        bar.update()
+        continue
+      bucket = buckets.setdefault(item.network_input.shape, [])
+      bucket.append(item)
+      if len(bucket) == options.batch_size:
+        finish(buckets.pop(item.network_input.shape), bar)
+    for bucket in buckets.values():
+      finish(bucket, bar)
+  return PredictSummary(written, failed, time.perf_counter() - start)
+
+
+def predict(config, workdir: str | None, options: PredictOptions | None = None
+            ) -> PredictSummary:
+  """The ``--mode=predict`` entry point: loads weights, predicts, prints a summary.
+
+  Args:
+    config: The model's config.
+    workdir: A training run's folder (ignored when ``options.weights`` is given).
+    options: What to do; None: from the command-line flags (``predict_flags``).
+
+  Returns:
+    The summary, if every image succeeded.
+
+  Raises:
+    SystemExit: with the summary as message (exit status 1) if any input failed.
+  """
+  if options is None:
+    options = PredictOptions(**predict_flags.values())
+  model, source = load_model(config, workdir, options.weights)
+  logging.info('Predicting with %s.', source)
+  summary = predict_images(model, config, options)
+  if summary.failed:
+    raise SystemExit(f'{summary}\nOutputs in {options.output}.')
+  print(f'{summary} Outputs in {options.output}.')
+  return summary

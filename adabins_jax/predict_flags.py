@@ -1,0 +1,46 @@
+"""Command-line flags of ``--mode=predict`` (see predict.py).
+
+Defined in their own light module so that main.py can declare them before parsing without
+importing the prediction code, which other modes never need.
+"""
+
+from absl import flags
+
+INPUT = flags.DEFINE_string(
+    'input', None, 'predict: image file, folder or glob; several separated by commas.')
+OUTPUT = flags.DEFINE_string('output', None, 'predict: folder the depth maps are written to.')
+WEIGHTS = flags.DEFINE_string(
+    'weights', None, 'predict: a released PyTorch AdaBins .pt to use instead of the --workdir '
+    "checkpoint (config.eval.checkpoint picks which one: 'best', 'latest' or a step).")
+BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'predict: images per network call.')
+FLIP_AVERAGE = flags.DEFINE_boolean(
+    'flip_average', True, 'predict: average with the mirrored image (as evaluation does).')
+SIZE = flags.DEFINE_string(
+    'size', None, 'predict: network input size HxW (e.g. 480x640); default: about the 480x640 '
+    'NYU frame x data.input_scale, at each image\'s aspect, rounded to multiples of 32.')
+PER_IMAGE_RANGE = flags.DEFINE_boolean(
+    'per_image_range', False, 'predict: colour each depth map over its own min..max instead '
+    "of the model's [min_depth_m, max_depth_m] (which keeps sequences from flickering).")
+CMAP = flags.DEFINE_enum('cmap', 'turbo', ['turbo', 'viridis', 'magma'],
+                         'predict: colour map of the *_color.png pictures.')
+STRIP = flags.DEFINE_boolean('strip', False,
+                             'predict: also write <name>_strip.png, input | coloured depth.')
+PLY = flags.DEFINE_boolean('ply', False, 'predict: also write a <name>.ply point cloud.')
+PLY_STRIDE = flags.DEFINE_integer(
+    'ply_stride', 1, 'predict: keep every n-th pixel along each axis in the point cloud.')
+FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the input image '
+                        '(default: NYU Kinect intrinsics scaled to the image size).')
+FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (default: fx).')
+CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (default: the '
+                        'image centre when --fx is given, else NYU scaled).')
+CY = flags.DEFINE_float('cy', None, 'predict: principal point row in pixels (see --cx).')
+
+
+def values() -> dict:
+  """The flags above as keyword arguments of ``predict.PredictOptions``."""
+  return dict(
+      inputs=INPUT.value, output=OUTPUT.value, weights=WEIGHTS.value,
+      batch_size=BATCH_SIZE.value, flip_average=FLIP_AVERAGE.value, size=SIZE.value,
+      per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
+      ply=PLY.value, ply_stride=PLY_STRIDE.value,
+      intrinsics=(FX.value, FY.value, CX.value, CY.value))
