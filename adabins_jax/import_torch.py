@@ -23,10 +23,15 @@ from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import torch_weights
 
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'The released .pt file.')
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Folder to write the Orbax checkpoint to.')
-config_flags.DEFINE_config_file('config', None, 'Config whose model the weights are for.',
-                                lock_config=True)
+
+
+def _define_flags():
+  # Defined only when run as a program: adabins_jax.main owns the same names in-process.
+  flags.DEFINE_string('checkpoint', None, 'The released .pt file.')
+  flags.DEFINE_string('workdir', None, 'Folder to write the Orbax checkpoint to.')
+  config_flags.DEFINE_config_file('config', None, 'Config whose model the weights are for.',
+                                  lock_config=True)
+  flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
 
 
 def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.PathLike) -> int:
@@ -58,11 +63,12 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  n = import_checkpoint(flags.FLAGS.config, _CHECKPOINT.value, _WORKDIR.value)
-  logging.info('Imported %d parameters from %s into %s.', n, _CHECKPOINT.value, _WORKDIR.value)
-  print(f'Imported {n:,} parameters from {_CHECKPOINT.value} into {_WORKDIR.value} (step 0).')
+  args = flags.FLAGS
+  n = import_checkpoint(args.config, args.checkpoint, args.workdir)
+  logging.info('Imported %d parameters from %s into %s.', n, args.checkpoint, args.workdir)
+  print(f'Imported {n:,} parameters from {args.checkpoint} into {args.workdir} (step 0).')
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
+  _define_flags()
   app.run(main)

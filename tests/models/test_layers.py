@@ -77,8 +77,8 @@ def test_conv_matches_torch_with_symmetric_padding():
   x = np.random.default_rng(2).standard_normal((1, 8, 9, 4)).astype(np.float32)
   ref = torch.nn.functional.conv2d(
       torch.from_numpy(x.transpose(0, 3, 1, 2)),
-      torch.from_numpy(np.asarray(conv.kernel[...]).transpose(3, 2, 0, 1)),
-      torch.from_numpy(np.asarray(conv.bias[...])), padding=1)
+      torch.from_numpy(np.array(conv.kernel[...]).transpose(3, 2, 0, 1).copy()),
+      torch.from_numpy(np.array(conv.bias[...])), padding=1)
   np.testing.assert_allclose(conv(jnp.asarray(x)), ref.numpy().transpose(0, 2, 3, 1), atol=1e-5)
 
 
