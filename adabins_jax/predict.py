@@ -177,7 +177,8 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
   return model, source
 
 
-def _forward(graphdef, state, images, *, flip_average: bool):
+@jax.jit(static_argnums=(0, 3))
+def _forward(graphdef, state, images, flip_average: bool):
   """Raw depth of the images and, if asked, of their mirrors mirrored back: one network call."""
   model = nnx.merge(graphdef, state)
   model.eval()
@@ -186,6 +187,10 @@ def _forward(graphdef, state, images, *, flip_average: bool):
     images = jnp.concatenate([images, images[:, :, ::-1]], axis=0)
   _, depth = model(images)
   return depth[:n], (depth[n:, :, ::-1] if flip_average else None)
+
+
+# The evaluation protocol's clip, average, resize and clip; compiled per output size.
+_postprocess = jax.jit(metrics_lib.postprocess_prediction, static_argnums=(2, 3, 4))
 
 
 def _normalise(rgb: np.ndarray) -> np.ndarray:
@@ -206,15 +211,9 @@ class _Predictor:
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
     self._graphdef, self._state = nnx.split(model)
     self._config, self._options = config, options
-    self._forward = jax.jit(lambda g, s, x: _forward(g, s, x, flip_average=options.flip_average),
-                            static_argnums=0)
-    depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
-    # The evaluation protocol's clip, average, resize and clip, compiled per output size.
-    self._postprocess = jax.jit(
-        lambda p, f, hw: metrics_lib.postprocess_prediction(p, f, hw, *depth_range),
-        static_argnums=2)
+    self._depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
     self._write_kw = dict(
-        depth_range=depth_range, per_image_range=options.per_image_range, cmap=options.cmap,
+        depth_range=self._depth_range, per_image_range=options.per_image_range, cmap=options.cmap,
         strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
         intrinsics=options.intrinsics)
     self._shapes_seen = set()
@@ -235,11 +234,12 @@ class _Predictor:
     if inputs.shape not in self._shapes_seen:
       self._shapes_seen.add(inputs.shape)
       logging.info('Compiling the network for input shape %s.', inputs.shape)
-    pred, flipped = self._forward(self._graphdef, self._state, jnp.asarray(inputs))
+    pred, flipped = _forward(self._graphdef, self._state, jnp.asarray(inputs),
+                             self._options.flip_average)
     for i, item in enumerate(batch):
       try:
-        depth = self._postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
-                                  item.rgb.shape[:2])
+        depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
+                             item.rgb.shape[:2], *self._depth_range)
         depth = np.asarray(depth)[0, ..., 0]
         yield item, predict_io.write_outputs(self._options.output, item.name, item.rgb, depth,
                                              **self._write_kw)

@@ -124,7 +124,8 @@ def resize_image(rgb: np.ndarray, hw: Sequence[int]) -> np.ndarray:
   h, w = (int(s) for s in hw)
   if rgb.shape[:2] == (h, w):
     return rgb
-  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., c]), mode='F')
+  # A 2-D float32 array is a mode 'F' picture, which Pillow resizes in float precision.
+  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32))
                          .resize((w, h), Image.Resampling.BILINEAR)) for c in range(3)]
   return np.stack(channels, axis=-1)
 

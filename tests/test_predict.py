@@ -1,0 +1,243 @@
+"""Tests for --mode=predict (predict.py, predict_io.py) on the smoke model with random weights."""
+
+import os
+import pathlib
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+from flax import nnx
+import jax
+import ml_collections
+import numpy as np
+import optax
+from PIL import Image
+import pytest
+
+from adabins_jax import benchmark
+from adabins_jax import checkpointing
+from adabins_jax import main
+from adabins_jax import metrics as metrics_lib
+from adabins_jax import predict
+from adabins_jax import predict_io
+from adabins_jax import torch_weights
+from adabins_jax import visualize
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_REPO))
+from configs import smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_SIZE = (64, 80)  # One network input size for every test image: one compile.
+
+
+@pytest.fixture(scope='module')
+def config():
+  return smoke.get_config()
+
+
+@pytest.fixture(scope='module')
+def model(config):
+  model = benchmark.random_model(config.model, seed=1)
+  model.eval()
+  return model
+
+
+@nnx.jit
+def _two_passes(model, x):
+  return model(x)[1], model(x[:, :, ::-1])[1]
+
+
+def _expected_depth(model, rgb):
+  """Independent path: two plain forward passes, then the evaluation post-processing."""
+  x = ((predict_io.resize_image(rgb, _SIZE) - visualize.IMAGENET_MEAN)
+       / visualize.IMAGENET_STD)[None]
+  depth, mirrored = _two_passes(model, x)
+  final = metrics_lib.postprocess_prediction(depth, mirrored[:, :, ::-1], rgb.shape[:2],
+                                             1e-3, 10.0)
+  return np.asarray(final)[0, ..., 0]
+
+
+def _write_images(folder):
+  """Test images of several sizes and modes; returns {stem: (H, W)}."""
+  rng = np.random.default_rng(0)
+  folder.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(rng.integers(0, 256, (40, 52, 3), np.uint8)).save(folder / 'rgb.png')
+  Image.fromarray(rng.integers(0, 256, (40, 52, 4), np.uint8)).save(folder / 'rgba.png')
+  Image.fromarray(rng.integers(0, 256, (33, 47), np.uint8)).save(folder / 'grey.png')
+  Image.fromarray(rng.integers(0, 65536, (33, 47), np.uint16)).save(folder / 'grey16.png')
+  (folder / 'notes.txt').write_text('not an image')
+  return {'rgb': (40, 52), 'rgba': (40, 52), 'grey': (33, 47), 'grey16': (33, 47)}
+
+
+def test_every_output_is_written_with_the_right_shape_and_values(tmp_path, model, config):
+  shapes = _write_images(tmp_path / 'in')
+  options = predict.PredictOptions(str(tmp_path / 'in'), str(tmp_path / 'out'), batch_size=3,
+                                   size=_SIZE, strip=True, ply=True)
+  summary = predict.predict_images(model, config, options)
+  assert summary.failed == [] and len(summary.written) == 4  # notes.txt is not an input
+  out = tmp_path / 'out'
+  for stem, hw in shapes.items():
+    depth = np.load(out / f'{stem}_depth.npy')
+    assert depth.shape == hw and depth.dtype == np.float32
+    rgb = predict_io.read_image(tmp_path / 'in' / f'{stem}.png')
+    np.testing.assert_allclose(depth, _expected_depth(model, rgb), rtol=1e-5, atol=1e-5)
+    png = np.asarray(Image.open(out / f'{stem}_depth.png'))
+    assert png.dtype == np.uint16
+    np.testing.assert_array_equal(png, np.round(depth.astype(np.float64) * 1000))
+    colour = np.asarray(Image.open(out / f'{stem}_color.png'))
+    np.testing.assert_array_equal(colour, visualize.colorize_depth(depth, 1e-3, 10.0))
+    strip = np.asarray(Image.open(out / f'{stem}_strip.png'))
+    assert strip.shape == (hw[0], 2 * hw[1], 3)
+    np.testing.assert_array_equal(strip[:, hw[1]:], colour)
+    header = (out / f'{stem}.ply').read_bytes().split(b'end_header\n')[0].decode()
+    assert f'element vertex {hw[0] * hw[1]}' in header
+  rgb_in = np.asarray(Image.open(tmp_path / 'in' / 'rgb.png'))
+  np.testing.assert_array_equal(np.asarray(Image.open(out / 'rgb_strip.png'))[:, :52], rgb_in)
+
+
+def test_read_image_modes(tmp_path):
+  rgba = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4) * 5
+  Image.fromarray(rgba).save(tmp_path / 'a.png')
+  np.testing.assert_allclose(predict_io.read_image(tmp_path / 'a.png'), rgba[..., :3] / 255.0)
+  grey16 = np.array([[0, 32768, 65535]], np.uint16)
+  Image.fromarray(grey16).save(tmp_path / 'g16.png')
+  got = predict_io.read_image(tmp_path / 'g16.png')
+  assert got.shape == (1, 3, 3)
+  np.testing.assert_allclose(got[..., 1], grey16 / 65535.0, rtol=1e-6)
+  palette = Image.new('P', (2, 1))
+  palette.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
+  palette.putdata([0, 1])
+  palette.save(tmp_path / 'p.png')
+  np.testing.assert_allclose(predict_io.read_image(tmp_path / 'p.png') * 255,
+                             [[[10, 20, 30], [200, 100, 50]]], atol=1e-4)
+  # A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise).
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.new('RGB', (40, 20), (255, 0, 0)).save(tmp_path / 'r.jpg', exif=exif)
+  assert predict_io.read_image(tmp_path / 'r.jpg').shape == (40, 20, 3)
+  (tmp_path / 'bad.jpg').write_bytes(b'\xff\xd8\xff garbage')
+  with pytest.raises(ValueError, match='bad.jpg: not a readable image'):
+    predict_io.read_image(tmp_path / 'bad.jpg')
+
+
+def test_find_images_expands_folders_globs_and_lists(tmp_path):
+  for sub in ('a', 'b'):
+    (tmp_path / sub).mkdir()
+    for name in ('x.png', 'y.jpg', 'readme.txt', '.hidden.png'):
+      (tmp_path / sub / name).write_bytes(b'')
+  paths, problems = predict_io.find_images(
+      f'{tmp_path / "a"}, {tmp_path}/*/x.png,{tmp_path / "missing.png"},{tmp_path}/*.gif')
+  assert [p.relative_to(tmp_path).as_posix() for p in paths] == ['a/x.png', 'a/y.jpg', 'b/x.png']
+  assert problems == [(str(tmp_path / 'missing.png'), 'no such file'),
+                      (f'{tmp_path}/*.gif', 'the pattern matches no file')]
+  # Two files called x: their outputs must not overwrite each other.
+  assert predict_io.output_names(paths) == ['a_x', 'y', 'b_x']
+
+
+def _write_pt(model, path):
+  torch = pytest.importorskip('torch')
+  state = torch_weights.model_to_state_dict(model)
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+
+
+@flagsaver.flagsaver
+def test_main_with_pt_weights_skips_a_corrupt_file_and_exits_non_zero(
+    tmp_path, monkeypatch, model, config):
+  _write_pt(model, tmp_path / 'w.pt')
+  (tmp_path / 'in').mkdir()
+  rgb = np.random.default_rng(2).integers(0, 256, (40, 52, 3), np.uint8)
+  Image.fromarray(rgb).save(tmp_path / 'in' / 'good.png')
+  (tmp_path / 'in' / 'broken.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+  argv = ['main', f'--config={_REPO / "configs" / "smoke.py"}', '--mode=predict',
+          f'--weights={tmp_path / "w.pt"}', f'--input={tmp_path / "in"}',
+          f'--output={tmp_path / "out"}', f'--size={_SIZE[0]}x{_SIZE[1]}', '--batch_size=3']
+  monkeypatch.setattr(sys, 'argv', argv)
+  with pytest.raises(SystemExit) as exit_info:
+    main.main(flags.FLAGS(argv))
+  message = str(exit_info.value.code)  # A string code exits with status 1.
+  assert 'Depth for 1 of 2 images' in message and 'broken.png' in message
+  depth = np.load(tmp_path / 'out' / 'good_depth.npy')
+  expected = _expected_depth(model, predict_io.read_image(tmp_path / 'in' / 'good.png'))
+  np.testing.assert_allclose(depth, expected, atol=1e-5)
+  assert not (tmp_path / 'out' / 'broken_depth.npy').exists()
+
+
+def test_predict_from_an_orbax_workdir(tmp_path, model, config):
+  manager = checkpointing.create_manager(tmp_path / 'run')
+  checkpointing.save(manager, 7, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
+                     force=True)
+  manager.wait_until_finished()
+  manager.close()
+  rgb = np.random.default_rng(3).random((40, 52, 3)).astype(np.float32)
+  np.save(tmp_path / 'x.npy', rgb)  # Not an image: reported, not fatal.
+  Image.fromarray(predict_io.to_uint8(rgb)).save(tmp_path / 'x.png')
+  options = predict.PredictOptions([str(tmp_path / 'x.png')], str(tmp_path / 'out'),
+                                   size=_SIZE, flip_average=False, per_image_range=True)
+  summary = predict.predict(config, str(tmp_path / 'run'), options)
+  assert list(summary.written) == [str(tmp_path / 'x.png')]
+  depth = np.load(tmp_path / 'out' / 'x_depth.npy')
+  x = (predict_io.resize_image(predict_io.read_image(tmp_path / 'x.png'), _SIZE)
+       - visualize.IMAGENET_MEAN) / visualize.IMAGENET_STD
+  no_flip = _two_passes(model, x[None])[0]
+  expected = metrics_lib.postprocess_prediction(no_flip, None, (40, 52), 1e-3, 10.0)
+  np.testing.assert_allclose(depth, np.asarray(expected)[0, ..., 0], atol=1e-5)
+  colour = np.asarray(Image.open(tmp_path / 'out' / 'x_color.png'))
+  table = visualize.colormap('turbo')
+  np.testing.assert_array_equal(colour[np.unravel_index(depth.argmin(), depth.shape)], table[0])
+  np.testing.assert_array_equal(colour[np.unravel_index(depth.argmax(), depth.shape)],
+                                table[255])
+
+
+def _model_config(**fields):
+  return ml_collections.ConfigDict(
+      {'patch_size': 16, 'n_queries': 128, 'pos_table_size': 500, **fields})
+
+
+def test_network_size_keeps_the_nyu_frame_and_fits_the_bins_head(config):
+  b5 = _model_config()
+  assert predict.network_size((480, 640), b5) == (480, 640)
+  assert predict.network_size((3024, 4032), b5) == (480, 640)
+  # 16:9: sqrt(307200 * 9 / 16) = 415.7 -> 416; sqrt(307200 * 16 / 9) = 739 -> 736.
+  assert predict.network_size((1080, 1920), b5) == (416, 736)
+  assert predict.network_size((480, 640), b5, input_scale=0.75) == (360, 480)
+  for hw, model_config in [((100, 2000), b5), ((5000, 50), b5), ((480, 640), config.model)]:
+    h, w = predict.network_size(hw, model_config)
+    p = model_config.patch_size
+    patches = (h // 2 // p) * (w // 2 // p)
+    assert model_config.n_queries < patches <= model_config.pos_table_size, (hw, h, w)
+    assert h % 32 == 0 and w % 32 == 0
+  with pytest.raises(ValueError, match='pass --size'):
+    predict.network_size((480, 640), _model_config(pos_table_size=10))
+
+
+def test_write_outputs_uses_the_kitti_scale_for_outdoor_ranges(tmp_path):
+  depth = np.array([[1.0, 2.5], [79.9, 0.0123]], np.float32)
+  rgb = np.zeros((2, 2, 3), np.float32)
+  files = predict_io.write_outputs(tmp_path, 'k', rgb, depth, depth_range=(1e-3, 80.0))
+  assert [os.path.basename(f) for f in files] == ['k_depth.npy', 'k_depth.png', 'k_color.png']
+  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'k_depth.png')),
+                                [[256, 640], [20454, 3]])
+
+
+def test_ply_geometry_and_intrinsics(tmp_path):
+  depth = np.full((2, 3), 2.0, np.float32)
+  depth[0, 0] = np.nan  # left out
+  rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+  n = predict_io.write_ply(tmp_path / 'c.ply', depth, rgb, (100.0, 50.0, 1.0, 0.5))
+  data = (tmp_path / 'c.ply').read_bytes()
+  header, body = data.split(b'end_header\n')
+  assert n == 5 and b'element vertex 5' in header and b'binary_little_endian' in header
+  vertices = np.frombuffer(body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'),
+                                        ('r', 'u1'), ('g', 'u1'), ('b', 'u1')])
+  last = vertices[-1]  # pixel (u=2, v=1)
+  np.testing.assert_allclose([last['x'], last['y'], last['z']], [0.02, 0.02, 2.0], rtol=1e-6)
+  assert (last['r'], last['g'], last['b']) == (15, 16, 17)
+  assert predict_io.write_ply(tmp_path / 's.ply', np.ones((5, 7)), np.zeros((5, 7, 3), np.uint8),
+                              (1, 1, 0, 0), stride=2) == 3 * 4
+  np.testing.assert_allclose(predict_io.intrinsics_for((240, 320)),
+                             np.array(predict_io.NYU_INTRINSICS) / 2)
+  assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None)) == (300, 300, 100, 49.5)
+  with pytest.raises(ValueError, match='need --fx'):
+    predict.PredictOptions('a.png', 'out', intrinsics=(None, 400.0, None, None))
+  with pytest.raises(ValueError, match='480x640'):
+    predict.PredictOptions('a.png', 'out', size='480by640')
