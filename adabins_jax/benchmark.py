@@ -1,0 +1,343 @@
+"""Speed and size of each model, in the seed's table format (SPEC 4)::
+
+  python -m adabins_jax.benchmark                                   # the six seed rows
+  python -m adabins_jax.benchmark --configs=unet128_dws,effnet_b5_256 --batch_sizes=1 \\
+      --repeats=3 --skip_train --output=benchmark.json
+
+Per config: parameter count; MB of float32 parameters and of a training checkpoint (parameters,
+BatchNorm statistics and the AdamW state, the seed's "size"); inference images/s at the
+evaluation resolution (480x640 x data.input_scale) per batch size; training images/s at the
+training crop (416x544 x data.input_scale) with the real train step of steps.py; compile
+seconds; FLOPs per image from XLA's cost analysis and the GFLOP/s achieved. Times are medians
+over ``--repeats`` synchronised runs after a warm-up. Weights are random (speed does not depend
+on them) and filled on the host, since random initialisation compiles a program per shape.
+Runs on whatever backend JAX picks: CPU or GPU alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import importlib
+import importlib.util
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from adabins_jax import models
+from adabins_jax import optim
+from adabins_jax import report
+from adabins_jax import steps
+
+SEED_CONFIGS = tuple(report.SEED_TABLE)
+# SPEC 4's resolutions before data.input_scale: NYU test frames and the training crop.
+EVAL_HW = (480, 640)
+TRAIN_HW = (416, 544)
+_MB = 1e6  # The seed's sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name: str):
+  """A config by file name under configs/ ('unet128') or by path ('configs/unet128.py')."""
+  if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)  # Config files import `configs.default`.
+  if name.endswith('.py'):
+    spec = importlib.util.spec_from_file_location(os.path.basename(name)[:-3], name)
+    if spec is None or not os.path.isfile(name):
+      raise FileNotFoundError(f'No config file {name}.')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+  else:
+    try:
+      module = importlib.import_module(f'configs.{name}')
+    except ModuleNotFoundError as e:
+      raise ValueError(f'No config {name!r} in {_REPO}/configs.') from e
+  return module.get_config()
+
+
+def _fill_value(rng: np.random.Generator, path: tuple, shape: tuple, dtype) -> np.ndarray:
+  leaf = str(path[-1])
+  if leaf in ('var', 'scale'):  # BatchNorm variance, norm scales
+    return np.ones(shape, dtype)
+  if leaf in ('mean', 'bias'):
+    return np.zeros(shape, dtype)
+  if leaf == 'positional_encodings':
+    return rng.random(shape, np.float32).astype(dtype)  # U[0, 1) like the release
+  fan_in = math.prod(shape[:-1]) or 1
+  return (rng.standard_normal(shape, np.float32) / math.sqrt(fan_in)).astype(dtype)
+
+
+def random_model(model_config, seed: int = 0) -> nnx.Module:
+  """The model with random weights drawn on the host: seconds, where ``build_model`` on a CPU
+  takes minutes for B5. Kernels are N(0, 1/fan_in), norms identity, biases zero.
+  """
+  model = models.build_abstract_model(model_config, seed=seed)
+  rng = np.random.default_rng(seed)
+  for path, var in nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))):
+    abstract = var.get_value()
+    var.set_value(jnp.asarray(_fill_value(rng, path, abstract.shape, abstract.dtype)))
+  return model
+
+
+def _nbytes(tree: Any) -> int:
+  return sum(x.size * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def sizes(model: nnx.Module, config) -> dict[str, float]:
+  """Parameter count, and MB of the float parameters and of a training checkpoint."""
+  params = nnx.state(model, nnx.Param)
+  tx = optim.create_optimizer(config.optim, total_steps=1000)
+  opt_state = jax.eval_shape(tx.init, params)
+  saved = _nbytes(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))) + _nbytes(opt_state)
+  return {'params': models.count_params(model), 'param_mb': _nbytes(params) / _MB,
+          'checkpoint_mb': saved / _MB}
+
+
+def _flops(compiled) -> float:
+  analysis = compiled.cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # Older JAX: one dict per device program.
+    analysis = analysis[0] if analysis else {}
+  return float((analysis or {}).get('flops', float('nan')))
+
+
+def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args: int = 0,
+                  carry: bool = False) -> dict[str, float]:
+  """Compiles a jitted function for ``args``, warms up, and times ``repeats`` calls.
+
+  Args:
+    jitted: A ``jax.jit`` function.
+    args: Its arguments; the first ``static_args`` are its static ones.
+    repeats: Timed calls (after one untimed warm-up call).
+    static_args: How many leading arguments are static.
+    carry: The first output replaces the first non-static argument after each call (a train
+      step that donates its state).
+
+  Returns:
+    'compile_s', 'seconds' (median per call) and 'flops' (XLA's count per call).
+  """
+  start = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  compile_s = time.perf_counter() - start
+  call_args = list(args[static_args:])
+  times = []
+  for i in range(repeats + 1):
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*call_args))
+    if i:
+      times.append(time.perf_counter() - start)
+    if carry:
+      call_args[0] = out[0]
+  return {'compile_s': compile_s, 'seconds': statistics.median(times),
+          'flops': _flops(compiled)}
+
+
+def _scaled(hw: Sequence[int], scale: float) -> tuple[int, int]:
+  # As the input pipeline scales images (round, not floor).
+  return round(hw[0] * scale), round(hw[1] * scale)
+
+
+def _rates(result: dict[str, float], batch: int) -> dict[str, float]:
+  return {'images_per_s': batch / result['seconds'],
+          'ms_per_image': 1e3 * result['seconds'] / batch,
+          'compile_s': result['compile_s'],
+          'gflop_per_image': result['flops'] / batch / 1e9,
+          'achieved_gflop_per_s': result['flops'] / result['seconds'] / 1e9}
+
+
+def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
+                        repeats: int) -> dict[str, float]:
+  """Eval-mode forward pass (no flip averaging) on a (batch, h, w, 3) input."""
+  model.eval()
+  graphdef, state = nnx.split(model)
+
+  def forward(graphdef, state, images):
+    return nnx.merge(graphdef, state)(images)[1]
+
+  images = jnp.asarray(np.random.default_rng(0).standard_normal((batch, *hw, 3), np.float32))
+  jitted = jax.jit(forward, static_argnums=0)
+  return _rates(time_compiled(jitted, (graphdef, state, images), repeats, static_args=1), batch)
+
+
+def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
+                       depth_hw: Sequence[int], batch: int, repeats: int) -> dict[str, float]:
+  """steps.py's train step (loss, gradients, clipped AdamW update) on random data."""
+  total_steps = 1000
+  tx = optim.create_optimizer(config.optim, total_steps)
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  rng = np.random.default_rng(0)
+  batch_arrays = {
+      'image': jnp.asarray(rng.standard_normal((batch, *image_hw, 3), np.float32)),
+      'depth': jnp.asarray(rng.uniform(0.5, 9.0, (batch, *depth_hw, 1)).astype(np.float32)),
+  }
+  train_step = steps.make_train_step(
+      config, optim.learning_rate_schedule(config.optim, total_steps))
+  args = (graphdef, state, batch_arrays, jax.random.key(0))
+  return _rates(time_compiled(train_step, args, repeats, static_args=1, carry=True), batch)
+
+
+def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,
+                     skip_train: bool = False, train_batch_size: int | None = None,
+                     eval_hw: Sequence[int] = EVAL_HW, train_hw: Sequence[int] = TRAIN_HW,
+                     seed: int = 0) -> dict[str, Any]:
+  """One config's row: sizes, inference per batch size and (unless skipped) training.
+
+  Args:
+    config: The full config.
+    batch_sizes: Inference batch sizes.
+    repeats: Timed runs per measurement (median reported).
+    skip_train: Leave training out (its compile dominates on a CPU).
+    train_batch_size: Training batch; None: ``config.train.batch_size`` on accelerators, 2 on
+      a CPU.
+    eval_hw: Inference size before ``data.input_scale``.
+    train_hw: Training crop before ``data.input_scale`` (the depth target stays this size).
+    seed: Of the random weights and data.
+  """
+  scale = float(config.data.input_scale)
+  start = time.perf_counter()
+  model = random_model(config.model, seed)
+  row: dict[str, Any] = {'bins': int(config.model.n_bins), 'build_s': time.perf_counter() - start,
+                         **sizes(model, config)}
+  infer_hw = _scaled(eval_hw, scale)
+  row['inference'] = {'height': infer_hw[0], 'width': infer_hw[1]}
+  for batch in batch_sizes:
+    logging.info('Inference, batch %d at %dx%d.', batch, *infer_hw)
+    row['inference'][str(batch)] = benchmark_inference(model, infer_hw, batch, repeats)
+  if not skip_train:
+    if train_batch_size is None:
+      on_cpu = jax.default_backend() == 'cpu'
+      train_batch_size = 2 if on_cpu else int(config.train.batch_size)
+    image_hw = _scaled(train_hw, scale)
+    logging.info('Training, batch %d at %dx%d.', train_batch_size, *image_hw)
+    # Last: the train step donates, and so consumes, the model's arrays.
+    row['train'] = {'height': image_hw[0], 'width': image_hw[1], 'batch': train_batch_size,
+                    **benchmark_training(model, config, image_hw, train_hw, train_batch_size,
+                                         repeats)}
+  return row
+
+
+def environment() -> dict[str, Any]:
+  """Where the numbers were taken: backend, device, CPU count, load, versions."""
+  return {'backend': jax.default_backend(), 'device': str(jax.devices()[0].device_kind),
+          'device_count': jax.device_count(), 'cpu_count': os.cpu_count(),
+          'load_average': list(os.getloadavg()), 'jax': jax.__version__,
+          'python': platform.python_version(), 'machine': platform.machine(),
+          'time': time.strftime('%Y-%m-%d %H:%M:%S %Z')}
+
+
+def _fmt(value, spec: str) -> str:
+  return '—' if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> str:
+  """SPEC 4's table with measured columns beside the seed's fps and size."""
+  infer_cols = [f'img/s b{b}' for b in batch_sizes]
+  header = (['model (seed names)', 'config', 'bins', 'params', 'param MB', 'size MB',
+             'seed size'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,
+                                          'train img/s', 'GFLOP/img', 'GFLOP/s', 'compile s',
+                                          'seed fps (RTX 2070 S)'])
+  header = [h for h in header if h is not None]
+  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+  for name, row in rows.items():
+    seed = report.SEED_TABLE.get(name, {})
+    inference = row['inference']
+    first = inference[str(batch_sizes[0])]
+    cells = [seed.get('model', '—'), name, str(row.get('bins', seed.get('bins', '—'))),
+             f'{row["params"] / 1e6:.2f} M', _fmt(row['param_mb'], '.1f'),
+             _fmt(row['checkpoint_mb'], '.1f'), _fmt(seed.get('size_mb'), 'g')]
+    cells += [_fmt(inference[str(b)]['images_per_s'], '.2f') for b in batch_sizes]
+    if 1 in batch_sizes:
+      cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
+    train = row.get('train')
+    cells += [_fmt(train['images_per_s'], '.2f') if train else '—',
+              _fmt(first['gflop_per_image'], '.1f'),
+              _fmt(first['achieved_gflop_per_s'], '.1f'),
+              _fmt(first['compile_s'], '.1f'), _fmt(seed.get('fps'), 'g')]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def seed_claims(rows: dict[str, dict[str, Any]], batch: int) -> str:
+  """The seed's claim (depthwise U-Net vs paper model: speed and size ratios), if both ran."""
+  fast, paper = rows.get('unet128_dws'), rows.get('effnet_b5_256')
+  if not (fast and paper):
+    return ''
+  speed = (fast['inference'][str(batch)]['images_per_s']
+           / paper['inference'][str(batch)]['images_per_s'])
+  smaller = paper['checkpoint_mb'] / fast['checkpoint_mb']
+  return (f'unet128_dws vs effnet_b5_256: {speed:.1f}x the inference speed at batch {batch} '
+          f'(claim: >= 3x), {smaller:.1f}x smaller checkpoint (claim: >= 12x).')
+
+
+def _define_flags() -> None:
+  """The command line's flags; only when run as a script, since predict_flags also has --output."""
+  flags.DEFINE_list('configs', list(SEED_CONFIGS),
+                    'Config names under configs/ or paths to config files.')
+  flags.DEFINE_string('output', None, 'Write the results as JSON to this file.')
+  flags.DEFINE_list('batch_sizes', ['1', '8'], 'Inference batch sizes.')
+  flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement (median kept).')
+  flags.DEFINE_boolean('skip_train', False, 'Leave out the training step.')
+  flags.DEFINE_integer('train_batch_size', None,
+                       "Training batch (default: the config's on accelerators, 2 on a CPU).")
+  flags.DEFINE_string('eval_size', 'x'.join(map(str, EVAL_HW)),
+                      'Inference HxW before data.input_scale.')
+  flags.DEFINE_string('train_size', 'x'.join(map(str, TRAIN_HW)),
+                      'Training crop HxW before data.input_scale.')
+
+
+def _hw(text: str, flag: str) -> tuple[int, int]:
+  try:
+    h, w = (int(v) for v in text.lower().split('x'))
+  except ValueError:
+    raise app.UsageError(f'--{flag}={text!r}: expected HxW, e.g. 480x640.') from None
+  return h, w
+
+
+def run(config_names: Sequence[str], **kwargs) -> dict[str, Any]:
+  """Benchmarks each config; returns {'environment': ..., 'rows': {name: row}}."""
+  rows = {}
+  for name in config_names:
+    key = os.path.splitext(os.path.basename(name))[0]
+    logging.info('Benchmarking %s.', key)
+    rows[key] = benchmark_config(load_config(name), **kwargs)
+    logging.info('%s: %s', key, json.dumps(rows[key]))
+  return {'environment': environment(), 'rows': rows}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  f = flags.FLAGS
+  batch_sizes = [int(b) for b in f.batch_sizes]
+  results = run(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,
+                train_batch_size=f.train_batch_size, eval_hw=_hw(f.eval_size, 'eval_size'),
+                train_hw=_hw(f.train_size, 'train_size'))
+  results['environment']['command'] = ' '.join(sys.argv)
+  env = results['environment']
+  print(f'{env["device"]} ({env["backend"]}, {env["cpu_count"]} CPUs, load average '
+        f'{", ".join(f"{x:.2f}" for x in env["load_average"])}), jax {env["jax"]}')
+  print(markdown_table(results['rows'], batch_sizes))
+  claims = seed_claims(results['rows'], batch_sizes[0])
+  if claims:
+    print(claims)
+  if f.output:
+    with open(f.output, 'w') as out:
+      json.dump(results, out, indent=2)
+    print(f'Wrote {f.output}.')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

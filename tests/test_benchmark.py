@@ -1,0 +1,110 @@
+"""Tests for adabins_jax.benchmark: the command runs end to end; its numbers mean what they say."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from adabins_jax import benchmark
+from adabins_jax import models
+
+_REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _positive_finite(value):
+  return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
+  out = tmp_path / 'bench.json'
+  # Compiling the train step dominates; XLA's lowest optimisation level halves it.
+  env = dict(os.environ, XLA_FLAGS='--xla_backend_optimization_level=0', JAX_PLATFORMS='cpu')
+  result = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.benchmark', '--configs=configs/smoke.py',
+       '--eval_size=64x80', '--train_size=32x40', '--train_batch_size=2', '--batch_sizes=1,2',
+       '--repeats=2', f'--output={out}'],
+      cwd=_REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert '| — | smoke | 16 | 0.18 M |' in result.stdout
+  data = json.loads(out.read_text())
+  assert data['environment']['backend'] == 'cpu'
+  row = data['rows']['smoke']
+  abstract = models.build_abstract_model(benchmark.load_config('smoke').model)
+  params = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
+  assert row['params'] == params
+  assert row['param_mb'] == pytest.approx(4 * params / 1e6)
+  # Parameters + Adam's two moments + BatchNorm statistics (a few scalars of optimizer state).
+  bn = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.BatchStat)))
+  assert row['checkpoint_mb'] == pytest.approx(4 * (3 * params + bn) / 1e6, abs=1e-3)
+  assert (row['inference']['height'], row['inference']['width']) == (64, 80)
+  one, two = row['inference']['1'], row['inference']['2']
+  for measured in (one, two):
+    for key in ('images_per_s', 'ms_per_image', 'compile_s', 'gflop_per_image',
+                'achieved_gflop_per_s'):
+      assert _positive_finite(measured[key]), (key, measured)
+  # FLOPs are per image: the same at batch 1 and 2.
+  assert two['gflop_per_image'] == pytest.approx(one['gflop_per_image'], rel=0.02)
+  assert one['ms_per_image'] == pytest.approx(1e3 / one['images_per_s'])
+  train = row['train']
+  assert (train['height'], train['width'], train['batch']) == (32, 40, 2)
+  assert _positive_finite(train['images_per_s']) and _positive_finite(train['compile_s'])
+  # Forward + backward (about 3 forwards) at a quarter of the inference pixels, plus the loss.
+  assert train['gflop_per_image'] > 0.5 * one['gflop_per_image']
+
+
+def test_flops_and_timing_of_a_known_program():
+  x, y = jnp.ones((64, 128)), jnp.ones((128, 256))
+  result = benchmark.time_compiled(jax.jit(jnp.dot), (x, y), repeats=3)
+  assert result['flops'] == 2 * 64 * 128 * 256
+  assert _positive_finite(result['seconds']) and _positive_finite(result['compile_s'])
+  # carry: the first output feeds the next call (a train step's donated state).
+  step = jax.jit(lambda count, inc: (count + inc, count), donate_argnums=0)
+  counted = benchmark.time_compiled(step, (jnp.zeros(()), jnp.ones(())), repeats=2, carry=True)
+  assert counted['flops'] >= 1
+
+
+def test_random_model_is_concrete_and_scaled():
+  model = benchmark.random_model(benchmark.load_config('smoke').model, seed=0)
+  flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))))
+  assert all(isinstance(v.get_value(), jax.Array) for v in flat.values())
+  variances = [np.asarray(v.get_value()) for p, v in flat.items() if p[-1] == 'var']
+  assert variances and all(np.all(v == 1.0) for v in variances)
+  kernel = max((np.asarray(v.get_value()) for p, v in flat.items() if p[-1] == 'kernel'),
+               key=np.size)
+  fan_in = math.prod(kernel.shape[:-1])
+  assert np.std(kernel) * math.sqrt(fan_in) == pytest.approx(1.0, rel=0.1)
+
+
+def _row(images_per_s, checkpoint_mb):
+  measured = {'images_per_s': images_per_s, 'ms_per_image': 1e3 / images_per_s,
+              'compile_s': 2.0, 'gflop_per_image': 10.0, 'achieved_gflop_per_s': 100.0}
+  return {'bins': 128, 'params': 1_500_000, 'param_mb': 6.0, 'checkpoint_mb': checkpoint_mb,
+          'inference': {'1': measured}}
+
+
+def test_table_rows_and_the_seed_claim():
+  rows = {'effnet_b5_256': _row(1.0, 940.0), 'unet128_dws': _row(4.5, 47.0)}
+  table = benchmark.markdown_table(rows, [1])
+  lines = table.splitlines()
+  assert len(lines) == 4 and lines[0].startswith('| model (seed names) | config |')
+  assert lines[3].startswith('| U-Net, depthwise separable | unet128_dws | 128 | 1.50 M |')
+  assert '| 78 |' in lines[3] and '| 34.85 |' in lines[3]  # the seed's size and fps
+  assert benchmark.seed_claims(rows, 1) == (
+      'unet128_dws vs effnet_b5_256: 4.5x the inference speed at batch 1 (claim: >= 3x), '
+      '20.0x smaller checkpoint (claim: >= 12x).')
+  assert benchmark.seed_claims({'unet128_dws': rows['unet128_dws']}, 1) == ''
+
+
+def test_load_config_by_name_and_path():
+  assert benchmark.load_config('unet128_dws').model.conv == 'dws'
+  assert benchmark.load_config(str(_REPO / 'configs' / 'smoke.py')).model.n_bins == 16
+  with pytest.raises(ValueError, match='No config'):
+    benchmark.load_config('unet999')
