@@ -42,6 +42,9 @@ class SyntheticRooms(features.DepthBuilder):
       SyntheticRoomsConfig(name='default', description='240x320, 2000 train / 200 test.'),
       SyntheticRoomsConfig(name='vga', height=480, width=640, num_train=500, num_test=100,
                            description='NYU-sized 480x640, 500 train / 100 test.'),
+      # configs/demo.py: small enough to build and train on on a 2-core CPU in minutes.
+      SyntheticRoomsConfig(name='demo', height=120, width=160, num_train=2000, num_test=200,
+                           description='120x160, 2000 train / 200 test, for configs/demo.py.'),
       SyntheticRoomsConfig(name='tiny', height=64, width=80, num_train=16, num_test=8,
                            description='64x80, 16 train / 8 test, for tests.'),
   ]
