@@ -24,6 +24,7 @@ from adabins_jax import input_pipeline
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import parallel
+from adabins_jax import report
 from adabins_jax import steps
 from adabins_jax import visualize
 
@@ -125,4 +126,6 @@ def evaluate(config, workdir: str) -> dict[str, float]:
     path = workdir / f'eval_{config.data.eval_split}_step_{step}.json'
     path.write_text(json.dumps(results, indent=2, sort_keys=True))
     logging.info('Wrote %s.', path)
+    report.write_report(workdir, report.config_key(config), results,
+                        workdir / f'eval_predictions_{step:08d}.png')
   return results

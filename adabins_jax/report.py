@@ -83,7 +83,8 @@ def metrics_table(metrics: Mapping[str, float], config_name: str | None) -> str:
 def _verdict(metrics: Mapping[str, float], config_name: str | None) -> str:
   ref = SEED_TABLE.get(config_name or '')
   if not ref:
-    return (f'No published numbers for {config_name!r}; the reference rows exist for: '
+    which = f'config {config_name!r}' if config_name else 'this config'
+    return (f'No published numbers for {which}; reference rows exist for the configs '
             f'{", ".join(SEED_TABLE)}.')
   better = [n for n in metrics_lib.METRIC_NAMES if ref.get(n) is not None
             and metrics.get(n) is not None
@@ -113,7 +114,7 @@ def write_report(workdir: str | os.PathLike, config_name: str | None,
   missing = [n for n in metrics_lib.METRIC_NAMES if n not in metrics]
   if missing:
     raise ValueError(f'write_report: metrics lack {missing}; got {sorted(metrics)}.')
-  title = config_name or 'unnamed config'
+  title = config_name or 'a config without published numbers'
   facts = []
   if 'step' in metrics:
     facts.append(f'checkpoint of step {int(metrics["step"])}')
