@@ -113,9 +113,16 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   return saved
 
 
-def _abstract(tree: Any) -> Any:
-  """Shape/dtype/sharding of every array: the restore target, so arrays land in place."""
-  return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _abstract(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
+  """Shape/dtype/sharding of every array: the restore target, so arrays land in place.
+
+  ``sharding``, if given, replaces every leaf's own (shape-only models have none).
+  """
+  def target(x):
+    x = ocp.utils.to_shape_dtype_struct(x)
+    return x if sharding is None else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+  return jax.tree.map(target, tree)
 
 
 def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
@@ -173,14 +180,16 @@ def select_step(manager: ocp.CheckpointManager, which: str = 'best') -> int:
   return step
 
 
-def restore_model(workdir: str | os.PathLike[str], model: nnx.Module,
-                  which: str = 'best') -> int:
+def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str = 'best', *,
+                  sharding: jax.sharding.Sharding | None = None) -> int:
   """Restores only the model (no optimizer) of a training run, in place, for evaluation.
 
   Args:
     workdir: The training run's folder.
-    model: A model built with the run's model config; its arrays give target shardings.
+    model: A model built with the run's model config, e.g. ``models.build_abstract_model``;
+      its arrays give the target shardings unless ``sharding`` is given.
     which: 'best', 'latest' or a step number (see ``select_step``).
+    sharding: Where to put every restored array, e.g. ``parallel.replicated_sharding(mesh)``.
 
   Returns:
     The restored step.
@@ -188,7 +197,7 @@ def restore_model(workdir: str | os.PathLike[str], model: nnx.Module,
   manager = create_manager(workdir, read_only=True)
   step = select_step(manager, which)
   restored = manager.restore(step, args=ocp.args.Composite(
-      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES)))))
+      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding))))
   nnx.update(model, restored['model'])
   manager.close()
   logging.info('Restored the model of step %d from %s.', step, manager.directory)

@@ -107,9 +107,10 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   workdir = epath.Path(workdir)
   mesh = parallel.create_mesh(config.train.get('num_devices') or None)
   parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
-  model = models.build_model(config.model, rngs=nnx.Rngs(params=0, dropout=0))
-  nnx.update(model, parallel.replicate(nnx.state(model), mesh))
-  step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)
+  # Shape-only until restored: random initialisation would only be overwritten.
+  model = models.build_abstract_model(config.model, seed=config.seed)
+  step = checkpointing.restore_model(workdir, model, config.eval.checkpoint,
+                                     sharding=parallel.replicated_sharding(mesh))
   dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
   with jax.set_mesh(mesh):
     results, samples = evaluate_model(

@@ -19,7 +19,6 @@ from typing import Any
 
 from flax import nnx
 import jax
-import jax.numpy as jnp
 import optax
 
 from adabins_jax import losses

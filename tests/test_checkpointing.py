@@ -165,3 +165,19 @@ def test_killed_save_leaves_the_last_good_checkpoint(tmp_path):
   assert checkpointing.save(manager, 2, model, optimizer, force=True)
   manager.wait_until_finished()
   assert sorted(p.name for p in checkpointing.checkpoint_dir(tmp_path).iterdir()) == ['1', '2']
+
+
+def test_restore_model_into_a_shape_only_model_on_the_mesh(tmp_path):
+  model, optimizer = _model_and_optimizer()
+  _perturb(model, optimizer, 2)
+  manager = checkpointing.create_manager(tmp_path)
+  checkpointing.save(manager, 4, model, optimizer)
+  manager.wait_until_finished()
+  abstract = nnx.eval_shape(lambda: TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=0)))
+  mesh = parallel.create_mesh(2)
+  checkpointing.restore_model(tmp_path, abstract, 'latest',
+                              sharding=parallel.replicated_sharding(mesh))
+  for a, b in zip(jax.tree.leaves(nnx.state(model, nnx.Param)),
+                  jax.tree.leaves(nnx.state(abstract, nnx.Param)), strict=True):
+    assert b.sharding.is_fully_replicated and len(b.sharding.device_set) == 2
+    np.testing.assert_array_equal(a, b)
