@@ -162,12 +162,12 @@ def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
   model.eval()
   graphdef, state = nnx.split(model)
 
-  def forward(graphdef, state, images):
+  # Closed over, not static: jit would hash the graphdef, which list attributes can prevent.
+  def forward(state, images):
     return nnx.merge(graphdef, state)(images)[1]
 
   images = jnp.asarray(np.random.default_rng(0).standard_normal((batch, *hw, 3), np.float32))
-  jitted = jax.jit(forward, static_argnums=0)
-  return _rates(time_compiled(jitted, (graphdef, state, images), repeats, static_args=1), batch)
+  return _rates(time_compiled(jax.jit(forward), (state, images), repeats), batch)
 
 
 def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
@@ -221,10 +221,14 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
       train_batch_size = 2 if on_cpu else int(config.train.batch_size)
     image_hw = _scaled(train_hw, scale)
     logging.info('Training, batch %d at %dx%d.', train_batch_size, *image_hw)
-    # Last: the train step donates, and so consumes, the model's arrays.
-    row['train'] = {'height': image_hw[0], 'width': image_hw[1], 'batch': train_batch_size,
-                    **benchmark_training(model, config, image_hw, train_hw, train_batch_size,
-                                         repeats)}
+    row['train'] = {'height': image_hw[0], 'width': image_hw[1], 'batch': train_batch_size}
+    try:
+      # Last: the train step donates, and so consumes, the model's arrays.
+      row['train'].update(benchmark_training(model, config, image_hw, train_hw,
+                                             train_batch_size, repeats))
+    except (TypeError, ValueError) as e:  # e.g. a graphdef jit cannot hash; keep the rest.
+      logging.exception('Training benchmark failed.')
+      row['train']['error'] = f'{type(e).__name__}: {str(e)[:300]}'
   return row
 
 
@@ -261,7 +265,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) 
     if 1 in batch_sizes:
       cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
     train = row.get('train')
-    cells += [_fmt(train['images_per_s'], '.2f') if train else '—',
+    cells += [_fmt(train.get('images_per_s'), '.2f') if train else '—',
               _fmt(first['gflop_per_image'], '.1f'),
               _fmt(first['achieved_gflop_per_s'], '.1f'),
               _fmt(first['compile_s'], '.1f'), _fmt(seed.get('fps'), 'g')]

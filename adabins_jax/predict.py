@@ -177,7 +177,6 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
   return model, source
 
 
-@jax.jit(static_argnums=(0, 3))
 def _forward(graphdef, state, images, flip_average: bool):
   """Raw depth of the images and, if asked, of their mirrors mirrored back: one network call."""
   model = nnx.merge(graphdef, state)
@@ -209,8 +208,12 @@ class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    self._graphdef, self._state = nnx.split(model)
+    graphdef, self._state = nnx.split(model)
     self._config, self._options = config, options
+    # The graphdef is closed over rather than a static argument: jit would hash it, and
+    # module attributes such as lists make some graphdefs unhashable.
+    self._forward = jax.jit(
+        lambda state, images: _forward(graphdef, state, images, options.flip_average))
     self._depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
     self._write_kw = dict(
         depth_range=self._depth_range, per_image_range=options.per_image_range, cmap=options.cmap,
@@ -234,8 +237,7 @@ class _Predictor:
     if inputs.shape not in self._shapes_seen:
       self._shapes_seen.add(inputs.shape)
       logging.info('Compiling the network for input shape %s.', inputs.shape)
-    pred, flipped = _forward(self._graphdef, self._state, jnp.asarray(inputs),
-                             self._options.flip_average)
+    pred, flipped = self._forward(self._state, jnp.asarray(inputs))
     for i, item in enumerate(batch):
       try:
         depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],

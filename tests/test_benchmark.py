@@ -23,6 +23,7 @@ def _positive_finite(value):
   return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # Compiling the train step: 10-20 s on a busy 2-core CPU.
 def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
   out = tmp_path / 'bench.json'
   # Compiling the train step dominates; XLA's lowest optimisation level halves it.
