@@ -35,7 +35,7 @@ def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
   """Runs the protocol over a dataset; returns mean metrics and the first few predictions.
 
   Args:
-    eval_step: From ``steps.make_eval_step``.
+    eval_step: From ``steps.make_eval_step`` for this model's graphdef.
     model: The model, its arrays placed on the mesh.
     dataset: Per-process batches with 'image', 'depth' and 'example_mask'.
     mesh: The data mesh.
@@ -46,11 +46,11 @@ def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
     (metrics, samples): metric means keyed 'd1', 'abs_rel', ... plus 'num_images', and numpy
     arrays 'image', 'depth', 'pred' of up to ``num_images_to_show`` examples (empty dict if 0).
   """
-  graphdef, state = nnx.split(model)
+  _, state = nnx.split(model)
   total = metrics_lib.MetricSums.empty()
   samples = {}
   for batch in dataset:
-    sums, pred = eval_step(graphdef, state, parallel.shard_batch(batch, mesh))
+    sums, pred = eval_step(state, parallel.shard_batch(batch, mesh))
     total = total.merge(sums)
     if num_images_to_show and not samples:
       # The global batch starts with this process's examples on process 0, whose pictures
@@ -114,7 +114,7 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
   with jax.set_mesh(mesh):
     results, samples = evaluate_model(
-        steps.make_eval_step(config), model, dataset, mesh,
+        steps.make_eval_step(config, nnx.graphdef(model)), model, dataset, mesh,
         num_images_to_show=config.eval.num_images_to_show)
   print(f'Evaluation of step {step} on {config.data.dataset}/{config.data.eval_split}:\n'
         f'{format_table(results)}')

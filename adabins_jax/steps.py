@@ -6,9 +6,10 @@ global batch and the compiler adds the gradient all-reduce. BatchNorm layers the
 *global-batch* statistics, i.e. synchronised BatchNorm -- the PyTorch release used per-GPU
 statistics, which only matters for tiny per-device batches.
 
-The model and optimizer are carried as ``nnx.split((model, optimizer))``: the graphdef is a
-static argument, the state a pytree that is donated and returned, which keeps the per-step
-Python overhead to a pytree flatten.
+The model and optimizer are carried as ``nnx.split((model, optimizer))``: the step closes
+over the graphdef (not a static argument: some graphdefs hold lists, which jit cannot hash)
+and takes the state, a pytree that is donated and returned, which keeps the per-step Python
+overhead to a pytree flatten.
 """
 
 from __future__ import annotations
@@ -51,25 +52,27 @@ def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax
   return nnx.state((model, optimizer)), metrics
 
 
-def make_train_step(config, learning_rate_fn: Callable[[jax.Array], jax.Array]):
-  """Returns the jitted ``train_step(graphdef, state, batch, rng) -> (state, metrics)``.
+def make_train_step(config, graphdef: nnx.GraphDef,
+                    learning_rate_fn: Callable[[jax.Array], jax.Array]):
+  """Returns the jitted ``train_step(state, batch, rng) -> (state, metrics)``.
 
-  ``state`` is ``nnx.split((model, optimizer))[1]`` and is donated: the caller must use the
-  returned state. ``rng`` is the step's dropout key, ``fold_in(key, step)``. ``batch`` holds
+  ``graphdef, state = nnx.split((model, optimizer))``; the state is donated: the caller must
+  use the returned one. ``rng`` is the step's dropout key, ``fold_in(key, step)``. ``batch`` holds
   'image' (N, h, w, 3) ImageNet-normalised and 'depth' (N, H, W, 1) in metres. Metrics are
   scalars: 'loss', 'silog', 'chamfer', 'grad_norm' (before clipping) and 'learning_rate'.
 
   Args:
     config: The full config (uses train.silog_weight, train.chamfer_weight,
       model.min_depth_m).
+    graphdef: Of ``(model, optimizer)``.
     learning_rate_fn: The schedule, step -> learning rate, for logging only.
   """
   step = functools.partial(
-      _train_step, learning_rate_fn=learning_rate_fn,
+      _train_step, graphdef, learning_rate_fn=learning_rate_fn,
       silog_weight=float(config.train.silog_weight),
       chamfer_weight=float(config.train.chamfer_weight),
       min_depth_m=float(config.model.min_depth_m))
-  return jax.jit(step, static_argnums=0, donate_argnums=1)
+  return jax.jit(step, donate_argnums=0)
 
 
 def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,
@@ -92,8 +95,8 @@ def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_de
   return sums, final
 
 
-def make_eval_step(config):
-  """Returns the jitted ``eval_step(graphdef, state, batch) -> (metric_sums, depth)``.
+def make_eval_step(config, graphdef: nnx.GraphDef):
+  """Returns the jitted ``eval_step(state, batch) -> (metric_sums, depth)``.
 
   ``graphdef, state = nnx.split(model)``; the model is put in eval mode inside. ``batch``
   holds 'image' (N, h, w, 3), 'depth' (N, H, W, 1) at full resolution and optionally
@@ -105,9 +108,10 @@ def make_eval_step(config):
   Args:
     config: The full config (uses model.min_depth_m, model.max_depth_m, eval.crop,
       eval.flip_average).
+    graphdef: Of the model.
   """
   step = functools.partial(
-      _eval_step, min_depth_m=float(config.model.min_depth_m),
+      _eval_step, graphdef, min_depth_m=float(config.model.min_depth_m),
       max_depth_m=float(config.model.max_depth_m), crop=config.eval.crop,
       flip_average=bool(config.eval.flip_average))
-  return jax.jit(step, static_argnums=0)
+  return jax.jit(step)

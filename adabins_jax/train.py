@@ -163,17 +163,17 @@ def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropou
   """Steps ``start_step + 1 .. total_steps`` with logging, evaluation and checkpoints."""
   train_iter = input_pipeline.create_train_dataset(
       config.data, config.train.batch_size, seed=config.seed, start_step=start_step)
+  graphdef, state = nnx.split((model, optimizer))
   train_step = steps.make_train_step(
-      config, optim.learning_rate_schedule(config.optim, total_steps))
-  eval_step = steps.make_eval_step(config)
+      config, graphdef, optim.learning_rate_schedule(config.optim, total_steps))
+  eval_step = steps.make_eval_step(config, nnx.graphdef(model))
   report_progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
   log = _TrainLog(writer)
-  graphdef, state = nnx.split((model, optimizer))
   results = {}
   for step in range(start_step + 1, total_steps + 1):
     with jax.profiler.StepTraceAnnotation('train', step_num=step):
       batch = parallel.shard_batch(next(train_iter), mesh)
-      state, metrics = train_step(graphdef, state, batch, jax.random.fold_in(dropout_key, step))
+      state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, step))
     log.push(step, metrics)
     report_progress(step)
     last = step == total_steps

@@ -13,8 +13,6 @@ from adabins_jax import steps
 from stand_ins import TinyDepthModel, synthetic_batch
 
 _SCHEDULE = optax.linear_schedule(1e-2, 1e-3, transition_steps=10)
-# One transformation for the module: it is part of the (static) graphdef, so a new one
-# per test would recompile the step.
 _TX = optax.adamw(_SCHEDULE, weight_decay=0.1)
 
 
@@ -28,10 +26,14 @@ def _config():
 _TRAIN_STEP = None
 
 
-def _train_step():
+def _train_step(graphdef):
+  """One jitted step for the module, so each mesh compiles once.
+
+  Every test builds the same model, so the first graphdef serves all their states.
+  """
   global _TRAIN_STEP
   if _TRAIN_STEP is None:
-    _TRAIN_STEP = steps.make_train_step(_config(), _SCHEDULE)
+    _TRAIN_STEP = steps.make_train_step(_config(), graphdef, _SCHEDULE)
   return _TRAIN_STEP
 
 
@@ -45,13 +47,13 @@ def _setup(num_devices, seed=0):
 
 def _run(num_devices, num_steps, batch=None):
   mesh, graphdef, state = _setup(num_devices)
-  train_step = _train_step()
+  train_step = _train_step(graphdef)
   batch = parallel.shard_batch(batch or synthetic_batch(), mesh)
   history = []
   with jax.set_mesh(mesh):
     for step in range(num_steps):
       rng = jax.random.fold_in(jax.random.key(7), step)
-      state, metrics = train_step(graphdef, state, batch, rng)
+      state, metrics = train_step(state, batch, rng)
       history.append(jax.device_get(metrics))
   return graphdef, state, history
 
@@ -100,10 +102,10 @@ def test_metrics_match_an_independent_computation():
     return nnx.value_and_grad(loss_fn, has_aux=True)(model)
 
   (loss, silog), grads = reference(jax.tree.map(lambda x: x.copy(), state))
-  train_step = _train_step()
+  train_step = _train_step(graphdef)
   with jax.set_mesh(mesh):
-    state, metrics = train_step(graphdef, state, parallel.shard_batch(batch, mesh), rng)
-    _, metrics2 = train_step(graphdef, state, parallel.shard_batch(batch, mesh), rng)
+    state, metrics = train_step(state, parallel.shard_batch(batch, mesh), rng)
+    _, metrics2 = train_step(state, parallel.shard_batch(batch, mesh), rng)
   np.testing.assert_allclose(metrics['loss'], loss, rtol=1e-5)
   np.testing.assert_allclose(metrics['silog'], silog, rtol=1e-5)
   np.testing.assert_allclose(metrics['loss'], metrics['silog'] + 0.1 * metrics['chamfer'],
@@ -117,14 +119,14 @@ def test_metrics_match_an_independent_computation():
 
 def test_dropout_follows_the_step_key():
   mesh, graphdef, state = _setup(1)
-  train_step = _train_step()
+  train_step = _train_step(graphdef)
   batch = parallel.shard_batch(synthetic_batch(), mesh)
   losses_by_key = []
   for key in (1, 1, 2):
     # The state is donated; give each call its own copy.
     copy = jax.tree.map(lambda x: x.copy(), state)
     with jax.set_mesh(mesh):
-      _, metrics = train_step(graphdef, copy, batch, jax.random.key(key))
+      _, metrics = train_step(copy, batch, jax.random.key(key))
     losses_by_key.append(float(metrics['loss']))
   assert losses_by_key[0] == losses_by_key[1]
   assert losses_by_key[0] != losses_by_key[2]
@@ -177,15 +179,34 @@ def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average, ima
   model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=1))
   expected = _reference_eval(model, batch['image'], batch['depth'], batch['example_mask'],
                              flip_average)
-  eval_step = steps.make_eval_step(_eval_config(flip_average))
   for num_devices in (1, 2):
     mesh = parallel.create_mesh(num_devices)
     graphdef, state = nnx.split(model)
+    eval_step = steps.make_eval_step(_eval_config(flip_average), graphdef)
     with jax.set_mesh(mesh):
-      sums, depth = eval_step(graphdef, parallel.replicate(state, mesh),
+      sums, depth = eval_step(parallel.replicate(state, mesh),
                               parallel.shard_batch(batch, mesh))
     result = sums.compute()
     assert result['num_images'] == expected[2] == 2
     np.testing.assert_allclose(result['abs_rel'], expected[0], rtol=1e-5)
     np.testing.assert_allclose(result['d1'], expected[1], rtol=1e-6)
     assert depth.shape == (4, 16, 16, 1)
+
+
+def test_steps_accept_a_graphdef_jit_cannot_hash():
+  # EfficientNet keeps static lists (stage settings) on its modules; a static-argument jit
+  # would fail on them with "unhashable type: 'list'".
+  model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=1))
+  model.stage_repeats = [1, 2]
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  graphdef, state = nnx.split((model, optimizer))
+  with pytest.raises(TypeError, match='unhashable'):
+    hash(graphdef)
+  batch = synthetic_batch(batch_size=2, height=8, width=8)
+  eval_graphdef, eval_state = nnx.split(model)
+  sums, _ = steps.make_eval_step(_eval_config(False), eval_graphdef)(eval_state, batch)
+  assert int(sums.count) == 2
+  # Last: the train step donates the arrays the model shares.
+  _, metrics = steps.make_train_step(_config(), graphdef, _SCHEDULE)(state, batch,
+                                                                      jax.random.key(0))
+  assert np.isfinite(metrics['loss'])
