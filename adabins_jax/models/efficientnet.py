@@ -125,7 +125,7 @@ class EfficientNet(nnx.Module):
     self.bn1 = _bn(stem, rngs, **kw)
     repeats = [int(math.ceil(r * spec.depth)) for r, *_ in _B0_STAGES]
     total, index, in_ch = sum(repeats), 0, stem
-    stages, self.channels = [], []
+    stages, channels = [], []
     for n, (_, kernel, stride, expand, out) in zip(repeats, _B0_STAGES):
       out_ch, blocks = round_channels(out * spec.width), []
       for i in range(n):
@@ -134,12 +134,14 @@ class EfficientNet(nnx.Module):
                              rngs=rngs, **kw))
         in_ch, index = out_ch, index + 1
       stages.append(nnx.List(blocks))
-      self.channels.append(out_ch)
+      channels.append(out_ch)
     self.blocks = nnx.List(stages)
     head = round_channels(_B0_HEAD * spec.width)
     self.conv_head = layers.Conv(in_ch, head, 1, use_bias=False, rngs=rngs, **kw)
     self.bn2 = _bn(head, rngs, **kw)
-    self.feature_channels = tuple(self.channels[s] for s in SKIP_STAGES) + (head,)
+    # Tuples, not lists: static attributes end up in the graphdef, which jit must hash.
+    self.channels = tuple(channels)
+    self.feature_channels = tuple(channels[s] for s in SKIP_STAGES) + (head,)
 
   def __call__(self, x: jax.Array) -> list[jax.Array]:
     x = jax.nn.silu(self.bn1(self.conv_stem(x)))

@@ -60,6 +60,12 @@ def test_param_count_and_shapes(name):
     assert depth.dtype == jnp.float32
 
 
+@pytest.mark.parametrize('name', ['effnet_b0_256', 'unet128_dws'])
+def test_graphdef_is_hashable_for_static_jit_arguments(name):
+  graphdef, _ = nnx.split(_abstract_model(_config(name).model))
+  hash(graphdef)
+
+
 def test_smoke_model_outputs_are_valid_depths():
   config = _config('smoke')
   model = build_model(config.model, rngs=nnx.Rngs(0))
