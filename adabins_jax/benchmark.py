@@ -183,9 +183,9 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
       'depth': jnp.asarray(rng.uniform(0.5, 9.0, (batch, *depth_hw, 1)).astype(np.float32)),
   }
   train_step = steps.make_train_step(
-      config, optim.learning_rate_schedule(config.optim, total_steps))
-  args = (graphdef, state, batch_arrays, jax.random.key(0))
-  return _rates(time_compiled(train_step, args, repeats, static_args=1, carry=True), batch)
+      config, graphdef, optim.learning_rate_schedule(config.optim, total_steps))
+  args = (state, batch_arrays, jax.random.key(0))
+  return _rates(time_compiled(train_step, args, repeats, carry=True), batch)
 
 
 def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,
@@ -226,7 +226,7 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
       # Last: the train step donates, and so consumes, the model's arrays.
       row['train'].update(benchmark_training(model, config, image_hw, train_hw,
                                              train_batch_size, repeats))
-    except (TypeError, ValueError) as e:  # e.g. a graphdef jit cannot hash; keep the rest.
+    except (TypeError, ValueError) as e:  # One failed measurement keeps the rest of the table.
       logging.exception('Training benchmark failed.')
       row['train']['error'] = f'{type(e).__name__}: {str(e)[:300]}'
   return row

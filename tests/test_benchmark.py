@@ -56,6 +56,7 @@ def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
   assert one['ms_per_image'] == pytest.approx(1e3 / one['images_per_s'])
   train = row['train']
   assert (train['height'], train['width'], train['batch']) == (32, 40, 2)
+  assert 'error' not in train, train['error']
   assert _positive_finite(train['images_per_s']) and _positive_finite(train['compile_s'])
   # Forward + backward (about 3 forwards) at a quarter of the inference pixels, plus the loss.
   assert train['gflop_per_image'] > 0.5 * one['gflop_per_image']
