@@ -7,6 +7,7 @@ see the per-model configs, e.g.::
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -22,9 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   # data), 'nyu_depth_v2_h5', 'nyu_depth_v2' (TFDS's download); see docs/data.md.
   data.dataset = 'synthetic_rooms/vga'
   # TFDS data directory (None: TFDS default, ~/tensorflow_datasets).
-  data.tfds_data_dir = None
+  data.tfds_data_dir = config_dict.placeholder(str)
   # Folder holding a manually downloaded dataset (NYU layouts), read by the builders.
-  data.manual_dir = None
+  data.manual_dir = config_dict.placeholder(str)
   # Splits used for training and evaluation.
   data.train_split = 'train'
   data.eval_split = 'test'
@@ -73,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
   # (geffnet defaults) trained without it.
   model.drop_path_rate = 0.0
   # Width of the AdaBins decoder's bottleneck (None: the encoder head's width, 2048 for B5).
-  model.decoder_features = None
+  model.decoder_features = config_dict.placeholder(int)
   # Depthwise convolution kernel: 'auto' (shifted sums on CPU, XLA's grouped conv elsewhere),
   # 'shifted' or 'xla'. All give the same numbers; only speed differs.
   model.depthwise_impl = 'auto'
