@@ -6,9 +6,12 @@ Needs no download: the first run renders `synthetic_rooms/demo` (2000 train / 20
 at 120x160 with exact depth, about a minute on 2 cores) into the TFDS data directory, then
 trains and evaluates with the full protocol (flip averaging, d1 ... silog on whole frames).
 The network sees the frames at half size (60x80); ground truth and scoring stay at 120x160.
-PARAMS_PLACEHOLDER
-RESULT_PLACEHOLDER
-See docs/demo.md for what the run prints and writes.
+775,696 parameters, 2500 steps of batch 8.
+
+Measured on an idle 2-core CPU from empty data and work directories: 42 s to build the data,
+11.5 min to train and evaluate (3.7 steps/s), reaching d1 0.829, d2 0.974, d3 0.993,
+abs_rel 0.142, rmse 0.516 m on the 200 held-out rooms. See docs/demo.md for the run, the
+variants tried and what a longer run reaches.
 """
 
 from configs import default
@@ -45,15 +48,15 @@ def get_config():
   config.model.ffn_dim = 128
 
   # ---------------------------------------------------------------- optim
-  # Peak of the one-cycle schedule; 2e-3 trains far worse in this short run.
+  # Peak of the one-cycle schedule: 5e-4 and 1e-3 end equal in this short run, 2e-3 worse.
   config.optim.learning_rate = 5e-4
 
   # ---------------------------------------------------------------- train
   config.train.batch_size = 8
-  config.train.num_steps = 2000
-  # A line of train/... means every 100 steps, an evaluation half-way and at the end.
+  config.train.num_steps = 2500
+  # A line of train/... every 100 steps, the metrics table every 500.
   config.train.log_every_steps = 100
-  config.train.eval_every_steps = 1000
+  config.train.eval_every_steps = 500
   config.train.checkpoint_every_steps = 500
 
   # ---------------------------------------------------------------- eval
