@@ -1,0 +1,244 @@
+"""The paper model in the release's PyTorch form, timed beside ours on the same machine.
+
+  pip install geffnet==1.0.2 --no-deps     # the release's EfficientNet (needs only torch)
+  python benchmarks/torch_reference.py     # B5 + AdaBins 256 bins, 416x544, batch 1
+
+The release builds its encoder with ``torch.hub.load('rwightman/gen-efficientnet-pytorch',
+'tf_efficientnet_b5_ap')``, i.e. the ``geffnet`` package, and wraps it in ``UnetAdaptiveBins``
+(encoder taps 4, 5, 6, 8, 11; ``DecoderBN``; ``mViT``). :class:`UnetAdaptiveBins` below is that
+model written out again for timing, with the release's parameter names, so the same
+``state_dict`` loads into it and into ours. Before timing, both load the parity fixture's
+weights and run the fixture's input: the PyTorch model must reproduce the reference outputs
+(tests/fixtures) and ours must match it, so the two timed programs are the same computation.
+
+Timing: eval mode, one 416x544 image, no flip averaging, ``torch.no_grad`` and
+``torch.set_num_threads(--threads)`` (default: every core); JAX's jitted forward pass with
+``block_until_ready``. Warm-up excluded, then the two are timed alternately, ``--repeats`` times
+each, and the medians compared, so a change in machine load affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_ROOT))
+
+import jax  # noqa: E402
+from flax import nnx  # noqa: E402
+
+try:
+  import geffnet
+  import torch
+  from torch import nn
+  from torch.nn import functional as F
+except ImportError as error:  # pragma: no cover - depends on the environment
+  raise SystemExit(f'{error}: this benchmark needs torch and geffnet '
+                   '(pip install torch geffnet==1.0.2 --no-deps)') from error
+
+from adabins_jax import models  # noqa: E402
+from adabins_jax import torch_weights  # noqa: E402
+from configs import effnet_b5_256  # noqa: E402
+from tests import fixture_weights  # noqa: E402
+
+
+class UpSampleBN(nn.Module):
+  """Resize to the skip (align_corners), concatenate, (conv3x3-BN-LeakyReLU) twice."""
+
+  def __init__(self, skip_input: int, output_features: int):
+    super().__init__()
+    self._net = nn.Sequential(
+        nn.Conv2d(skip_input, output_features, 3, 1, 1), nn.BatchNorm2d(output_features),
+        nn.LeakyReLU(),
+        nn.Conv2d(output_features, output_features, 3, 1, 1), nn.BatchNorm2d(output_features),
+        nn.LeakyReLU())
+
+  def forward(self, x, skip):
+    x = F.interpolate(x, size=skip.shape[2:], mode='bilinear', align_corners=True)
+    return self._net(torch.cat([x, skip], dim=1))
+
+
+class DecoderBN(nn.Module):
+  """The release's decoder over B5 taps (24, 40, 64, 176, 2048 channels)."""
+
+  def __init__(self, features: int = 2048, out_ch: int = 128):
+    super().__init__()
+    self.conv2 = nn.Conv2d(2048, features, 1, 1, padding=1)  # sic: padding 1 on a 1x1 conv
+    self.up1 = UpSampleBN(features + 176, features // 2)
+    self.up2 = UpSampleBN(features // 2 + 64, features // 4)
+    self.up3 = UpSampleBN(features // 4 + 40, features // 8)
+    self.up4 = UpSampleBN(features // 8 + 24, features // 16)
+    self.conv3 = nn.Conv2d(features // 16, out_ch, 3, 1, 1)
+
+  def forward(self, taps):
+    block0, block1, block2, block3, block4 = (taps[i] for i in (4, 5, 6, 8, 11))
+    x = self.conv2(block4)
+    x = self.up1(x, block3)
+    x = self.up2(x, block2)
+    x = self.up3(x, block1)
+    x = self.up4(x, block0)
+    return self.conv3(x)
+
+
+class Encoder(nn.Module):
+  """Every intermediate output of the backbone, in module order (blocks one by one)."""
+
+  def __init__(self, backbone: nn.Module):
+    super().__init__()
+    self.original_model = backbone
+
+  def forward(self, x):
+    taps = [x]
+    for name, module in self.original_model._modules.items():
+      children = module._modules.values() if name == 'blocks' else (module,)
+      for child in children:
+        taps.append(child(taps[-1]))
+    return taps
+
+
+class PatchTransformerEncoder(nn.Module):
+
+  def __init__(self, in_ch: int, patch_size: int = 16, dim: int = 128, heads: int = 4):
+    super().__init__()
+    layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=1024)
+    self.transformer_encoder = nn.TransformerEncoder(layer, num_layers=4,
+                                                     enable_nested_tensor=False)
+    self.embedding_convPxP = nn.Conv2d(in_ch, dim, patch_size, stride=patch_size)
+    self.positional_encodings = nn.Parameter(torch.rand(500, dim))
+
+  def forward(self, x):
+    tokens = self.embedding_convPxP(x).flatten(2)
+    tokens = tokens + self.positional_encodings[:tokens.shape[2], :].T.unsqueeze(0)
+    return self.transformer_encoder(tokens.permute(2, 0, 1))  # (S, N, E)
+
+
+class MiniViT(nn.Module):
+  """The release's ``mViT`` with norm 'linear'."""
+
+  def __init__(self, in_ch: int = 128, n_queries: int = 128, dim_out: int = 256, dim: int = 128):
+    super().__init__()
+    self.n_queries = n_queries
+    self.patch_transformer = PatchTransformerEncoder(in_ch, 16, dim, 4)
+    self.conv3x3 = nn.Conv2d(in_ch, dim, 3, 1, 1)
+    self.regressor = nn.Sequential(nn.Linear(dim, 256), nn.LeakyReLU(), nn.Linear(256, 256),
+                                   nn.LeakyReLU(), nn.Linear(256, dim_out))
+
+  def forward(self, x):
+    tokens = self.patch_transformer(x)
+    x = self.conv3x3(x)
+    queries = tokens[1:self.n_queries + 1].permute(1, 0, 2)  # (N, Q, E)
+    n, c, h, w = x.shape
+    maps = torch.matmul(x.view(n, c, h * w).permute(0, 2, 1), queries.permute(0, 2, 1))
+    maps = maps.permute(0, 2, 1).reshape(n, self.n_queries, h, w)
+    y = torch.relu(self.regressor(tokens[0])) + 0.1
+    return y / y.sum(dim=1, keepdim=True), maps
+
+
+class UnetAdaptiveBins(nn.Module):
+  """EfficientNet-B5 (AdvProp) + DecoderBN + mViT, 256 bins in [1e-3, 10] m."""
+
+  def __init__(self, n_bins: int = 256, min_val: float = 1e-3, max_val: float = 10.0):
+    super().__init__()
+    backbone = geffnet.create_model('tf_efficientnet_b5_ap', pretrained=False)
+    backbone.global_pool, backbone.classifier = nn.Identity(), nn.Identity()
+    self.min_val, self.max_val = min_val, max_val
+    self.encoder = Encoder(backbone)
+    self.adaptive_bins_layer = MiniViT(128, 128, n_bins, 128)
+    self.decoder = DecoderBN(out_ch=128)
+    self.conv_out = nn.Sequential(nn.Conv2d(128, n_bins, 1), nn.Softmax(dim=1))
+
+  def forward(self, x):
+    widths, maps = self.adaptive_bins_layer(self.decoder(self.encoder(x)))
+    probs = self.conv_out(maps)
+    widths = F.pad((self.max_val - self.min_val) * widths, (1, 0), value=self.min_val)
+    edges = torch.cumsum(widths, dim=1)
+    centres = 0.5 * (edges[:, :-1] + edges[:, 1:])
+    return edges, torch.sum(probs * centres[:, :, None, None], dim=1, keepdim=True)
+
+
+def _rel_l2(a, b) -> float:
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def build_both():
+  """Both models with the fixture's weights; raises if either misses the reference outputs."""
+  state = fixture_weights.fixture_state_dict()
+  torch_model = UnetAdaptiveBins().eval()
+  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
+                              strict=True)
+  config = effnet_b5_256.get_config()
+  ours = models.build_abstract_model(config.model)
+  torch_weights.load_state_dict(ours, state, source='parity fixture')
+  ours.eval()
+  reference = np.load(fixture_weights.B5_OUTPUTS)
+  x = reference['input']
+  with torch.no_grad():
+    edges_t, pred_t = (t.numpy() for t in torch_model(torch.from_numpy(x)))
+  outputs = nnx.jit(lambda m, v: m(v))(ours, x.transpose(0, 2, 3, 1))
+  edges_j, pred_j = (np.asarray(t) for t in outputs)
+  errors = {
+      'torch vs reference pred': _rel_l2(pred_t, reference['pred']),
+      'torch vs reference bin_edges': _rel_l2(edges_t, reference['bin_edges']),
+      'ours vs torch pred': _rel_l2(pred_j.transpose(0, 3, 1, 2), pred_t),
+      'ours vs torch bin_edges': _rel_l2(edges_j, edges_t),
+  }
+  for name, error in errors.items():
+    print(f'{name}: relative L2 {error:.1e}')
+    if error > 2e-5:
+      raise SystemExit(f'{name} differs by {error:.1e} (> 2e-5): not the same model')
+  return torch_model, ours
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--size', default='416x544', help='Input HxW.')
+  parser.add_argument('--threads', type=int, default=os.cpu_count(), help='PyTorch threads.')
+  parser.add_argument('--repeats', type=int, default=5, help='Timed runs of each model.')
+  args = parser.parse_args()
+  height, width = (int(v) for v in args.size.split('x'))
+  torch.set_num_threads(args.threads)
+  torch_model, ours = build_both()
+  x = np.random.default_rng(0).standard_normal((1, 3, height, width)).astype(np.float32)
+  x_torch, x_jax = torch.from_numpy(x), jax.device_put(x.transpose(0, 2, 3, 1))
+  graphdef, state = nnx.split(ours)
+  forward = jax.jit(lambda s, v: nnx.merge(graphdef, s)(v))
+
+  def run_torch():
+    with torch.no_grad():
+      torch_model(x_torch)
+
+  def run_ours():
+    jax.block_until_ready(forward(state, x_jax))
+
+  times = {'torch': [], 'ours': []}
+  run_torch()
+  run_ours()  # compiles
+  run_torch()
+  run_ours()
+  for _ in range(args.repeats):
+    for name, fn in (('torch', run_torch), ('ours', run_ours)):
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  median = {k: statistics.median(v) for k, v in times.items()}
+  print(f'\n{jax.devices()[0].device_kind}, {os.cpu_count()} cores, torch {torch.__version__} '
+        f'({args.threads} threads), jax {jax.__version__}, {height}x{width}, batch 1, '
+        f'median of {args.repeats}; load average {os.getloadavg()[0]:.2f}')
+  print('| model | s/image | runs (s) |\n|---|---|---|')
+  for name in ('torch', 'ours'):
+    runs = ', '.join(f'{t:.2f}' for t in times[name])
+    label = 'release (PyTorch, geffnet)' if name == 'torch' else 'adabins-jax (XLA)'
+    print(f'| {label} | {median[name]:.3f} | {runs} |')
+  print(f'\nours / release: {median["ours"] / median["torch"]:.2f}x the time')
+
+
+if __name__ == '__main__':
+  main()
