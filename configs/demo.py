@@ -6,11 +6,11 @@ Needs no download: the first run renders `synthetic_rooms/demo` (2000 train / 20
 at 120x160 with exact depth, about a minute on 2 cores) into the TFDS data directory, then
 trains and evaluates with the full protocol (flip averaging, d1 ... silog on whole frames).
 The network sees the frames at half size (60x80); ground truth and scoring stay at 120x160.
-775,696 parameters, 2500 steps of batch 8.
+775,696 parameters, 3000 steps of batch 8.
 
-Measured on an idle 2-core CPU from empty data and work directories: 42 s to build the data,
-11.5 min to train and evaluate (3.7 steps/s), reaching d1 0.829, d2 0.974, d3 0.993,
-abs_rel 0.142, rmse 0.516 m on the 200 held-out rooms. See docs/demo.md for the run, the
+Measured on an idle 2-core CPU from empty data and work directories: 13.5 min for the whole
+command (45 s to build the data, 12.4 min to train and evaluate), reaching d1 0.831, d2 0.979,
+d3 0.995, abs_rel 0.136, rmse 0.506 m on the 200 held-out rooms. See docs/demo.md for the run, the
 variants tried and what a longer run reaches.
 """
 
@@ -53,7 +53,7 @@ def get_config():
 
   # ---------------------------------------------------------------- train
   config.train.batch_size = 8
-  config.train.num_steps = 2500
+  config.train.num_steps = 3000
   # A line of train/... every 100 steps, the metrics table every 500.
   config.train.log_every_steps = 100
   config.train.eval_every_steps = 500
