@@ -125,6 +125,9 @@ def _first_hits(scene, origin, rays):
     m = surface_id == sid
     room_colour[:, m] = albedo(material, uv[:, m], tables)
   corner = scene.room.corner_distance(points[:, on_room], surface_id)
+  # A ray that slips through an edge of the room meets a wall plane ~1e9 m away (its depth is
+  # invalid): its distance is hugely negative and would overflow exp.
+  corner = np.maximum(corner, -1.0)
   colours[:, on_room] = room_colour * (1.0 - 0.35 * np.exp(-corner / 0.3))
   for k, (prim, material) in enumerate(scene.solids, start=1):
     m = which == k

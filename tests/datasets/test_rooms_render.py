@@ -91,3 +91,12 @@ def test_rendering_is_deterministic_and_depth_is_sensor_like():
   assert not np.array_equal(images[0], images[1])
   # Mostly valid, with some holes like a Kinect.
   assert 0.85 < np.mean(valid_fractions) < 1.0
+
+
+@pytest.mark.filterwarnings('error::RuntimeWarning')
+def test_a_ray_through_a_room_edge_renders_without_overflow():
+  # In this scene one ray slips through an edge of the room and meets a wall plane ~1e9 m away;
+  # its corner-darkening term used to overflow exp (a RuntimeWarning, turned into an error here).
+  image, depth, _ = rooms_render.render_example((0, 19), 480, 640)
+  assert image.dtype == np.uint8 and np.isfinite(depth).all()
+  assert depth.max() <= 10.0
