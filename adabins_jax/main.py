@@ -10,6 +10,9 @@ Any config field can be overridden as ``--config.<group>.<field>=<value>``. On a
 process runs this same command; see launch.sh.
 """
 
+import logging as std_logging
+import os
+
 from absl import app
 from absl import flags
 from absl import logging
@@ -26,7 +29,22 @@ _WORKDIR = flags.DEFINE_string(
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                           'train (resumes if the workdir has checkpoints), eval or predict.')
 config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)
+_LIBRARY_LOGS = flags.DEFINE_bool(
+    'library_logs', False, "Also log Orbax's INFO lines (about 30 per checkpoint saved).")
 flags.mark_flags_as_required(['config'])
+
+_ORBAX_DIR = f'{os.sep}orbax{os.sep}'
+
+
+class QuietOrbaxFilter(std_logging.Filter):
+  """Drops Orbax's INFO records, keeps its warnings and errors and everything else.
+
+  Each checkpoint save logs about 30 INFO lines from Orbax, which would bury the training
+  progress and the metrics tables (the demo writes one every 500 steps).
+  """
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or _ORBAX_DIR not in record.pathname
 
 
 def _dispatch(mode: str):
@@ -48,6 +66,8 @@ def main(argv):
   # Prediction can read released PyTorch weights (--weights) instead of a workdir.
   if _WORKDIR.value is None and _MODE.value != 'predict':
     raise app.UsageError(f'--mode={_MODE.value} needs --workdir.')
+  if not _LIBRARY_LOGS.value:
+    logging.get_absl_handler().addFilter(QuietOrbaxFilter())
   parallel.maybe_initialize_distributed()
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
