@@ -1,5 +1,6 @@
 """Tests for adabins_jax.main: flags reach the chosen mode; the cluster is set up first."""
 
+import logging as std_logging
 import pathlib
 import sys
 
@@ -102,12 +103,10 @@ def test_launch_script_shows_its_usage_without_arguments():
 
 
 def _record(pathname, level):
-  import logging as std_logging  # pylint: disable=g-import-not-at-top
   return std_logging.LogRecord('absl', level, pathname, 1, 'message', None, None)
 
 
 def test_orbax_info_is_dropped_but_its_warnings_and_our_logs_are_kept():
-  import logging as std_logging  # pylint: disable=g-import-not-at-top
   quiet = main.QuietOrbaxFilter()
   orbax_file = '/venv/lib/python3.11/site-packages/orbax/checkpoint/checkpoint_manager.py'
   assert not quiet.filter(_record(orbax_file, std_logging.INFO))
