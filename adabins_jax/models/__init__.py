@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from adabins_jax.models import layers
 from adabins_jax.models.adabins import AdaBins, AdaptiveBinsHead
 from adabins_jax.models.decoder import Decoder
 from adabins_jax.models.efficientnet import EfficientNet
@@ -79,7 +80,9 @@ def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> A
     raise ValueError(f'Unknown model.name {model_config.name!r}; choose one of {sorted(MODELS)}.')
   kw = dict(dtype=_dtype(model_config.dtype), param_dtype=_dtype(model_config.param_dtype),
             rngs=rngs)
-  return MODELS[model_config.name](model_config, kw)
+  model = MODELS[model_config.name](model_config, kw)
+  layers.set_conv3x3_impl(model, model_config.get('conv3x3_impl', 'auto'))
+  return model
 
 
 def count_params(model: nnx.Module) -> int:

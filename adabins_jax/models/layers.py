@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from adabins_jax.models import winograd
+
 
 def _align_corners_lerp(x: jax.Array, axis: int, out_size: int) -> jax.Array:
   """Linear interpolation along one axis with align_corners=True sampling."""
@@ -130,6 +132,26 @@ def _use_shifted_depthwise(impl: str) -> bool:
   return impl == 'shifted'
 
 
+CONV3X3_IMPLS = ('auto', 'winograd', 'xla')
+# 'auto' picks Winograd where its batched matmuls are big enough to repay the transforms: at
+# least this many 4x4 output tiles in the batch and this many channels in and out. Measured on a
+# 2-core AVX-512 CPU (benchmarks/decoder_convs.py): 52x68 maps (221 tiles) gain 1.3-2x, 26x34
+# maps (63 tiles) lose, since there the kernel transform outweighs the smaller matmuls.
+_WINOGRAD_MIN_TILES = 128
+_WINOGRAD_MIN_CHANNELS = 64
+
+
+def _use_winograd(impl: str, x: jax.Array, in_features: int, out_features: int) -> bool:
+  if impl not in CONV3X3_IMPLS:
+    raise ValueError(f'conv3x3 impl must be one of {CONV3X3_IMPLS}, got {impl!r}.')
+  if impl != 'auto':
+    return impl == 'winograd'
+  tiles = x.shape[0] * -(-x.shape[1] // winograd.TILE) * -(-x.shape[2] // winograd.TILE)
+  return (jax.default_backend() == 'cpu' and x.dtype == jnp.float32
+          and tiles >= _WINOGRAD_MIN_TILES
+          and min(in_features, out_features) >= _WINOGRAD_MIN_CHANNELS)
+
+
 # PyTorch's default conv init (kaiming_uniform with a=sqrt(5)) is U(+-1/sqrt(fan_in)).
 _torch_default_init = nnx.initializers.variance_scaling(1.0 / 3.0, 'fan_in', 'uniform')
 
@@ -139,18 +161,22 @@ class Conv(nnx.Module):
 
   Grouped convolution with ``groups == in_features == out_features`` is depthwise; on CPU it runs
   as a sum of shifted copies (see ``depthwise_conv_shifted``) unless ``depthwise_impl='xla'``.
+  A dense stride-1 3x3 convolution runs by Winograd F(4x4, 3x3) (``winograd.conv3x3``) under
+  ``conv3x3_impl='winograd'``, or under 'auto' (the default) in float32 on CPU where it is
+  large enough to gain; 'xla' always uses XLA's convolution. Only speed and rounding differ.
   """
 
   def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int], *,
                strides: int | Sequence[int] = 1, padding: Padding = 'SAME', groups: int = 1,
-               use_bias: bool = True, depthwise_impl: str = 'auto', dtype=None,
-               param_dtype=jnp.float32, rngs: nnx.Rngs):
+               use_bias: bool = True, depthwise_impl: str = 'auto', conv3x3_impl: str = 'auto',
+               dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
     if in_features % groups or out_features % groups:
       raise ValueError(f'Conv: groups={groups} must divide in_features={in_features} and '
                        f'out_features={out_features}.')
     self.in_features, self.out_features, self.groups = in_features, out_features, groups
     self.kernel_size, self.strides = _pair(kernel_size), _pair(strides)
     self.padding, self.depthwise_impl, self.dtype = padding, depthwise_impl, dtype
+    self.conv3x3_impl = conv3x3_impl
     shape = (*self.kernel_size, in_features // groups, out_features)
     self.kernel = nnx.Param(_torch_default_init(rngs.params(), shape, param_dtype))
     if use_bias:
@@ -171,6 +197,10 @@ class Conv(nnx.Module):
     depthwise = self.groups > 1 and self.groups == self.in_features == self.out_features
     if depthwise and _use_shifted_depthwise(self.depthwise_impl):
       y = depthwise_conv_shifted(x, kernel, self.strides, pads)
+    elif (self.groups == 1 and self.kernel_size == (3, 3) and self.strides == (1, 1)
+          and min(min(p) for p in pads) >= 0
+          and _use_winograd(self.conv3x3_impl, x, self.in_features, self.out_features)):
+      y = winograd.conv3x3(x, kernel, pads)
     else:
       y = jax.lax.conv_general_dilated(
           x, kernel, self.strides, pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
@@ -202,6 +232,15 @@ class SeparableConv(nnx.Module):
 
 
 CONV_KINDS = {'standard': Conv, 'dws': SeparableConv}
+
+
+def set_conv3x3_impl(model: nnx.Module, impl: str) -> None:
+  """Sets ``conv3x3_impl`` (see ``Conv``) on every convolution inside ``model``."""
+  if impl not in CONV3X3_IMPLS:
+    raise ValueError(f'conv3x3 impl must be one of {CONV3X3_IMPLS}, got {impl!r}.')
+  for _, module in nnx.iter_graph(model):
+    if isinstance(module, Conv):
+      module.conv3x3_impl = impl
 
 
 def make_conv(kind: str, in_features: int, out_features: int, kernel_size, **kwargs):
