@@ -13,8 +13,9 @@ weights and run the fixture's input: the PyTorch model must reproduce the refere
 
 Timing: eval mode, one 416x544 image, no flip averaging, ``torch.no_grad`` and
 ``torch.set_num_threads(--threads)`` (default: every core); JAX's jitted forward pass with
-``block_until_ready``. Warm-up excluded, then the two are timed alternately, ``--repeats`` times
-each, and the medians compared, so a change in machine load affects both alike.
+``block_until_ready``, once per ``--conv3x3_impls`` value ('auto,xla' adds ours with XLA's own
+convolution instead of Winograd). Warm-up excluded, then all are timed in turn, ``--repeats``
+times each, and the medians compared, so a change in machine load affects all alike.
 """
 
 from __future__ import annotations
@@ -175,36 +176,43 @@ def jitted_forward(model):
   return lambda images: forward(state, images)
 
 
-def build_both():
-  """The PyTorch model and our jitted forward pass, both with the fixture's weights.
+def build_both(conv3x3_impls=('auto',)):
+  """The PyTorch model and our jitted forward pass(es), all with the fixture's weights.
 
-  Raises SystemExit if either misses the reference outputs.
+  Args:
+    conv3x3_impls: one forward pass of ours per ``model.conv3x3_impl`` named.
+
+  Returns:
+    ``(torch_model, {impl: forward})``. Raises SystemExit if any misses the reference outputs.
   """
   state = fixture_weights.fixture_state_dict()
   torch_model = UnetAdaptiveBins().eval()
   torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
                               strict=True)
-  config = effnet_b5_256.get_config()
-  ours = models.build_abstract_model(config.model)
-  torch_weights.load_state_dict(ours, state, source='parity fixture')
-  ours.eval()
-  ours_forward = jitted_forward(ours)
   reference = np.load(fixture_weights.B5_OUTPUTS)
   x = reference['input']
   with torch.no_grad():
     edges_t, pred_t = (t.numpy() for t in torch_model(torch.from_numpy(x)))
-  edges_j, pred_j = (np.asarray(t) for t in ours_forward(x.transpose(0, 2, 3, 1)))
   errors = {
       'torch vs reference pred': _rel_l2(pred_t, reference['pred']),
       'torch vs reference bin_edges': _rel_l2(edges_t, reference['bin_edges']),
-      'ours vs torch pred': _rel_l2(pred_j.transpose(0, 3, 1, 2), pred_t),
-      'ours vs torch bin_edges': _rel_l2(edges_j, edges_t),
   }
+  forwards = {}
+  for impl in conv3x3_impls:
+    config = effnet_b5_256.get_config()
+    config.model.conv3x3_impl = impl
+    ours = models.build_abstract_model(config.model)
+    torch_weights.load_state_dict(ours, state, source='parity fixture')
+    ours.eval()
+    forwards[impl] = jitted_forward(ours)
+    edges_j, pred_j = (np.asarray(t) for t in forwards[impl](x.transpose(0, 2, 3, 1)))
+    errors[f'ours ({impl}) vs torch pred'] = _rel_l2(pred_j.transpose(0, 3, 1, 2), pred_t)
+    errors[f'ours ({impl}) vs torch bin_edges'] = _rel_l2(edges_j, edges_t)
   for name, error in errors.items():
     print(f'{name}: relative L2 {error:.1e}')
     if error > 2e-5:
       raise SystemExit(f'{name} differs by {error:.1e} (> 2e-5): not the same model')
-  return torch_model, ours_forward
+  return torch_model, forwards
 
 
 def main():
@@ -212,10 +220,13 @@ def main():
   parser.add_argument('--size', default='416x544', help='Input HxW.')
   parser.add_argument('--threads', type=int, default=os.cpu_count(), help='PyTorch threads.')
   parser.add_argument('--repeats', type=int, default=5, help='Timed runs of each model.')
+  parser.add_argument('--conv3x3_impls', default='auto',
+                      help="Comma-separated model.conv3x3_impl values to time ours with, e.g. "
+                           "'auto,xla' (Winograd vs XLA's convolution on CPU).")
   args = parser.parse_args()
   height, width = (int(v) for v in args.size.split('x'))
   torch.set_num_threads(args.threads)
-  torch_model, ours_forward = build_both()
+  torch_model, forwards = build_both(tuple(args.conv3x3_impls.split(',')))
   x = np.random.default_rng(0).standard_normal((1, 3, height, width)).astype(np.float32)
   x_torch, x_jax = torch.from_numpy(x), jax.device_put(x.transpose(0, 2, 3, 1))
 
@@ -223,16 +234,16 @@ def main():
     with torch.no_grad():
       torch_model(x_torch)
 
-  def run_ours():
-    jax.block_until_ready(ours_forward(x_jax))
-
-  times = {'torch': [], 'ours': []}
-  run_torch()
-  run_ours()  # compiled already at the default size, by the parity check
-  run_torch()
-  run_ours()
+  runs = {'release (PyTorch, geffnet)': run_torch}
+  for impl, forward in forwards.items():
+    runs[f'adabins-jax (XLA, conv3x3_impl={impl})'] = (
+        lambda forward=forward: jax.block_until_ready(forward(x_jax)))
+  times = {name: [] for name in runs}
+  for _ in range(2):  # Warm-up (ours compiled already at the default size, by the parity check).
+    for fn in runs.values():
+      fn()
   for _ in range(args.repeats):
-    for name, fn in (('torch', run_torch), ('ours', run_ours)):
+    for name, fn in runs.items():
       start = time.perf_counter()
       fn()
       times[name].append(time.perf_counter() - start)
@@ -240,12 +251,11 @@ def main():
   print(f'\n{jax.devices()[0].device_kind}, {os.cpu_count()} cores, torch {torch.__version__} '
         f'({args.threads} threads), jax {jax.__version__}, {height}x{width}, batch 1, '
         f'median of {args.repeats}; load average {os.getloadavg()[0]:.2f}')
-  print('| model | s/image | runs (s) |\n|---|---|---|')
-  for name in ('torch', 'ours'):
-    runs = ', '.join(f'{t:.2f}' for t in times[name])
-    label = 'release (PyTorch, geffnet)' if name == 'torch' else 'adabins-jax (XLA)'
-    print(f'| {label} | {median[name]:.3f} | {runs} |')
-  print(f'\nours / release: {median["ours"] / median["torch"]:.2f}x the time')
+  print('| model | s/image | / release | runs (s) |\n|---|---|---|---|')
+  release = median['release (PyTorch, geffnet)']
+  for name, values in times.items():
+    print(f'| {name} | {median[name]:.3f} | {median[name] / release:.2f}x | '
+          + ', '.join(f'{t:.2f}' for t in values) + ' |')
 
 
 if __name__ == '__main__':
