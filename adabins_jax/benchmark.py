@@ -8,7 +8,9 @@ Per config: parameter count; MB of float32 parameters and of a training checkpoi
 BatchNorm statistics and the AdamW state, the seed's "size"); inference images/s at the
 evaluation resolution (480x640 x data.input_scale) per batch size; training images/s at the
 training crop (416x544 x data.input_scale) with the real train step of steps.py; compile
-seconds; FLOPs per image from XLA's cost analysis and the GFLOP/s achieved. Times are medians
+seconds; FLOPs per image from XLA's cost analysis of the model with direct convolutions (the
+model's own count, whichever convolution algorithm runs) and the GFLOP/s that makes; the JSON
+also has the FLOPs of the program that ran (fewer where Winograd replaces convolutions). Times are medians
 over ``--repeats`` synchronised runs after a warm-up. Weights are random (speed does not depend
 on them) and filled on the host, since random initialisation compiles a program per shape.
 Runs on whatever backend JAX picks: CPU or GPU alike.
@@ -16,7 +18,8 @@ Runs on whatever backend JAX picks: CPU or GPU alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -40,6 +43,7 @@ from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import report
 from adabins_jax import steps
+from adabins_jax.models import layers
 
 SEED_CONFIGS = tuple(report.SEED_TABLE)
 # SPEC 4's resolutions before data.input_scale: NYU test frames and the training crop.
@@ -106,6 +110,7 @@ def sizes(model: nnx.Module, config) -> dict[str, float]:
 
 
 def _flops(compiled) -> float:
+  """XLA's FLOP count of a compiled or lowered program."""
   analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):  # Older JAX: one dict per device program.
     analysis = analysis[0] if analysis else {}
@@ -143,31 +148,65 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
           'flops': _flops(compiled)}
 
 
+@contextlib.contextmanager
+def _direct_convolutions(model: nnx.Module) -> Iterator[None]:
+  """Within: every convolution of ``model`` is XLA's direct one (``conv3x3_impl='xla'``)."""
+  convs = [m for _, m in nnx.iter_graph(model) if isinstance(m, layers.Conv)]
+  saved = [conv.conv3x3_impl for conv in convs]
+  for conv in convs:
+    conv.conv3x3_impl = 'xla'
+  try:
+    yield
+  finally:
+    for conv, impl in zip(convs, saved):
+      conv.conv3x3_impl = impl
+
+
+def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
+                   args: Sequence[Any]) -> float:
+  """FLOPs of ``build(model)(*args)`` with direct convolutions: lowered, not compiled.
+
+  Winograd (``conv3x3_impl='auto'`` on CPU) executes fewer FLOPs than the convolution it
+  replaces; speeds are reported against the model's own count so that they compare across
+  algorithms and backends.
+  """
+  shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(args))
+  with _direct_convolutions(model):
+    return _flops(build(model).lower(*shapes))
+
+
 def _scaled(hw: Sequence[int], scale: float) -> tuple[int, int]:
   # As the input pipeline scales images (round, not floor).
   return round(hw[0] * scale), round(hw[1] * scale)
 
 
-def _rates(result: dict[str, float], batch: int) -> dict[str, float]:
+def _rates(result: dict[str, float], batch: int, nominal_flops: float) -> dict[str, float]:
   return {'images_per_s': batch / result['seconds'],
           'ms_per_image': 1e3 * result['seconds'] / batch,
           'compile_s': result['compile_s'],
-          'gflop_per_image': result['flops'] / batch / 1e9,
-          'achieved_gflop_per_s': result['flops'] / result['seconds'] / 1e9}
+          'gflop_per_image': nominal_flops / batch / 1e9,
+          'achieved_gflop_per_s': nominal_flops / result['seconds'] / 1e9,
+          'executed_gflop_per_image': result['flops'] / batch / 1e9}
 
 
 def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
                         repeats: int) -> dict[str, float]:
   """Eval-mode forward pass (no flip averaging) on a (batch, h, w, 3) input."""
   model.eval()
-  graphdef, state = nnx.split(model)
 
-  # Closed over, not static: jit would hash the graphdef, which list attributes can prevent.
-  def forward(state, images):
-    return nnx.merge(graphdef, state)(images)[1]
+  def jitted_forward(model):
+    graphdef = nnx.graphdef(model)
+
+    # Closed over, not static: jit would hash the graphdef, which list attributes can prevent.
+    def forward(state, images):
+      return nnx.merge(graphdef, state)(images)[1]
+
+    return jax.jit(forward)
 
   images = jnp.asarray(np.random.default_rng(0).standard_normal((batch, *hw, 3), np.float32))
-  return _rates(time_compiled(jax.jit(forward), (state, images), repeats), batch)
+  args = (nnx.state(model), images)
+  nominal = _nominal_flops(model, jitted_forward, args)
+  return _rates(time_compiled(jitted_forward(model), args, repeats), batch, nominal)
 
 
 def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
@@ -176,16 +215,19 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
   total_steps = 1000
   tx = optim.create_optimizer(config.optim, total_steps)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
-  graphdef, state = nnx.split((model, optimizer))
   rng = np.random.default_rng(0)
   batch_arrays = {
       'image': jnp.asarray(rng.standard_normal((batch, *image_hw, 3), np.float32)),
       'depth': jnp.asarray(rng.uniform(0.5, 9.0, (batch, *depth_hw, 1)).astype(np.float32)),
   }
-  train_step = steps.make_train_step(
-      config, graphdef, optim.learning_rate_schedule(config.optim, total_steps))
-  args = (state, batch_arrays, jax.random.key(0))
-  return _rates(time_compiled(train_step, args, repeats, carry=True), batch)
+  schedule = optim.learning_rate_schedule(config.optim, total_steps)
+
+  def train_step(model):
+    return steps.make_train_step(config, nnx.graphdef((model, optimizer)), schedule)
+
+  args = (nnx.state((model, optimizer)), batch_arrays, jax.random.key(0))
+  nominal = _nominal_flops(model, train_step, args)  # Before the step donates the arrays.
+  return _rates(time_compiled(train_step(model), args, repeats, carry=True), batch, nominal)
 
 
 def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,

@@ -15,6 +15,7 @@ import pytest
 
 from adabins_jax import benchmark
 from adabins_jax import models
+from adabins_jax.models import layers
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -71,6 +72,32 @@ def test_flops_and_timing_of_a_known_program():
   step = jax.jit(lambda count, inc: (count + inc, count), donate_argnums=0)
   counted = benchmark.time_compiled(step, (jnp.zeros(()), jnp.ones(())), repeats=2, carry=True)
   assert counted['flops'] >= 1
+
+
+class _OneConv(nnx.Module):
+  """Stands in for a model: returns (bin_edges, depth) like AdaBins, here (None, conv(x))."""
+
+  def __init__(self, impl):
+    self.conv = layers.Conv(64, 64, 3, padding=1, conv3x3_impl=impl, rngs=nnx.Rngs(0))
+
+  def __call__(self, x):
+    return None, self.conv(jnp.tile(x, (1, 1, 1, 22))[..., :64])
+
+
+def test_flops_are_the_models_own_whichever_convolution_runs():
+  """GFLOP/img counts direct convolutions even where Winograd (fewer FLOPs) runs."""
+  results = {impl: benchmark.benchmark_inference(_OneConv(impl), (32, 48), batch=2, repeats=1)
+             for impl in ('winograd', 'xla')}
+  winograd, direct = results['winograd'], results['xla']
+  assert winograd['gflop_per_image'] == pytest.approx(direct['gflop_per_image'])
+  assert direct['executed_gflop_per_image'] == pytest.approx(direct['gflop_per_image'])
+  # XLA counts the taps that fall inside the 32x48 image (94 x 142 of 96 x 144), and the bias.
+  taps = (3 * 32 - 2) * (3 * 48 - 2)
+  assert direct['gflop_per_image'] * 1e9 == pytest.approx(2 * taps * 64 * 64 + 32 * 48 * 64)
+  # F(4x4, 3x3): 36 products per 16 outputs instead of 144, plus the transforms.
+  assert winograd['executed_gflop_per_image'] < 0.5 * winograd['gflop_per_image']
+  assert winograd['achieved_gflop_per_s'] == pytest.approx(
+      winograd['gflop_per_image'] * winograd['images_per_s'])
 
 
 def test_random_model_is_concrete_and_scaled():
