@@ -35,6 +35,20 @@ except RuntimeError:
   pass
 
 
+def _without_autotune_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """Turns off tf.data's autotuning model for `dataset`; AUTOTUNE values take defaults.
+
+  With it on, deleting a long-lived iterator waited for the autotuning thread: a training run
+  on 2 cores sat 45-60 s after its last checkpoint before exiting (a demo run of 200 steps: 61 s
+  from the last save to exit; 8 s with this). That also eats a preempted job's grace period.
+  Without the model, AUTOTUNE parallelism is min(16, cores) and prefetch buffers still grow on
+  demand; measured throughput was the same (56-62 images/s, `datasets.measure`, 2 cores).
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)
+
+
 def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The prepared TFDS builder of `data_config.dataset` (prepared on first use).
 
@@ -186,7 +200,7 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
 
   stream = stream.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   stream = stream.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-  return iter(tfds.as_numpy(stream))
+  return iter(tfds.as_numpy(_without_autotune_thread(stream)))
 
 
 def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_size: int, *,
@@ -230,4 +244,4 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
                                   examples.element_spec)
   examples = examples.concatenate(tf.data.Dataset.from_tensors(padding).repeat())
   examples = examples.take(num_batches * batch_size).batch(batch_size)
-  return tfds.as_numpy(examples.prefetch(tf.data.AUTOTUNE))
+  return tfds.as_numpy(_without_autotune_thread(examples.prefetch(tf.data.AUTOTUNE)))
