@@ -7,8 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from adabins_jax import models
+from adabins_jax import parallel
 from adabins_jax.models import layers
 from adabins_jax.models import winograd
 
@@ -142,3 +145,16 @@ def test_model_config_sets_every_convolution(impl):
   model = nnx.eval_shape(lambda: models.build_model(config.model, rngs=nnx.Rngs(0)))
   impls = {m.conv3x3_impl for _, m in nnx.iter_graph(model) if isinstance(m, layers.Conv)}
   assert impls == {impl}
+
+
+def test_batch_sharded_over_two_devices_gives_the_same_result():
+  """Data parallelism: the tiles of a sharded batch are split with it (two fake CPU devices)."""
+  mesh = parallel.create_mesh(2)
+  x, kernel = _inputs((4, 20, 28, 16), 24, seed=6)
+  pads = ((1, 1), (1, 1))
+  single = jax.jit(winograd.conv3x3, static_argnums=2)(x, kernel, pads)
+  sharded_x = jax.device_put(x, NamedSharding(mesh, P('data')))
+  with jax.set_mesh(mesh):
+    sharded = jax.jit(winograd.conv3x3, static_argnums=2)(sharded_x, kernel, pads)
+  assert len(sharded.sharding.device_set) == 2
+  np.testing.assert_allclose(np.asarray(sharded), np.asarray(single), rtol=1e-5, atol=1e-5)
