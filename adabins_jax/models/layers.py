@@ -135,7 +135,7 @@ def _use_shifted_depthwise(impl: str) -> bool:
 CONV3X3_IMPLS = ('auto', 'winograd', 'xla')
 # 'auto' picks Winograd where its batched matmuls are big enough to repay the transforms: at
 # least this many 4x4 output tiles in the batch and this many channels in and out. Measured on a
-# 2-core AVX-512 CPU (benchmarks/decoder_convs.py): 52x68 maps (221 tiles) gain 1.3-2x, 26x34
+# 2-core AVX-512 CPU (benchmarks/decoder_convs.py): 52x68 maps (221 tiles) gain 1.2-2x, 26x34
 # maps (63 tiles) lose, since there the kernel transform outweighs the smaller matmuls.
 _WINOGRAD_MIN_TILES = 128
 _WINOGRAD_MIN_CHANNELS = 64

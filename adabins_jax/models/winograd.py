@@ -13,7 +13,8 @@ convolution. The transforms are additions and small-constant multiplies over the
 memory-bound, so the method pays where the matmuls are large: many channels and enough tiles.
 
 On the paper model's decoder (nine 3x3 convolutions, 227 of its 272 GFLOP at 416x544) this takes
-the CPU forward pass from ~1.9 s to ~1.5 s per image (benchmarks/decoder_convs.py, README).
+the CPU forward pass from 1.8-2.2 s to 1.4-1.6 s per 416x544 image on 2 cores (alternated with
+XLA's convolution: ``benchmarks/torch_reference.py --conv3x3_impls auto,xla``; README).
 In float32 the result differs from the direct convolution by ~4e-6 relative (the constants of
 F(4x4, 3x3) are exact in binary except 1/6, 1/12, 1/24), ~1e-7 after a whole model; in bfloat16
 the transforms lose too much, so ``layers.Conv`` uses this only for float32.
