@@ -141,9 +141,13 @@ _WINOGRAD_MIN_TILES = 128
 _WINOGRAD_MIN_CHANNELS = 64
 
 
-def _use_winograd(impl: str, x: jax.Array, in_features: int, out_features: int) -> bool:
+def _check_conv3x3_impl(impl: str) -> None:
   if impl not in CONV3X3_IMPLS:
     raise ValueError(f'conv3x3 impl must be one of {CONV3X3_IMPLS}, got {impl!r}.')
+
+
+def _use_winograd(impl: str, x: jax.Array, in_features: int, out_features: int) -> bool:
+  _check_conv3x3_impl(impl)
   if impl != 'auto':
     return impl == 'winograd'
   tiles = x.shape[0] * -(-x.shape[1] // winograd.TILE) * -(-x.shape[2] // winograd.TILE)
@@ -236,8 +240,7 @@ CONV_KINDS = {'standard': Conv, 'dws': SeparableConv}
 
 def set_conv3x3_impl(model: nnx.Module, impl: str) -> None:
   """Sets ``conv3x3_impl`` (see ``Conv``) on every convolution inside ``model``."""
-  if impl not in CONV3X3_IMPLS:
-    raise ValueError(f'conv3x3 impl must be one of {CONV3X3_IMPLS}, got {impl!r}.')
+  _check_conv3x3_impl(impl)
   for _, module in nnx.iter_graph(model):
     if isinstance(module, Conv):
       module.conv3x3_impl = impl

@@ -106,8 +106,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array,
   (top, bottom), (left, right) = (tuple(int(p) for p in pair) for pair in pads)
   if min(top, bottom, left, right) < 0:
     raise ValueError(f'Winograd conv3x3 needs non-negative padding, got {pads}.')
-  if kernel.shape[:2] != (3, 3):
-    raise ValueError(f'Winograd F(4x4, 3x3) needs a 3x3 kernel, got HWIO shape {kernel.shape}.')
+  transformed = transform_kernel(kernel)  # Also checks that the kernel is 3x3.
   if kernel.shape[2] != x.shape[-1]:
     raise ValueError(f'Winograd conv3x3: kernel of HWIO shape {kernel.shape} does not fit an '
                      f'input of NHWC shape {x.shape}.')
@@ -124,7 +123,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array,
   rows = _combine(_BT, _taps(x, 1, tiles_h))  # (6_row, N, tiles_h, W, C_in)
   tiles = _combine(_BT, _taps(rows, 3, tiles_w))
   tiles = tiles.reshape(_ALPHA * _ALPHA, n * tiles_h * tiles_w, -1)
-  products = jnp.einsum('tkc,tco->tko', tiles, transform_kernel(kernel))
+  products = jnp.einsum('tkc,tco->tko', tiles, transformed)
   products = products.reshape(_ALPHA, _ALPHA, n, tiles_h, tiles_w, -1)
   # Output tiles A^T M A: (4_row, 4_col, N, tiles_h, tiles_w, C_out), then interleaved.
   cols = _combine(_AT, [products[q] for q in range(_ALPHA)])  # (4_col, 6_row, ...)
