@@ -100,6 +100,20 @@ def test_flops_are_the_models_own_whichever_convolution_runs():
       winograd['gflop_per_image'] * winograd['images_per_s'])
 
 
+def test_direct_program_is_compiled_again_only_where_winograd_runs():
+  def build(model):
+    graphdef = nnx.graphdef(model)
+    return jax.jit(lambda state, x: nnx.merge(graphdef, state)(x)[1])
+
+  x = jnp.zeros((1, 32, 48, 3))
+  assert benchmark._nominal_flops(_OneConv('xla'), build, (nnx.state(_OneConv('xla')), x)) is None
+  winograd = _OneConv('winograd')
+  nominal = benchmark._nominal_flops(winograd, build, (nnx.state(winograd), x))
+  taps = (3 * 32 - 2) * (3 * 48 - 2)
+  assert nominal == pytest.approx(2 * taps * 64 * 64 + 32 * 48 * 64, rel=0.01)
+  assert winograd.conv.conv3x3_impl == 'winograd'  # Restored after counting.
+
+
 def test_random_model_is_concrete_and_scaled():
   model = benchmark.random_model(benchmark.load_config('smoke').model, seed=0)
   flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))))
