@@ -8,9 +8,9 @@ trains and evaluates with the full protocol (flip averaging, d1 ... silog on who
 The network sees the frames at half size (60x80); ground truth and scoring stay at 120x160.
 775,696 parameters, 3000 steps of batch 8.
 
-Measured on an idle 2-core CPU from empty data and work directories: 13.5 min for the whole
-command (45 s to build the data, 12.4 min to train and evaluate), reaching d1 0.831, d2 0.979,
-d3 0.995, abs_rel 0.136, rmse 0.506 m on the 200 held-out rooms. See docs/demo.md for the run, the
+Measured on an idle 2-core CPU from empty data and work directories: 14.8 min for the whole
+command (46 s to build the data, 13.6 min to train and evaluate), reaching d1 0.831, d2 0.979,
+d3 0.995, abs_rel 0.135, rmse 0.504 m on the 200 held-out rooms. See docs/demo.md for the run, the
 variants tried and what a longer run reaches.
 """
 
