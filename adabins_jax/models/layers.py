@@ -124,6 +124,53 @@ def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, strides: tuple[int, 
   return out
 
 
+def pointwise_conv(x: jax.Array, kernel: jax.Array,
+                   pads: Sequence[tuple[int, int]] = ((0, 0), (0, 0))) -> jax.Array:
+  """A stride-1 1x1 convolution as a matrix product over channels.
+
+  XLA's CPU backend runs the filter gradient of a 1x1 *convolution* as a generic convolution
+  over the whole map (a few GFLOP/s: seconds per layer on the paper model's decoder), where the
+  same gradient of a matrix product is one matmul. Zero padding of the input only adds a border
+  of zeros to the output (the caller adds the bias), so it is applied after the product.
+
+  Args:
+    x: (N, H, W, C_in) input.
+    kernel: (1, 1, C_in, C_out) kernel.
+    pads: explicit, non-negative ((top, bottom), (left, right)) zero padding.
+
+  Returns:
+    (N, H + top + bottom, W + left + right, C_out).
+  """
+  if min(min(p) for p in pads) < 0:
+    raise ValueError(f'pointwise_conv needs non-negative padding, got {pads}.')
+  y = jnp.einsum('nhwc,co->nhwo', x, kernel[0, 0])
+  if any(p != (0, 0) for p in map(tuple, pads)):
+    y = jnp.pad(y, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+  return y
+
+
+def patch_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """A VALID convolution whose stride equals its kernel (a patch embedding) as one matmul.
+
+  Non-overlapping patches are a reshape, so the convolution is (patches x k*k*C_in) @ kernel;
+  rows and columns that do not fill a whole patch are dropped, as VALID padding drops them.
+  XLA's CPU convolution computes this op's input gradient as a dilated convolution, seconds for
+  the bins head's 16x16 patches; the matmul form's gradients are matmuls.
+
+  Args:
+    x: (N, H, W, C_in) input.
+    kernel: (kh, kw, C_in, C_out) kernel; the stride is (kh, kw).
+
+  Returns:
+    (N, H // kh, W // kw, C_out).
+  """
+  kh, kw, c_in, c_out = kernel.shape
+  n, h, w, _ = x.shape
+  gh, gw = h // kh, w // kw
+  patches = x[:, :gh * kh, :gw * kw].reshape(n, gh, kh, gw, kw, c_in)
+  return jnp.einsum('nypxqc,pqco->nyxo', patches, kernel)
+
+
 def _use_shifted_depthwise(impl: str) -> bool:
   if impl == 'auto':
     return jax.default_backend() == 'cpu'
@@ -134,10 +181,11 @@ def _use_shifted_depthwise(impl: str) -> bool:
 
 CONV3X3_IMPLS = ('auto', 'winograd', 'xla')
 # 'auto' picks Winograd where its batched matmuls are big enough to repay the transforms: at
-# least this many 4x4 output tiles in the batch and this many channels in and out. Measured on a
-# 2-core AVX-512 CPU (benchmarks/decoder_convs.py): 52x68 maps (221 tiles) gain 1.2-2x, 26x34
-# maps (63 tiles) lose, since there the kernel transform outweighs the smaller matmuls.
-_WINOGRAD_MIN_TILES = 128
+# least this many 4x4 output tiles in the batch and this many channels in and out. Measured on
+# 2-core CPUs (benchmarks/decoder_convs.py; docs/benchmark.md): 52x68 maps (221 tiles) gain 1.2-2x
+# at batch 1, 26x34 maps lose at batch 1 (63 tiles) and gain 1.8x forward, 2.7x forward and
+# backward at batch 2 (126 tiles), the paper model's training batch on a CPU.
+_WINOGRAD_MIN_TILES = 96
 _WINOGRAD_MIN_CHANNELS = 64
 
 
@@ -199,7 +247,12 @@ class Conv(nnx.Module):
     kernel = self.kernel[...].astype(dtype)
     pads = _explicit_padding(self.padding, self.kernel_size, self.strides, x.shape[1:3])
     depthwise = self.groups > 1 and self.groups == self.in_features == self.out_features
-    if depthwise and _use_shifted_depthwise(self.depthwise_impl):
+    if self.groups == 1 and self.kernel_size == (1, 1) and self.strides == (1, 1):
+      y = pointwise_conv(x, kernel, pads)
+    elif (self.groups == 1 and self.kernel_size == self.strides
+          and all(p == (0, 0) for p in map(tuple, pads))):
+      y = patch_conv(x, kernel)
+    elif depthwise and _use_shifted_depthwise(self.depthwise_impl):
       y = depthwise_conv_shifted(x, kernel, self.strides, pads)
     elif (self.groups == 1 and self.kernel_size == (3, 3) and self.strides == (1, 1)
           and min(min(p) for p in pads) >= 0
@@ -255,15 +308,49 @@ def make_conv(kind: str, in_features: int, out_features: int, kernel_size, **kwa
   return CONV_KINDS[kind](in_features, out_features, kernel_size, **kwargs)
 
 
+class BatchNorm(nnx.BatchNorm):
+  """``nnx.BatchNorm`` whose training-mode call replaces its running statistics wholesale.
+
+  ``nnx.BatchNorm`` writes them with ``self.mean[...] = ...``; under ``jit`` that assignment asks
+  the traced value for its sharding, and the tracer's error message for that walks the whole
+  program traced so far. Once per layer, that made tracing the paper model's train step
+  quadratic: 44 of its 78 s (profiled). The arithmetic here is flax's (fast variance, statistics
+  in at least float32); evaluation mode is flax's own code.
+  """
+
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None, *,
+               mask: jax.Array | None = None) -> jax.Array:
+    running = self.use_running_average if use_running_average is None else use_running_average
+    if running or mask is not None or self.axis_name is not None:
+      return super().__call__(x, use_running_average=running, mask=mask)
+    scale = self.scale[...] if self.scale is not None else None
+    bias = self.bias[...] if self.bias is not None else None
+    x, scale, bias = self.promote_dtype((x, scale, bias), dtype=self.dtype)
+    axes = tuple(range(x.ndim - 1))
+    stats = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = jnp.mean(stats, axes)
+    var = jnp.maximum(0.0, jnp.mean(jnp.square(stats), axes) - jnp.square(mean))
+    m = self.momentum
+    self.mean.set_value(jax.lax.stop_gradient(m * self.mean.get_value() + (1 - m) * mean))
+    self.var.set_value(jax.lax.stop_gradient(m * self.var.get_value() + (1 - m) * var))
+    mul = jax.lax.rsqrt(var + self.epsilon)
+    if scale is not None:
+      mul = mul * scale
+    y = (x - mean) * mul
+    if bias is not None:
+      y = y + bias
+    return jnp.asarray(y, self.dtype or y.dtype)
+
+
 def batch_norm(features: int, *, torch_momentum: float = 0.1, eps: float = 1e-5, dtype=None,
-               param_dtype=jnp.float32, rngs: nnx.Rngs) -> nnx.BatchNorm:
+               param_dtype=jnp.float32, rngs: nnx.Rngs) -> BatchNorm:
   """BatchNorm with PyTorch's momentum convention (new = (1-m) * old + m * batch).
 
   Under jit over a sharded batch the statistics are those of the global batch, i.e. synchronised
   BatchNorm; the PyTorch release trained with per-GPU statistics.
   """
-  return nnx.BatchNorm(features, momentum=1.0 - torch_momentum, epsilon=eps, dtype=dtype,
-                       param_dtype=param_dtype, rngs=rngs)
+  return BatchNorm(features, momentum=1.0 - torch_momentum, epsilon=eps, dtype=dtype,
+                   param_dtype=param_dtype, rngs=rngs)
 
 
 def drop_path(rate: float, rngs: nnx.Rngs) -> nnx.Dropout:

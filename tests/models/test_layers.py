@@ -100,3 +100,83 @@ def test_make_conv_rejects_unknown_kind_and_conv_checks_channels():
   conv = layers.Conv(4, 4, 3, rngs=nnx.Rngs(0))
   with pytest.raises(ValueError, match='4 input channels'):
     conv(jnp.zeros((1, 8, 8, 3)))
+
+
+def _rel(a, b):
+  return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+@pytest.mark.parametrize('kernel,stride,padding,hw', [
+    (1, 1, 0, (9, 11)),             # a pointwise conv (EfficientNet's expand/project, conv_out)
+    (1, 1, 1, (13, 17)),            # the decoder's 1x1 conv with padding 1
+    (1, 1, 'SAME', (5, 6)),
+    (4, 4, 'VALID', (17, 22)),      # a patch embedding, with rows and columns left over
+    (2, 2, 'VALID', (8, 8))])
+def test_matmul_convolutions_equal_xla_with_gradients(kernel, stride, padding, hw):
+  """Pointwise and patch convs run as matmuls; values and gradients are XLA's conv's."""
+  conv = layers.Conv(24, 40, kernel, strides=stride, padding=padding, rngs=nnx.Rngs(4))
+  x = jax.random.normal(jax.random.key(1), (2, *hw, 24))
+  pads = layers._explicit_padding(padding, conv.kernel_size, conv.strides, hw)
+
+  def reference(kernel, bias, x):
+    y = jax.lax.conv_general_dilated(x, kernel, conv.strides, pads,
+                                     dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+    return y + bias
+
+  graphdef, state = nnx.split(conv)
+  args = (conv.kernel[...], conv.bias[...], x)
+  expected = reference(*args)
+  cotangent = jax.random.normal(jax.random.key(2), expected.shape)
+  got, vjp = jax.vjp(lambda state, x: nnx.merge(graphdef, state)(x), state, x)
+  assert got.shape == expected.shape
+  assert _rel(got, expected) < 1e-6
+  d_state, d_x = vjp(cotangent)
+  d_kernel, d_bias, d_x_expected = jax.vjp(reference, *args)[1](cotangent)
+  assert _rel(d_state['kernel'][...], d_kernel) < 1e-5
+  assert _rel(d_state['bias'][...], d_bias) < 1e-5
+  assert _rel(d_x, d_x_expected) < 1e-5
+
+
+def test_matmul_convolutions_are_matmuls_in_the_program():
+  """Neither a pointwise nor a patch conv (nor their gradients) leaves a convolution behind."""
+  for kernel, stride in ((1, 1), (4, 4)):
+    conv = layers.Conv(8, 16, kernel, strides=stride, padding='VALID', rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(conv)
+    loss = lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x) ** 2)
+    jaxpr = str(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(params, jnp.ones((1, 8, 8, 8))))
+    assert 'conv_general_dilated' not in jaxpr and 'dot_general' in jaxpr
+
+
+@pytest.mark.parametrize('dtype', [None, jnp.bfloat16])
+def test_batch_norm_trains_like_flax_batch_norm(dtype):
+  """Output, updated running statistics and gradients equal nnx.BatchNorm's in training mode."""
+  ours = layers.batch_norm(16, torch_momentum=0.01, eps=1e-3, dtype=dtype, rngs=nnx.Rngs(0))
+  flax_bn = nnx.BatchNorm(16, momentum=0.99, epsilon=1e-3, dtype=dtype, rngs=nnx.Rngs(0))
+  for bn in (ours, flax_bn):
+    bn.scale.set_value(jnp.linspace(0.5, 1.5, 16))
+    bn.bias.set_value(jnp.linspace(-1.0, 1.0, 16))
+    bn.mean.set_value(jnp.full((16,), 0.3))
+    bn.var.set_value(jnp.full((16,), 2.0))
+  x = (jax.random.normal(jax.random.key(0), (2, 5, 7, 16)) * 3 + 1).astype(dtype or jnp.float32)
+
+  def step(bn):
+    graphdef, state = nnx.split(bn)
+
+    def f(state, x):
+      bn = nnx.merge(graphdef, state)
+      loss = lambda bn, x: jnp.sum(jnp.sin(bn(x).astype(jnp.float32)))
+      grads = nnx.grad(loss, argnums=(0, 1))(bn, x)
+      return bn(x), nnx.state(bn), grads
+
+    return jax.jit(f)(state, x)
+
+  (y, stats, (d_bn, d_x)), (y_ref, stats_ref, (d_bn_ref, d_x_ref)) = step(ours), step(flax_bn)
+  assert y.dtype == y_ref.dtype
+  np.testing.assert_allclose(np.asarray(y, np.float32), np.asarray(y_ref, np.float32), atol=1e-6)
+  for name in ('mean', 'var'):
+    np.testing.assert_allclose(stats[name][...], stats_ref[name][...], rtol=1e-6)
+    assert not np.allclose(stats[name][...], {'mean': 0.3, 'var': 2.0}[name])  # Updated.
+  np.testing.assert_allclose(np.asarray(d_x, np.float32), np.asarray(d_x_ref, np.float32),
+                             atol=1e-5)
+  for name in ('scale', 'bias'):
+    np.testing.assert_allclose(d_bn[name][...], d_bn_ref[name][...], rtol=1e-5, atol=1e-5)

@@ -99,6 +99,8 @@ def _conv(impl, c_in=64, c_out=64, dtype=None):
     ((1, 64, 64, 64), jnp.float32, True),    # 256 tiles, 64 channels
     ((1, 24, 24, 64), jnp.float32, False),   # 36 tiles: too few to gain
     ((8, 24, 24, 64), jnp.float32, True),    # ... but 288 in a batch of 8
+    ((1, 26, 34, 64), jnp.float32, False),   # 63 tiles: B5's 26x34 decoder maps at batch 1
+    ((2, 26, 34, 64), jnp.float32, True),    # 126 tiles: the same maps at batch 2
     ((1, 64, 64, 64), jnp.bfloat16, False),  # transforms too lossy in bfloat16
 ])
 def test_auto_chooses_winograd_on_cpu_where_it_gains(shape, dtype, winograd_expected):
@@ -115,8 +117,9 @@ def test_auto_keeps_xla_for_few_channels_and_other_kernels():
   assert 'conv_general_dilated' in _primitives(_conv('auto', c_in=16, c_out=16), x)
   strided = layers.Conv(16, 64, 3, strides=2, conv3x3_impl='winograd', rngs=nnx.Rngs(0))
   assert 'conv_general_dilated' in _primitives(strided, x)
+  # A 1x1 conv is a matmul over channels whatever conv3x3_impl says, never a Winograd transform.
   pointwise = layers.Conv(16, 64, 1, conv3x3_impl='winograd', rngs=nnx.Rngs(0))
-  assert 'conv_general_dilated' in _primitives(pointwise, x)
+  assert _primitives(pointwise, x) & {'conv_general_dilated', 'slice', 'concatenate'} == set()
 
 
 def test_conv_module_gives_the_same_numbers_either_way():
