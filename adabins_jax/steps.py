@@ -28,22 +28,28 @@ from adabins_jax import metrics as metrics_lib
 Batch = Mapping[str, jax.Array]
 
 
+def train_loss(model: nnx.Module, batch: Batch, *, silog_weight: float, chamfer_weight: float,
+               min_depth_m: float) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+  """The training objective: ``silog_weight * SILog + chamfer_weight * chamfer``.
+
+  Returns ``(loss, (silog, chamfer))``; the model runs in whatever mode it is in.
+  """
+  gt = batch['depth']
+  bin_edges, pred = model(batch['image'])
+  silog = losses.silog_loss(pred, gt, gt > min_depth_m)
+  # The release passes no mask to the chamfer term; it drops gt < 1e-3 by itself.
+  chamfer = losses.bin_chamfer_loss(bin_edges, gt)
+  return silog_weight * silog + chamfer_weight * chamfer, (silog, chamfer)
+
+
 def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax.Array, *,
-                learning_rate_fn: Callable[[jax.Array], jax.Array], silog_weight: float,
-                chamfer_weight: float, min_depth_m: float) -> tuple[nnx.State, dict[str, Any]]:
+                learning_rate_fn: Callable[[jax.Array], jax.Array],
+                **loss_weights: float) -> tuple[nnx.State, dict[str, Any]]:
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
   # Dropout and drop-path draw from fold_in(seed, step), so a resumed run repeats them.
   nnx.reseed(model, dropout=rng)
-  gt = batch['depth']
-
-  def loss_fn(model):
-    bin_edges, pred = model(batch['image'])
-    silog = losses.silog_loss(pred, gt, gt > min_depth_m)
-    # The release passes no mask to the chamfer term; it drops gt < 1e-3 by itself.
-    chamfer = losses.bin_chamfer_loss(bin_edges, gt)
-    return silog_weight * silog + chamfer_weight * chamfer, (silog, chamfer)
-
+  loss_fn = functools.partial(train_loss, batch=batch, **loss_weights)
   (loss, (silog, chamfer)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   learning_rate = learning_rate_fn(optimizer.step[...])
   optimizer.update(model, grads)
@@ -67,12 +73,16 @@ def make_train_step(config, graphdef: nnx.GraphDef,
     graphdef: Of ``(model, optimizer)``.
     learning_rate_fn: The schedule, step -> learning rate, for logging only.
   """
-  step = functools.partial(
-      _train_step, graphdef, learning_rate_fn=learning_rate_fn,
-      silog_weight=float(config.train.silog_weight),
-      chamfer_weight=float(config.train.chamfer_weight),
-      min_depth_m=float(config.model.min_depth_m))
+  step = functools.partial(_train_step, graphdef, learning_rate_fn=learning_rate_fn,
+                           **loss_weights(config))
   return jax.jit(step, donate_argnums=0)
+
+
+def loss_weights(config) -> dict[str, float]:
+  """``train_loss``'s keyword arguments from the config."""
+  return {'silog_weight': float(config.train.silog_weight),
+          'chamfer_weight': float(config.train.chamfer_weight),
+          'min_depth_m': float(config.model.min_depth_m)}
 
 
 def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,

@@ -11,6 +11,14 @@ model written out again for timing, with the release's parameter names, so the s
 weights and run the fixture's input: the PyTorch model must reproduce the reference outputs
 (tests/fixtures) and ours must match it, so the two timed programs are the same computation.
 
+``--train`` times the training step instead (``release_training.py`` beside this file: the
+release's losses, AdamW and OneCycleLR; ours is ``steps.make_train_step``), batch ``--batch`` at
+``--size``, with random images and depths, after checking that the two first-step losses agree
+with dropout off in both. It prints both medians, the ratio, our compile time and the peak
+resident memory while each side steps (``--train_side`` runs one side alone)::
+
+  python benchmarks/torch_reference.py --train --repeats 3
+
 Timing: eval mode, one 416x544 image, no flip averaging, ``torch.no_grad`` and
 ``torch.set_num_threads(--threads)`` (default: every core); JAX's jitted forward pass with
 ``block_until_ready``, once per ``--conv3x3_impls`` value ('auto,xla' adds ours with XLA's own
@@ -21,10 +29,12 @@ times each, and the medians compared, so a change in machine load affects all al
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import pathlib
 import statistics
 import sys
+import threading
 import time
 
 import numpy as np
@@ -45,7 +55,10 @@ except ImportError as error:  # pragma: no cover - depends on the environment
                    '(pip install torch geffnet==1.0.2 --no-deps)') from error
 
 from adabins_jax import models  # noqa: E402
+from adabins_jax import optim  # noqa: E402
+from adabins_jax import steps  # noqa: E402
 from adabins_jax import torch_weights  # noqa: E402
+from release_training import release_loss, release_optimizer, release_train_step  # noqa: E402
 from configs import effnet_b5_256  # noqa: E402
 from tests import fixture_weights  # noqa: E402
 
@@ -215,6 +228,149 @@ def build_both(conv3x3_impls=('auto',)):
   return torch_model, forwards
 
 
+class PeakRSS:
+  """Samples this process's resident memory every 5 ms while entered; ``peak`` in bytes."""
+
+  def __init__(self):
+    self.peak, self._stop = 0, threading.Event()
+
+  @staticmethod
+  def now() -> int:
+    with open('/proc/self/statm') as f:
+      return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+  def _run(self):
+    while not self._stop.wait(0.005):
+      self.peak = max(self.peak, self.now())
+
+  def __enter__(self):
+    self.peak, self._stop = self.now(), threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+    self.peak = max(self.peak, self.now())
+
+
+def _ours_for_training(state, config):
+  model = models.build_abstract_model(config.model)
+  torch_weights.load_state_dict(model, state, source='parity fixture')
+  return model
+
+
+def check_first_loss(torch_model, state, image, depth, impl):
+  """Both first-step losses, dropout off in both (BatchNorm in training mode); SystemExit if
+  they differ by more than 1e-4 relative."""
+  probe = copy.deepcopy(torch_model).train()
+  for module in probe.modules():
+    if isinstance(module, nn.Dropout):
+      module.p = 0.0
+    elif isinstance(module, nn.MultiheadAttention):
+      module.dropout = 0.0  # Its attention dropout is a float, not a module.
+  with torch.no_grad():
+    loss_torch = float(release_loss(probe, torch.from_numpy(image.transpose(0, 3, 1, 2)),
+                                    torch.from_numpy(depth.transpose(0, 3, 1, 2))))
+  del probe
+  config = effnet_b5_256.get_config()
+  config.model.conv3x3_impl, config.model.dropout_rate = impl, 0.0
+  model = _ours_for_training(state, config)
+  model.train()
+  graphdef, params = nnx.split(model)
+  loss_fn = jax.jit(lambda p, b: steps.train_loss(nnx.merge(graphdef, p), b,
+                                                  **steps.loss_weights(config))[0])
+  loss_jax = float(loss_fn(params, {'image': image, 'depth': depth}))
+  error = abs(loss_jax - loss_torch) / abs(loss_torch)
+  print(f'first-step loss, dropout off: release {loss_torch:.6f}, ours ({impl}) {loss_jax:.6f}, '
+        f'relative difference {error:.1e}')
+  if error > 1e-4:
+    raise SystemExit(f'losses differ by {error:.1e} (> 1e-4): not the same training objective')
+
+
+def benchmark_train(args, height, width):
+  """Times the release's training step and ours alternately (``--train``)."""
+  state = fixture_weights.fixture_state_dict()
+  config = effnet_b5_256.get_config()
+  config.model.conv3x3_impl = args.conv3x3_impls.split(',')[0]
+  rng = np.random.default_rng(0)
+  image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
+  depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
+  total_steps = 1000  # Schedule length; only the first few steps run.
+
+  torch_model = UnetAdaptiveBins().train()
+  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+  check_first_loss(torch_model, state, image, depth, config.model.conv3x3_impl)
+  t_opt, t_sched = release_optimizer(torch_model, config, total_steps)
+  t_image = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
+  t_depth = torch.from_numpy(depth.transpose(0, 3, 1, 2).copy())
+
+  model = _ours_for_training(state, config)
+  optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps),
+                            wrt=nnx.Param)
+  graphdef, train_state = nnx.split((model, optimizer))
+  del model, optimizer  # The step donates the state: only the returned one may be used.
+  step = steps.make_train_step(config, graphdef,
+                               optim.learning_rate_schedule(config.optim, total_steps))
+  batch = {'image': jax.device_put(image), 'depth': jax.device_put(depth)}
+  start = time.perf_counter()
+  compiled = step.lower(train_state, batch, jax.random.key(0)).compile()
+  compile_s = time.perf_counter() - start
+  carry = {'state': train_state}
+
+  def run_ours(i):
+    carry['state'], metrics = compiled(carry['state'], batch, jax.random.key(i))
+    return float(metrics['loss'])
+
+  runs = {'release (PyTorch)': lambda i: release_train_step(
+      torch_model, t_opt, t_sched, t_image, t_depth, config.optim.grad_clip_norm),
+          f'adabins-jax (conv3x3_impl={config.model.conv3x3_impl})': run_ours}
+  if args.train_side != 'both':
+    prefix = 'release' if args.train_side == 'release' else 'adabins-jax'
+    runs = {k: v for k, v in runs.items() if k.startswith(prefix)}
+  times = {name: [] for name in runs}
+  first, peak = {}, {}
+  for name, fn in runs.items():  # First step: PyTorch's allocator warms up, ours runs once.
+    with PeakRSS() as rss:
+      start = time.perf_counter()
+      fn(0)
+      first[name] = time.perf_counter() - start
+    peak[name] = rss.peak
+  for i in range(args.repeats):
+    for name, fn in runs.items():
+      with PeakRSS() as rss:
+        start = time.perf_counter()
+        loss = fn(i + 1)
+        times[name].append(time.perf_counter() - start)
+      peak[name] = max(peak[name], rss.peak)
+      if not np.isfinite(loss):
+        raise SystemExit(f'{name}: non-finite loss at step {i + 1}')
+  median = {k: statistics.median(v) for k, v in times.items()}
+  release = median.get('release (PyTorch)', float('nan'))
+  print(f'\n{_machine()}, torch {torch.__version__} ({args.threads} threads), jax '
+        f'{jax.__version__}; train step, batch {args.batch} at {height}x{width}, '
+        f'median of {args.repeats} alternated runs; our compile {compile_s:.1f} s')
+  print('| training step | s/step | / release | first step (s) | peak RSS (GB) | runs (s) |\n'
+        '|---|---|---|---|---|---|')
+  for name, values in times.items():
+    print(f'| {name} | {median[name]:.2f} | {median[name] / release:.2f}x | {first[name]:.1f} | '
+          f'{peak[name] / 1e9:.1f} | ' + ', '.join(f'{t:.2f}' for t in values) + ' |')
+  print('Peak RSS is the whole process while that side steps (both models are resident); run '
+        'with --train_side to measure one side alone.')
+
+
+def _machine() -> str:
+  model_name = 'unknown CPU'
+  try:
+    with open('/proc/cpuinfo') as f:
+      model_name = next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+  except (OSError, StopIteration):
+    pass
+  return f'{model_name}, {os.cpu_count()} cores'
+
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--size', default='416x544', help='Input HxW.')
@@ -223,9 +379,18 @@ def main():
   parser.add_argument('--conv3x3_impls', default='auto',
                       help="Comma-separated model.conv3x3_impl values to time ours with, e.g. "
                            "'auto,xla' (Winograd vs XLA's convolution on CPU).")
+  parser.add_argument('--train', action='store_true',
+                      help='Time the training step (forward, loss, backward, clip, AdamW) '
+                           'instead of inference; the first conv3x3_impls value is ours.')
+  parser.add_argument('--batch', type=int, default=2, help='Training batch (--train).')
+  parser.add_argument('--train_side', choices=('both', 'release', 'ours'), default='both',
+                      help='--train: time one side alone, e.g. for its own peak memory.')
   args = parser.parse_args()
   height, width = (int(v) for v in args.size.split('x'))
   torch.set_num_threads(args.threads)
+  if args.train:
+    benchmark_train(args, height, width)
+    return
   torch_model, forwards = build_both(tuple(args.conv3x3_impls.split(',')))
   x = np.random.default_rng(0).standard_normal((1, 3, height, width)).astype(np.float32)
   x_torch, x_jax = torch.from_numpy(x), jax.device_put(x.transpose(0, 2, 3, 1))

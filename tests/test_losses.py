@@ -1,22 +1,29 @@
 """Losses against hand-computed numbers and a torch re-implementation of the release's losses."""
 
+import importlib.util
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from adabins_jax import losses
 
 
-def _torch_silog(pred, target, mask):
-  """The release's SILogLoss (interpolate=True), verbatim in behaviour."""
-  pred = F.interpolate(pred, target.shape[-2:], mode='bilinear', align_corners=True)
-  g = torch.log(pred[mask]) - torch.log(target[mask])
-  return 10 * torch.sqrt(torch.var(g) + 0.15 * torch.pow(torch.mean(g), 2))
+def _load_release_training():
+  path = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'release_training.py'
+  spec = importlib.util.spec_from_file_location('release_training', path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+release_training = _load_release_training()
+# The release's SILogLoss (interpolate=True), as the training benchmark runs it.
+_torch_silog = release_training.release_silog
 
 
 def _torch_chamfer(bin_edges, target, mask):
@@ -160,3 +167,19 @@ def test_chamfer_rejects_bad_shapes():
     losses.bin_chamfer_loss(jnp.ones((2,)), jnp.ones((2, 3, 3, 1)))
   with pytest.raises(ValueError, match='batch sizes differ'):
     losses.bin_chamfer_loss(jnp.ones((2, 5)), jnp.ones((3, 3, 3, 1)))
+
+
+def test_chamfer_equals_the_release_training_benchmark_loss():
+  """The training benchmark's release loss (no mask, gt >= 1e-3) is ours, value and gradient."""
+  rng = np.random.default_rng(5)
+  widths = rng.uniform(0.1, 1.0, (2, 32))
+  edges = np.concatenate([np.full((2, 1), 1e-3), 1e-3 + np.cumsum(widths, 1)], 1)
+  target = rng.uniform(0.5, 12.0, (2, 1, 11, 13))
+  target[0, 0, :3] = 0.0  # invalid depths, dropped by both
+  edges_t = torch.tensor(edges, requires_grad=True)
+  ref = release_training.release_chamfer(edges_t, torch.tensor(target))
+  ref.backward()
+  value, grad = jax.value_and_grad(losses.bin_chamfer_loss)(jnp.asarray(edges, jnp.float32),
+                                                            _nhwc(target[:, 0]))
+  np.testing.assert_allclose(value, ref.item(), rtol=1e-5)
+  np.testing.assert_allclose(grad, edges_t.grad.numpy(), rtol=1e-4, atol=1e-6)
