@@ -19,6 +19,7 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from adabins_jax import compilation_cache
 from adabins_jax import parallel
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
 from adabins_jax import predict_flags  # pylint: disable=unused-import
@@ -31,6 +32,10 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
 config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)
 _LIBRARY_LOGS = flags.DEFINE_bool(
     'library_logs', False, "Also log Orbax's INFO lines (about 30 per checkpoint saved).")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    'compilation_cache_dir', str(compilation_cache.default_directory()),
+    "JAX's persistent compilation cache, so that a rerun does not compile again (one "
+    "subfolder per kind of machine); '' turns it off.")
 flags.mark_flags_as_required(['config'])
 
 _ORBAX_DIR = f'{os.sep}orbax{os.sep}'
@@ -69,6 +74,7 @@ def main(argv):
   if not _LIBRARY_LOGS.value:
     logging.get_absl_handler().addFilter(QuietOrbaxFilter())
   parallel.maybe_initialize_distributed()
+  compilation_cache.enable(_COMPILATION_CACHE.value)
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
   _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value)

@@ -5,6 +5,12 @@ not ask for a mesh still runs on device 0 alone, so single-device tests are unaf
 multi-device tests build meshes over the first one or two devices (parallel.create_mesh).
 """
 
+import os
+import tempfile
+
 import jax
 
 jax.config.update('jax_num_cpu_devices', 2)
+# main's persistent compilation cache defaults under $XDG_CACHE_HOME: keep the tests' out of the
+# user's own cache.
+os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp(prefix='adabins-test-cache-')
