@@ -115,6 +115,9 @@ def test_auto_chooses_winograd_on_cpu_where_it_gains(shape, dtype, winograd_expe
 def test_auto_keeps_xla_for_few_channels_and_other_kernels():
   x = jnp.zeros((1, 64, 64, 16))
   assert 'conv_general_dilated' in _primitives(_conv('auto', c_in=16, c_out=16), x)
+  assert 'conv_general_dilated' in _primitives(_conv('auto', c_in=16, c_out=32), x)
+  wide = _primitives(_conv('auto', c_in=32, c_out=32), jnp.zeros((1, 64, 64, 32)))
+  assert 'conv_general_dilated' not in wide and 'dot_general' in wide
   strided = layers.Conv(16, 64, 3, strides=2, conv3x3_impl='winograd', rngs=nnx.Rngs(0))
   assert 'conv_general_dilated' in _primitives(strided, x)
   # A 1x1 conv is a matmul over channels whatever conv3x3_impl says, never a Winograd transform.
