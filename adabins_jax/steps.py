@@ -36,9 +36,12 @@ def train_loss(model: nnx.Module, batch: Batch, *, silog_weight: float, chamfer_
   """
   gt = batch['depth']
   bin_edges, pred = model(batch['image'])
-  silog = losses.silog_loss(pred, gt, gt > min_depth_m)
-  # The release passes no mask to the chamfer term; it drops gt < 1e-3 by itself.
-  chamfer = losses.bin_chamfer_loss(bin_edges, gt)
+  # Name scopes label the ops in profiles (benchmarks/profile_train_step.py).
+  with jax.named_scope('silog'):
+    silog = losses.silog_loss(pred, gt, gt > min_depth_m)
+  with jax.named_scope('chamfer'):
+    # The release passes no mask to the chamfer term; it drops gt < 1e-3 by itself.
+    chamfer = losses.bin_chamfer_loss(bin_edges, gt)
   return silog_weight * silog + chamfer_weight * chamfer, (silog, chamfer)
 
 
@@ -52,7 +55,8 @@ def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax
   loss_fn = functools.partial(train_loss, batch=batch, **loss_weights)
   (loss, (silog, chamfer)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   learning_rate = learning_rate_fn(optimizer.step[...])
-  optimizer.update(model, grads)
+  with jax.named_scope('optimizer'):
+    optimizer.update(model, grads)
   metrics = {'loss': loss, 'silog': silog, 'chamfer': chamfer,
              'grad_norm': optax.tree.norm(grads), 'learning_rate': learning_rate}
   return nnx.state((model, optimizer)), metrics

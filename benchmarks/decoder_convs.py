@@ -69,7 +69,7 @@ def main():
     xj, kj = jnp.asarray(x), jnp.asarray(k)
     times = {'xla': _median_seconds(lambda: _conv(xj, kj).block_until_ready()),
              'winograd': _median_seconds(lambda: _winograd(xj, kj).block_until_ready())}
-    auto = layers._use_winograd('auto', xj, cin, cout)
+    auto = layers._use_winograd('auto', xj.shape, xj.dtype, cin, cout)
     if torch is not None:
       xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
       kt = torch.from_numpy(k.transpose(3, 2, 0, 1).copy())

@@ -143,7 +143,11 @@ class AdaBins(nnx.Module):
     features = self.encoder(images)
     if self.decoder is not None:  # The U-Net is its own decoder.
       features = self.decoder(features)
-    widths, maps = self.head(features)
+    with jax.named_scope('bins_head'):
+      return self._depth(*self.head(features))
+
+  def _depth(self, widths: jax.Array, maps: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Bin edges, and depth as the centres weighted by each pixel's bin probabilities."""
     probs = jax.nn.softmax(self.conv_out(maps).astype(jnp.float32), axis=-1)
     widths = (self.max_depth_m - self.min_depth_m) * widths
     widths = jnp.pad(widths, ((0, 0), (1, 0)), constant_values=self.min_depth_m)

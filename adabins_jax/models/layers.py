@@ -196,12 +196,13 @@ def _check_conv3x3_impl(impl: str) -> None:
     raise ValueError(f'conv3x3 impl must be one of {CONV3X3_IMPLS}, got {impl!r}.')
 
 
-def _use_winograd(impl: str, x: jax.Array, in_features: int, out_features: int) -> bool:
+def _use_winograd(impl: str, x_shape: Sequence[int], dtype, in_features: int,
+                  out_features: int) -> bool:
   _check_conv3x3_impl(impl)
   if impl != 'auto':
     return impl == 'winograd'
-  tiles = x.shape[0] * -(-x.shape[1] // winograd.TILE) * -(-x.shape[2] // winograd.TILE)
-  return (jax.default_backend() == 'cpu' and x.dtype == jnp.float32
+  tiles = x_shape[0] * -(-x_shape[1] // winograd.TILE) * -(-x_shape[2] // winograd.TILE)
+  return (jax.default_backend() == 'cpu' and jnp.dtype(dtype) == jnp.float32
           and tiles >= _WINOGRAD_MIN_TILES
           and min(in_features, out_features) >= _WINOGRAD_MIN_CHANNELS)
 
@@ -240,6 +241,24 @@ class Conv(nnx.Module):
     else:
       self.bias = None
 
+  def algorithm(self, x_shape: Sequence[int], dtype, pads) -> str:
+    """How this convolution runs on an input of ``x_shape``: 'pointwise', 'patch' (matmuls),
+    'shifted' (depthwise), 'winograd' or 'xla'."""
+    dense = self.groups == 1
+    if dense and self.kernel_size == (1, 1) and self.strides == (1, 1):
+      return 'pointwise'
+    if dense and self.kernel_size == self.strides and all(tuple(p) == (0, 0) for p in pads):
+      return 'patch'
+    if (self.groups > 1 and self.groups == self.in_features == self.out_features
+        and _use_shifted_depthwise(self.depthwise_impl)):
+      return 'shifted'
+    if (dense and self.kernel_size == (3, 3) and self.strides == (1, 1)
+        and min(min(p) for p in pads) >= 0
+        and _use_winograd(self.conv3x3_impl, x_shape, dtype, self.in_features,
+                          self.out_features)):
+      return 'winograd'
+    return 'xla'
+
   def __call__(self, x: jax.Array) -> jax.Array:
     if x.shape[-1] != self.in_features:
       raise ValueError(f'Conv expects {self.in_features} input channels, got input of shape '
@@ -248,22 +267,21 @@ class Conv(nnx.Module):
     x = x.astype(dtype)
     kernel = self.kernel[...].astype(dtype)
     pads = _explicit_padding(self.padding, self.kernel_size, self.strides, x.shape[1:3])
-    depthwise = self.groups > 1 and self.groups == self.in_features == self.out_features
-    if self.groups == 1 and self.kernel_size == (1, 1) and self.strides == (1, 1):
-      y = pointwise_conv(x, kernel, pads)
-    elif (self.groups == 1 and self.kernel_size == self.strides
-          and all(p == (0, 0) for p in map(tuple, pads))):
-      y = patch_conv(x, kernel)
-    elif depthwise and _use_shifted_depthwise(self.depthwise_impl):
-      y = depthwise_conv_shifted(x, kernel, self.strides, pads)
-    elif (self.groups == 1 and self.kernel_size == (3, 3) and self.strides == (1, 1)
-          and min(min(p) for p in pads) >= 0
-          and _use_winograd(self.conv3x3_impl, x, self.in_features, self.out_features)):
-      y = winograd.conv3x3(x, kernel, pads)
-    else:
-      y = jax.lax.conv_general_dilated(
-          x, kernel, self.strides, pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
-          feature_group_count=self.groups)
+    algorithm = self.algorithm(x.shape, dtype, pads)
+    # The name scope labels the ops in profiles (benchmarks/profile_train_step.py).
+    with jax.named_scope(f'conv_{algorithm}'):
+      if algorithm == 'pointwise':
+        y = pointwise_conv(x, kernel, pads)
+      elif algorithm == 'patch':
+        y = patch_conv(x, kernel)
+      elif algorithm == 'shifted':
+        y = depthwise_conv_shifted(x, kernel, self.strides, pads)
+      elif algorithm == 'winograd':
+        y = winograd.conv3x3(x, kernel, pads)
+      else:
+        y = jax.lax.conv_general_dilated(
+            x, kernel, self.strides, pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+            feature_group_count=self.groups)
     if self.bias is not None:
       y = y + self.bias[...].astype(dtype)
     return y
@@ -323,8 +341,12 @@ class BatchNorm(nnx.BatchNorm):
   def __call__(self, x: jax.Array, use_running_average: bool | None = None, *,
                mask: jax.Array | None = None) -> jax.Array:
     running = self.use_running_average if use_running_average is None else use_running_average
-    if running or mask is not None or self.axis_name is not None:
-      return super().__call__(x, use_running_average=running, mask=mask)
+    with jax.named_scope('batch_norm'):
+      if running or mask is not None or self.axis_name is not None:
+        return super().__call__(x, use_running_average=running, mask=mask)
+      return self._train(x)
+
+  def _train(self, x: jax.Array) -> jax.Array:
     scale = self.scale[...] if self.scale is not None else None
     bias = self.bias[...] if self.bias is not None else None
     x, scale, bias = self.promote_dtype((x, scale, bias), dtype=self.dtype)
