@@ -8,8 +8,8 @@ compile seconds and the median step time, then records one step with ``jax.profi
 the duration of every executed XLA op by what it computes, read from the op's name scope
 (``conv_winograd``, ``conv_shifted``, ``batch_norm``, ``silog``, ``optimizer``, ...; set in
 models/layers.py, models/adabins.py and steps.py) and split into forward and backward (ops under
-JAX's ``transpose``). On a CPU the ops run one after another on both cores, so the groups add
-up to about the step time.
+JAX's ``transpose``, or a custom VJP's ``backward`` scope). XLA's CPU runtime runs independent
+ops at once, so the groups can add up to more than the step time.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import glob
 import gzip
 import json
 import re
+import resource
 import statistics
 import tempfile
 import time
@@ -69,7 +70,7 @@ def _group(op_name: str) -> str:
   scope = next((s for s in _SCOPES if s in parts), None)
   if scope is None:
     scope = 'model, other' if 'jvp(' in op_name else 'unnamed (copies, layouts, update)'
-  if 'transpose(' in op_name:
+  if 'transpose(' in op_name or 'backward' in parts:  # 'backward': a custom VJP's rule
     return f'{scope} (backward)'
   return f'{scope} (forward)' if 'jvp(' in op_name else scope
 
@@ -140,6 +141,8 @@ def main():
   for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
     print(f'| {name} | {seconds:.3f} | {seconds / total:.0%} |')
   print(f'| all ops | {total:.3f} | |')
+  print(f'\nPeak resident memory of this process: '
+        f'{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.1f} GB.')
 
 
 if __name__ == '__main__':

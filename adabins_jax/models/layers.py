@@ -6,7 +6,8 @@ All tensors are NHWC. Convolutions take PyTorch-style symmetric padding or Tenso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -91,12 +92,64 @@ def _explicit_padding(padding: Padding, kernel: tuple[int, int], strides: tuple[
   return [tuple(p) for p in padding]
 
 
+def _shifted_taps(x: jax.Array, kernel_hw: tuple[int, int], strides: tuple[int, int],
+                  pads) -> Iterator[tuple[int, int, jax.Array]]:
+  """The strided views of the padded input that each kernel tap (i, j) multiplies."""
+  kh, kw = kernel_hw
+  sh, sw = strides
+  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
+  out_h = (x.shape[1] - kh) // sh + 1
+  out_w = (x.shape[2] - kw) // sw + 1
+  for i in range(kh):
+    for j in range(kw):
+      yield i, j, jax.lax.slice(
+          x, (0, i, j, 0),
+          (x.shape[0], i + (out_h - 1) * sh + 1, j + (out_w - 1) * sw + 1, x.shape[3]),
+          (1, sh, sw, 1))
+
+
+def _shifted_sum(x, kernel, strides, pads):
+  out = None
+  for i, j, tap in _shifted_taps(x, kernel.shape[:2], strides, pads):
+    term = tap * kernel[i, j, 0]
+    out = term if out is None else out + term
+  return out
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_shifted(x, kernel, strides, pads):
+  return _shifted_sum(x, kernel, strides, pads)
+
+
+def _depthwise_shifted_fwd(x, kernel, strides, pads):
+  return _shifted_sum(x, kernel, strides, pads), (x, kernel)
+
+
+def _depthwise_shifted_bwd(strides, pads, saved, cotangent):
+  x, kernel = saved
+  # JAX names a custom VJP's backward ops as forward ones; the scope tells profiles apart.
+  with jax.named_scope('backward'):
+    # Linear in x: its transpose needs only the kernel, no saved activations.
+    _, x_vjp = jax.vjp(lambda x: _shifted_sum(x, kernel, strides, pads), x)
+    (d_x,) = x_vjp(cotangent)
+    # One reduction per tap, each reading its slice of x where it lies (tap-major order).
+    sums = [jnp.sum(tap * cotangent, axis=(0, 1, 2))
+            for _, _, tap in _shifted_taps(x, kernel.shape[:2], strides, pads)]
+    return d_x, jnp.stack(sums).reshape(kernel.shape).astype(kernel.dtype)
+
+
+_depthwise_shifted.defvjp(_depthwise_shifted_fwd, _depthwise_shifted_bwd)
+
+
 def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                            pads: Sequence[tuple[int, int]]) -> jax.Array:
   """Depthwise convolution as a sum of k*k shifted, scaled copies of the input.
 
   XLA's grouped convolution (feature_group_count == channels) is an order of magnitude slower than
-  this on CPU, forward and backward; on GPU the native op is fast and is used instead.
+  this on CPU, forward and backward; on GPU the native op is fast and is used instead. Its
+  gradient is written out (custom VJP): differentiated automatically, the forward pass would
+  keep each of the k*k shifted copies for the kernel gradient, k*k times the input's memory
+  (25x for a 5x5 kernel); here the backward pass slices them again from the saved input.
 
   Args:
     x: (N, H, W, C) input.
@@ -107,21 +160,8 @@ def depthwise_conv_shifted(x: jax.Array, kernel: jax.Array, strides: tuple[int, 
   Returns:
     (N, H', W', C) output, identical to ``lax.conv_general_dilated`` with groups == C.
   """
-  kh, kw = kernel.shape[:2]
-  sh, sw = strides
-  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
-  out_h = (x.shape[1] - kh) // sh + 1
-  out_w = (x.shape[2] - kw) // sw + 1
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      tap = jax.lax.slice(
-          x, (0, i, j, 0),
-          (x.shape[0], i + (out_h - 1) * sh + 1, j + (out_w - 1) * sw + 1, x.shape[3]),
-          (1, sh, sw, 1))
-      term = tap * kernel[i, j, 0]
-      out = term if out is None else out + term
-  return out
+  return _depthwise_shifted(x, kernel, tuple(int(s) for s in strides),
+                            tuple(tuple(int(p) for p in pair) for pair in pads))
 
 
 def pointwise_conv(x: jax.Array, kernel: jax.Array,
