@@ -32,6 +32,7 @@ import argparse
 import copy
 import ctypes
 import gc
+import importlib.util
 import os
 import pathlib
 import statistics
@@ -60,9 +61,23 @@ from adabins_jax import models  # noqa: E402
 from adabins_jax import optim  # noqa: E402
 from adabins_jax import steps  # noqa: E402
 from adabins_jax import torch_weights  # noqa: E402
-from release_training import release_loss, release_optimizer, release_train_step  # noqa: E402
 from configs import effnet_b5_256  # noqa: E402
 from tests import fixture_weights  # noqa: E402
+
+
+def _load_beside(name: str):
+  """A module from this script's folder, whichever folder the script runs from."""
+  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
+      f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+_release = _load_beside('release_training')
+release_loss = _release.release_loss
+release_optimizer = _release.release_optimizer
+release_train_step = _release.release_train_step
 
 
 class UpSampleBN(nn.Module):
@@ -304,23 +319,17 @@ def check_first_loss(torch_model, state, image, depth, impl):
     raise SystemExit(f'losses differ by {error:.1e} (> 1e-4): not the same training objective')
 
 
-def benchmark_train(args, height, width):
-  """Times the release's training step and ours alternately (``--train``)."""
-  state = fixture_weights.fixture_state_dict()
-  config = effnet_b5_256.get_config()
-  config.model.conv3x3_impl = args.conv3x3_impls.split(',')[0]
-  rng = np.random.default_rng(0)
-  image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
-  depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
-  total_steps = 1000  # Schedule length; only the first few steps run.
-
-  torch_model = UnetAdaptiveBins().train()
-  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-  check_first_loss(torch_model, state, image, depth, config.model.conv3x3_impl)
-  t_opt, t_sched = release_optimizer(torch_model, config, total_steps)
+def _release_runner(torch_model, config, image, depth, total_steps):
+  """``step(i) -> loss`` of the release's training step."""
+  optimizer, scheduler = release_optimizer(torch_model, config, total_steps)
   t_image = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
   t_depth = torch.from_numpy(depth.transpose(0, 3, 1, 2).copy())
+  return lambda i: release_train_step(torch_model, optimizer, scheduler, t_image, t_depth,
+                                      config.optim.grad_clip_norm)
 
+
+def _ours_runner(state, config, image, depth, total_steps):
+  """``(step(i) -> loss, compile seconds)`` of ``steps.make_train_step``."""
   model = _ours_for_training(state, config)
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps),
                             wrt=nnx.Param)
@@ -334,40 +343,57 @@ def benchmark_train(args, height, width):
   compile_s = time.perf_counter() - start
   carry = {'state': train_state}
 
-  def run_ours(i):
+  def run(i):
     carry['state'], metrics = compiled(carry['state'], batch, jax.random.key(i))
     return float(metrics['loss'])
 
-  runs = {'release (PyTorch)': lambda i: release_train_step(
-      torch_model, t_opt, t_sched, t_image, t_depth, config.optim.grad_clip_norm),
-          f'adabins-jax (conv3x3_impl={config.model.conv3x3_impl})': run_ours}
-  if args.train_side != 'both':
-    prefix = 'release' if args.train_side == 'release' else 'adabins-jax'
-    runs = {k: v for k, v in runs.items() if k.startswith(prefix)}
-  times = {name: [] for name in runs}
-  first, peak = {}, {}
-  for name, fn in runs.items():  # First step: PyTorch's allocator warms up, ours runs once.
-    release_free_memory()
-    with PeakRSS() as rss:
-      start = time.perf_counter()
-      fn(0)
-      first[name] = time.perf_counter() - start
-    peak[name] = rss.peak
-  for i in range(args.repeats):
+  return run, compile_s
+
+
+def _time_in_turn(runs, repeats):
+  """Per side: the first step's seconds, the timed steps' seconds and the peak RSS."""
+  first, times, peak = {}, {name: [] for name in runs}, {}
+  for i in range(repeats + 1):  # Step 0: PyTorch's allocator warms up, ours runs once.
     for name, fn in runs.items():
       release_free_memory()
       with PeakRSS() as rss:
         start = time.perf_counter()
-        loss = fn(i + 1)
-        times[name].append(time.perf_counter() - start)
-      peak[name] = max(peak[name], rss.peak)
+        loss = fn(i)
+        elapsed = time.perf_counter() - start
+      peak[name] = max(peak.get(name, 0), rss.peak)
+      if i == 0:
+        first[name] = elapsed
+      else:
+        times[name].append(elapsed)
       if not np.isfinite(loss):
-        raise SystemExit(f'{name}: non-finite loss at step {i + 1}')
+        raise SystemExit(f'{name}: non-finite loss at step {i}')
+  return first, times, peak
+
+
+def benchmark_train(args, height, width):
+  """Times the release's training step and ours alternately (``--train``)."""
+  state = fixture_weights.fixture_state_dict()
+  config = effnet_b5_256.get_config()
+  config.model.conv3x3_impl = args.conv3x3_impls.split(',')[0]
+  rng = np.random.default_rng(0)
+  image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
+  depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
+  total_steps = 1000  # Schedule length; only the first few steps run.
+  torch_model = UnetAdaptiveBins().train()
+  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
+  check_first_loss(torch_model, state, image, depth, config.model.conv3x3_impl)
+  runs, compile_s = {}, float('nan')
+  if args.train_side in ('both', 'release'):
+    runs['release (PyTorch)'] = _release_runner(torch_model, config, image, depth, total_steps)
+  if args.train_side in ('both', 'ours'):
+    runs[f'adabins-jax (conv3x3_impl={config.model.conv3x3_impl})'], compile_s = _ours_runner(
+        state, config, image, depth, total_steps)
+  first, times, peak = _time_in_turn(runs, args.repeats)
   median = {k: statistics.median(v) for k, v in times.items()}
   release = median.get('release (PyTorch)', float('nan'))
   print(f'\n{_machine()}, torch {torch.__version__} ({args.threads} threads), jax '
         f'{jax.__version__}; train step, batch {args.batch} at {height}x{width}, '
-        f'median of {args.repeats} alternated runs; our compile {compile_s:.1f} s')
+        f'median of {args.repeats} runs taken in turn; our compile {compile_s:.1f} s')
   print('| training step | s/step | / release | first step (s) | peak RSS (GB) | runs (s) |\n'
         '|---|---|---|---|---|---|')
   for name, values in times.items():
