@@ -213,15 +213,15 @@ class Conv(nnx.Module):
     """How this convolution runs on an input of ``x_shape``: 'pointwise', 'patch' (matmuls),
     'shifted' (depthwise), 'winograd' or 'xla'."""
     dense = self.groups == 1
-    if dense and self.kernel_size == (1, 1) and self.strides == (1, 1):
+    no_cropping = min(min(p) for p in pads) >= 0  # XLA's conv alone takes negative padding.
+    if dense and self.kernel_size == (1, 1) and self.strides == (1, 1) and no_cropping:
       return 'pointwise'
     if dense and self.kernel_size == self.strides and all(tuple(p) == (0, 0) for p in pads):
       return 'patch'
     if (self.groups > 1 and self.groups == self.in_features == self.out_features
         and _use_shifted_depthwise(self.depthwise_impl)):
       return 'shifted'
-    if (dense and self.kernel_size == (3, 3) and self.strides == (1, 1)
-        and min(min(p) for p in pads) >= 0
+    if (dense and self.kernel_size == (3, 3) and self.strides == (1, 1) and no_cropping
         and _use_winograd(self.conv3x3_impl, x_shape, dtype, self.in_features,
                           self.out_features)):
       return 'winograd'

@@ -184,3 +184,14 @@ def test_batch_norm_trains_like_flax_batch_norm(dtype):
                              atol=1e-5)
   for name in ('scale', 'bias'):
     np.testing.assert_allclose(d_bn[name][...], d_bn_ref[name][...], rtol=1e-5, atol=1e-5)
+
+
+def test_pointwise_conv_with_cropping_padding_stays_on_xla():
+  """Negative (cropping) padding is XLA's conv's alone; a 1x1 conv with it still runs there."""
+  conv = layers.Conv(4, 5, 1, padding=[(-1, -1), (0, 1)], rngs=nnx.Rngs(0))
+  pads = layers._explicit_padding(conv.padding, conv.kernel_size, conv.strides, (6, 7))
+  assert conv.algorithm((1, 6, 7, 4), jnp.float32, pads) == 'xla'
+  x = jax.random.normal(jax.random.key(0), (1, 6, 7, 4))
+  expected = jax.lax.conv_general_dilated(x, conv.kernel[...], (1, 1), pads,
+                                          dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  np.testing.assert_allclose(conv(x), expected + conv.bias[...], atol=1e-6)
