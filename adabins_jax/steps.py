@@ -47,12 +47,12 @@ def train_loss(model: nnx.Module, batch: Batch, *, silog_weight: float, chamfer_
 
 def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax.Array, *,
                 learning_rate_fn: Callable[[jax.Array], jax.Array],
-                **loss_weights: float) -> tuple[nnx.State, dict[str, Any]]:
+                **loss_kwargs: float) -> tuple[nnx.State, dict[str, Any]]:
   model, optimizer = nnx.merge(graphdef, state)
   model.train()
   # Dropout and drop-path draw from fold_in(seed, step), so a resumed run repeats them.
   nnx.reseed(model, dropout=rng)
-  loss_fn = functools.partial(train_loss, batch=batch, **loss_weights)
+  loss_fn = functools.partial(train_loss, batch=batch, **loss_kwargs)
   (loss, (silog, chamfer)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   learning_rate = learning_rate_fn(optimizer.step[...])
   with jax.named_scope('optimizer'):
@@ -78,11 +78,11 @@ def make_train_step(config, graphdef: nnx.GraphDef,
     learning_rate_fn: The schedule, step -> learning rate, for logging only.
   """
   step = functools.partial(_train_step, graphdef, learning_rate_fn=learning_rate_fn,
-                           **loss_weights(config))
+                           **train_loss_kwargs(config))
   return jax.jit(step, donate_argnums=0)
 
 
-def loss_weights(config) -> dict[str, float]:
+def train_loss_kwargs(config) -> dict[str, float]:
   """``train_loss``'s keyword arguments from the config."""
   return {'silog_weight': float(config.train.silog_weight),
           'chamfer_weight': float(config.train.chamfer_weight),

@@ -310,7 +310,7 @@ def check_first_loss(torch_model, state, image, depth, impl):
   model.train()
   graphdef, params = nnx.split(model)
   loss_fn = jax.jit(lambda p, b: steps.train_loss(nnx.merge(graphdef, p), b,
-                                                  **steps.loss_weights(config))[0])
+                                                  **steps.train_loss_kwargs(config))[0])
   loss_jax = float(loss_fn(params, {'image': image, 'depth': depth}))
   error = abs(loss_jax - loss_torch) / abs(loss_torch)
   print(f'first-step loss, dropout off: release {loss_torch:.6f}, ours ({impl}) {loss_jax:.6f}, '

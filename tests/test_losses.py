@@ -1,8 +1,6 @@
 """Losses against hand-computed numbers and a torch re-implementation of the release's losses."""
 
-import importlib.util
 import math
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -11,17 +9,9 @@ import pytest
 import torch
 
 from adabins_jax import losses
+from tests import benchmark_scripts
 
-
-def _load_release_training():
-  path = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'release_training.py'
-  spec = importlib.util.spec_from_file_location('release_training', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-release_training = _load_release_training()
+release_training = benchmark_scripts.load('release_training')
 # The release's SILogLoss (interpolate=True), as the training benchmark runs it.
 _torch_silog = release_training.release_silog
 

@@ -1,18 +1,13 @@
 """benchmarks/profile_train_step.py: executed ops are grouped by the scope that made them."""
 
-import importlib.util
-import pathlib
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from adabins_jax.models import layers
+from tests import benchmark_scripts
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'profile_train_step.py'
-_SPEC = importlib.util.spec_from_file_location('profile_train_step', _PATH)
-profile_train_step = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(profile_train_step)
+profile_train_step = benchmark_scripts.load('profile_train_step')
 
 
 def test_groups_name_scope_and_direction():

@@ -1,20 +1,15 @@
 """benchmarks/release_training.py, the release's training step that the benchmark times beside
 ours: its schedule is ours, and its step trains (clipped, scheduled) like the release's."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import torch
 from torch import nn
 
 from adabins_jax import optim
 from configs import default
+from tests import benchmark_scripts
 
-_PATH = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'release_training.py'
-_SPEC = importlib.util.spec_from_file_location('release_training', _PATH)
-release_training = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(release_training)
+release_training = benchmark_scripts.load('release_training')
 
 
 class _Tiny(nn.Module):

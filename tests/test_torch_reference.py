@@ -2,22 +2,17 @@
 with like. Needs geffnet (pip install geffnet==1.0.2 --no-deps), which the test extra leaves out
 because its metadata pulls in torchvision."""
 
-import importlib.util
-import pathlib
-
 import pytest
+
+from tests import benchmark_scripts
 
 pytest.importorskip('torch')
 pytest.importorskip('geffnet', reason='needs geffnet: pip install geffnet==1.0.2 --no-deps')
 
-_SCRIPT = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks' / 'torch_reference.py'
-
 
 @pytest.mark.slow  # Three full-size B5 models at 416x544: about a minute on 2 cores.
 def test_reference_model_reproduces_the_fixture_and_matches_ours(capsys):
-  spec = importlib.util.spec_from_file_location('torch_reference', _SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = benchmark_scripts.load('torch_reference')
   # Raises SystemExit if any model is off by more than 2e-5 (relative L2); ours runs its 3x3
   # convolutions both ways (Winograd on CPU under 'auto', and XLA's).
   _, forwards = module.build_both(('auto', 'xla'))

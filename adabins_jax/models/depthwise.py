@@ -64,7 +64,7 @@ _depthwise_shifted.defvjp(_depthwise_shifted_fwd, _depthwise_shifted_bwd)
 
 
 def conv_shifted(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
-                           pads: Sequence[tuple[int, int]]) -> jax.Array:
+                 pads: Sequence[tuple[int, int]]) -> jax.Array:
   """Depthwise convolution as a sum of k*k shifted, scaled copies of the input.
 
   Its gradient is written out (custom VJP): differentiated automatically, the forward pass would
