@@ -1,4 +1,4 @@
-"""Joint image + depth augmentations of the AdaBins training recipe (SPEC 2), in TensorFlow.
+"""Joint image + depth augmentations of the AdaBins training recipe (the release's), in TensorFlow.
 
 Every op takes `image` float32 (H, W, 3) in [0, 1] and `depth` float32 (H, W, 1) in metres, and
 every random op takes a `seed` tensor of shape (2,) and uses stateless random ops only, so the
@@ -125,7 +125,7 @@ def random_color(image, seed, brightness_range=(0.75, 1.25)):
 
 def train_augment(image, depth, seed, *, crop_size, rotation_deg=2.5, crop_border=True,
                   brightness_range=(0.75, 1.25)):
-  """The full training augmentation of SPEC 2, in the release's order.
+  """The release's full training augmentation, in its order.
 
   Args:
     image: float32 (H, W, 3) in [0, 1].
