@@ -194,6 +194,14 @@ class UnetAdaptiveBins(nn.Module):
     return edges, torch.sum(probs * centres[:, :, None, None], dim=1, keepdim=True)
 
 
+def release_model(state) -> UnetAdaptiveBins:
+  """The release's model holding ``state`` (a ``state_dict`` of numpy arrays), strictly."""
+  model = UnetAdaptiveBins()
+  model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
+                        strict=True)
+  return model
+
+
 def _rel_l2(a, b) -> float:
   a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
   return float(np.linalg.norm(a - b) / np.linalg.norm(b))
@@ -216,9 +224,7 @@ def build_both(conv3x3_impls=('auto',)):
     ``(torch_model, {impl: forward})``. Raises SystemExit if any misses the reference outputs.
   """
   state = fixture_weights.fixture_state_dict()
-  torch_model = UnetAdaptiveBins().eval()
-  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()},
-                              strict=True)
+  torch_model = release_model(state).eval()
   reference = np.load(fixture_weights.B5_OUTPUTS)
   x = reference['input']
   with torch.no_grad():
@@ -291,9 +297,9 @@ def _ours_for_training(state, config):
   return model
 
 
-def check_first_loss(torch_model, state, image, depth, impl):
+def check_first_loss(torch_model, state, image, depth, t_image, t_depth, impl):
   """Both first-step losses, dropout off in both (BatchNorm in training mode); SystemExit if
-  they differ by more than 1e-4 relative."""
+  they differ by more than 1e-4 relative. ``t_image``, ``t_depth``: the batch in NCHW."""
   probe = copy.deepcopy(torch_model).train()
   for module in probe.modules():
     if isinstance(module, nn.Dropout):
@@ -301,8 +307,7 @@ def check_first_loss(torch_model, state, image, depth, impl):
     elif isinstance(module, nn.MultiheadAttention):
       module.dropout = 0.0  # Its attention dropout is a float, not a module.
   with torch.no_grad():
-    loss_torch = float(release_loss(probe, torch.from_numpy(image.transpose(0, 3, 1, 2)),
-                                    torch.from_numpy(depth.transpose(0, 3, 1, 2))))
+    loss_torch = float(release_loss(probe, t_image, t_depth))
   del probe
   config = effnet_b5_256.get_config()
   config.model.conv3x3_impl, config.model.dropout_rate = impl, 0.0
@@ -319,11 +324,9 @@ def check_first_loss(torch_model, state, image, depth, impl):
     raise SystemExit(f'losses differ by {error:.1e} (> 1e-4): not the same training objective')
 
 
-def _release_runner(torch_model, config, image, depth, total_steps):
-  """``step(i) -> loss`` of the release's training step."""
+def _release_runner(torch_model, config, t_image, t_depth, total_steps):
+  """``step(i) -> loss`` of the release's training step on the NCHW batch."""
   optimizer, scheduler = release_optimizer(torch_model, config, total_steps)
-  t_image = torch.from_numpy(image.transpose(0, 3, 1, 2).copy())
-  t_depth = torch.from_numpy(depth.transpose(0, 3, 1, 2).copy())
   return lambda i: release_train_step(torch_model, optimizer, scheduler, t_image, t_depth,
                                       config.optim.grad_clip_norm)
 
@@ -379,12 +382,13 @@ def benchmark_train(args, height, width):
   image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
   depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
   total_steps = 1000  # Schedule length; only the first few steps run.
-  torch_model = UnetAdaptiveBins().train()
-  torch_model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
-  check_first_loss(torch_model, state, image, depth, config.model.conv3x3_impl)
+  t_image, t_depth = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) for a in (image, depth))
+  torch_model = release_model(state).train()
+  check_first_loss(torch_model, state, image, depth, t_image, t_depth, config.model.conv3x3_impl)
   runs, compile_s = {}, float('nan')
   if args.train_side in ('both', 'release'):
-    runs['release (PyTorch)'] = _release_runner(torch_model, config, image, depth, total_steps)
+    runs['release (PyTorch)'] = _release_runner(torch_model, config, t_image, t_depth,
+                                                total_steps)
   if args.train_side in ('both', 'ours'):
     runs[f'adabins-jax (conv3x3_impl={config.model.conv3x3_impl})'], compile_s = _ours_runner(
         state, config, image, depth, total_steps)
