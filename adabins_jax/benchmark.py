@@ -118,6 +118,20 @@ def _flops(compiled) -> float:
   return float((analysis or {}).get('flops', float('nan')))
 
 
+def _peak_gb(compiled) -> float:
+  """GB of buffers XLA allocates for one call: arguments, outputs and temporaries.
+
+  XLA's own plan for the program (``memory_analysis``), so one figure per program even when
+  several run in a process; outputs that reuse a donated argument count once.
+  """
+  stats = compiled.memory_analysis()
+  if stats is None:
+    return float('nan')
+  total = (stats.argument_size_in_bytes + stats.output_size_in_bytes
+           + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+  return total / 1e9
+
+
 def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args: int = 0,
                   carry: bool = False) -> dict[str, float]:
   """Compiles a jitted function for ``args``, warms up, and times ``repeats`` calls.
@@ -131,7 +145,8 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
       step that donates its state).
 
   Returns:
-    'compile_s', 'seconds' (median per call) and 'flops' (XLA's count per call).
+    'compile_s', 'seconds' (median per call), 'flops' (XLA's count per call) and 'peak_gb'
+    (XLA's buffer memory for a call).
   """
   start = time.perf_counter()
   compiled = jitted.lower(*args).compile()
@@ -146,7 +161,7 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
     if carry:
       call_args[0] = out[0]
   return {'compile_s': compile_s, 'seconds': statistics.median(times),
-          'flops': _flops(compiled)}
+          'flops': _flops(compiled), 'peak_gb': _peak_gb(compiled)}
 
 
 @contextlib.contextmanager
@@ -197,7 +212,8 @@ def _rates(result: dict[str, float], batch: int,
           'compile_s': result['compile_s'],
           'gflop_per_image': nominal_flops / batch / 1e9,
           'achieved_gflop_per_s': nominal_flops / result['seconds'] / 1e9,
-          'executed_gflop_per_image': result['flops'] / batch / 1e9}
+          'executed_gflop_per_image': result['flops'] / batch / 1e9,
+          'peak_gb': result['peak_gb']}
 
 
 def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
@@ -303,8 +319,8 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) 
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
   header = (['model (seed names)', 'config', 'bins', 'params', 'param MB', 'size MB',
              'seed size'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,
-                                          'train img/s', 'GFLOP/img', 'GFLOP/s', 'compile s',
-                                          'seed fps (RTX 2070 S)'])
+                                          'train img/s', 'train GB', 'GFLOP/img', 'GFLOP/s',
+                                          'compile s', 'seed fps (RTX 2070 S)'])
   header = [h for h in header if h is not None]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for name, row in rows.items():
@@ -319,6 +335,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) 
       cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
     train = row.get('train')
     cells += [_fmt(train.get('images_per_s'), '.2f') if train else '—',
+              _fmt(train.get('peak_gb'), '.1f') if train else '—',
               _fmt(first['gflop_per_image'], '.1f'),
               _fmt(first['achieved_gflop_per_s'], '.1f'),
               _fmt(first['compile_s'], '.1f'), _fmt(seed.get('fps'), 'g')]

@@ -59,6 +59,8 @@ def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
   assert (train['height'], train['width'], train['batch']) == (32, 40, 2)
   assert 'error' not in train, train['error']
   assert _positive_finite(train['images_per_s']) and _positive_finite(train['compile_s'])
+  # The step's buffers hold at least the model and its two AdamW moments.
+  assert train['peak_gb'] * 1e9 >= 3 * 4 * row['params']
   # Forward + backward (about 3 forwards) at a quarter of the inference pixels, plus the loss.
   assert train['gflop_per_image'] > 0.5 * one['gflop_per_image']
 
@@ -67,6 +69,8 @@ def test_flops_and_timing_of_a_known_program():
   x, y = jnp.ones((64, 128)), jnp.ones((128, 256))
   result = benchmark.time_compiled(jax.jit(jnp.dot), (x, y), repeats=3)
   assert result['flops'] == 2 * 64 * 128 * 256
+  # XLA's buffers for one call: at least the two inputs and the output, in float32.
+  assert result['peak_gb'] * 1e9 >= 4 * (64 * 128 + 128 * 256 + 64 * 256)
   assert _positive_finite(result['seconds']) and _positive_finite(result['compile_s'])
   # carry: the first output feeds the next call (a train step's donated state).
   step = jax.jit(lambda count, inc: (count + inc, count), donate_argnums=0)
