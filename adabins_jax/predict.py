@@ -61,6 +61,7 @@ class PredictOptions:
   """
   inputs: str | Sequence[str]
   output: str
+  input_list: str | None = None
   weights: str | None = None
   batch_size: int = 1
   flip_average: bool = True
@@ -73,8 +74,9 @@ class PredictOptions:
   intrinsics: tuple[float | None, ...] = (None, None, None, None)
 
   def __post_init__(self):
-    if not self.inputs:
-      raise ValueError('predict: --input is required (an image, a folder or a glob).')
+    if not self.inputs and not self.input_list:
+      raise ValueError('predict: --input (an image, a folder or a glob) or --input_list (a '
+                       'file of paths) is required.')
     if not self.output:
       raise ValueError('predict: --output is required (a folder for the depth maps).')
     if self.batch_size < 1 or self.ply_stride < 1:
@@ -238,7 +240,16 @@ class _Predictor:
       self._shapes_seen.add(inputs.shape)
       logging.info('Compiling the network for input shape %s.', inputs.shape)
     pred, flipped = self._forward(self._state, jnp.asarray(inputs))
+    finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
+    if flipped is not None:
+      finite &= jnp.all(jnp.isfinite(flipped), axis=(1, 2, 3))
+    finite = np.asarray(finite)
     for i, item in enumerate(batch):
+      if not finite[i]:
+        # Post-processing would clip NaN to the minimum depth: a plausible-looking lie.
+        yield item, FloatingPointError('the network predicted non-finite depth (NaN or inf); '
+                                       'the weights or the image are broken. Nothing written.')
+        continue
       try:
         depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
                              item.rgb.shape[:2], *self._depth_range)
@@ -268,15 +279,51 @@ def _result(path, future) -> tuple[pathlib.Path, Any]:
     return path, e
 
 
-def predict_images(model: nnx.Module, config, options: PredictOptions) -> PredictSummary:
+@dataclasses.dataclass
+class Inputs:
+  """The images a run will read, their output names, and the specs that named nothing."""
+  paths: list[pathlib.Path]
+  names: list[str]
+  problems: list[tuple[str, str]]
+
+
+def find_inputs(options: PredictOptions) -> Inputs:
+  """Finds the images ``options`` names (never this run's own outputs) and names their outputs."""
+  literal = predict_io.read_input_list(options.input_list) if options.input_list else ()
+  paths, problems = predict_io.find_images(options.inputs, literal=literal,
+                                           output_dir=options.output)
+  return Inputs(paths, predict_io.output_names(paths), problems)
+
+
+def prepare_output(output: str | os.PathLike) -> None:
+  """Creates the output folder, or says why it cannot be written (before any model loads)."""
+  output = os.fspath(output)
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise ValueError(f'predict: --output={output} is a file, not a folder.')
+  try:
+    os.makedirs(output, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f'predict: cannot create the output folder {output} ({e.strerror}).') from e
+  if not os.access(output, os.W_OK | os.X_OK):
+    raise ValueError(f'predict: the output folder {output} is not writable.')
+
+
+def predict_images(model: nnx.Module, config, options: PredictOptions,
+                   inputs: Inputs | None = None) -> PredictSummary:
   """Predicts depth for every image ``options.inputs`` names and writes the files.
 
   Never raises for one bad image: its error is recorded in the summary and the rest go on.
+
+  Args:
+    model: The model, with weights.
+    config: Its config.
+    options: What to read and write.
+    inputs: From ``find_inputs(options)``, if already found.
   """
   start = time.perf_counter()
-  paths, failed = predict_io.find_images(options.inputs)
-  names = predict_io.output_names(paths)
-  os.makedirs(options.output, exist_ok=True)
+  inputs = inputs or find_inputs(options)
+  paths, names, failed = inputs.paths, inputs.names, list(inputs.problems)
+  prepare_output(options.output)
   predictor = _Predictor(model, config, options)
   written, buckets = {}, {}
 
@@ -321,9 +368,14 @@ def predict(config, workdir: str | None, options: PredictOptions | None = None
   """
   if options is None:
     options = PredictOptions(**predict_flags.values())
+  # Inputs and output first: a typo must not cost a model load, nor leave an empty folder.
+  inputs = find_inputs(options)
+  if not inputs.paths:
+    raise SystemExit('predict: no image to read:' + predict_io.format_failures(inputs.problems))
+  prepare_output(options.output)
   model, source = load_model(config, workdir, options.weights)
-  logging.info('Predicting with %s.', source)
-  summary = predict_images(model, config, options)
+  logging.info('Predicting %d images with %s.', len(inputs.paths), source)
+  summary = predict_images(model, config, options, inputs)
   if summary.failed:
     raise SystemExit(f'{summary}\nOutputs in {options.output}.')
   print(f'{summary} Outputs in {options.output}.')

@@ -6,8 +6,12 @@ importing the prediction code, which other modes never need.
 
 from absl import flags
 
-INPUT = flags.DEFINE_string(
-    'input', None, 'predict: image file, folder or glob; several separated by commas.')
+INPUT = flags.DEFINE_multi_string(
+    'input', None, 'predict: image file, folder or glob; repeat the flag or separate by commas '
+    'for several. An existing path is always taken literally.')
+INPUT_LIST = flags.DEFINE_string(
+    'input_list', None, 'predict: a text file of image paths, one per line, taken literally '
+    '(for names with commas or glob characters).')
 OUTPUT = flags.DEFINE_string('output', None, 'predict: folder the depth maps are written to.')
 WEIGHTS = flags.DEFINE_string(
     'weights', None, 'predict: a released PyTorch AdaBins .pt to use instead of the --workdir '
@@ -39,7 +43,7 @@ CY = flags.DEFINE_float('cy', None, 'predict: principal point row in pixels (see
 def values() -> dict:
   """The flags above as keyword arguments of ``predict.PredictOptions``."""
   return dict(
-      inputs=INPUT.value, output=OUTPUT.value, weights=WEIGHTS.value,
+      inputs=INPUT.value, input_list=INPUT_LIST.value, output=OUTPUT.value, weights=WEIGHTS.value,
       batch_size=BATCH_SIZE.value, flip_average=FLIP_AVERAGE.value, size=SIZE.value,
       per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
       ply=PLY.value, ply_stride=PLY_STRIDE.value,

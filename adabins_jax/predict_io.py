@@ -6,6 +6,8 @@ Host-side only (numpy and Pillow); predict.py runs the network between the two h
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import collections
+import contextlib
 import glob
 import os
 import pathlib
@@ -14,6 +16,7 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from adabins_jax import files
 from adabins_jax import visualize
 
 # NYU Depth V2's Kinect colour camera (the release's intrinsics), for a 480x640 frame.
@@ -32,35 +35,86 @@ def _image_extensions() -> frozenset[str]:
   return frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
-def find_images(inputs: str | Sequence[str]) -> tuple[list[pathlib.Path], list[tuple[str, str]]]:
+# What write_outputs names its files: <name> + one of these. Found in the output folder, such
+# files are this project's outputs and never taken as inputs.
+OUTPUT_SUFFIXES = ('_depth.npy', '_depth.png', '_color.png', '_strip.png', '.ply')
+
+
+def is_output_file(path: str | os.PathLike, output_dir: str | os.PathLike | None) -> bool:
+  """Whether ``path`` is in ``output_dir`` and named like one of ``write_outputs``' files."""
+  if output_dir is None:
+    return False
+  folder = os.path.dirname(os.path.abspath(path))
+  return (os.path.basename(path).endswith(OUTPUT_SUFFIXES)
+          and os.path.realpath(folder) == os.path.realpath(output_dir))
+
+
+def read_input_list(path: str | os.PathLike) -> list[str]:
+  """The paths in a list file: one per line, taken literally; blank lines and '#...' skipped."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      lines = [line.rstrip('\n') for line in f]
+  except (OSError, UnicodeDecodeError) as e:
+    raise ValueError(f'{os.fspath(path)}: cannot read the input list ({e}).') from e
+  return [line for line in lines if line.strip() and not line.lstrip().startswith('#')]
+
+
+def _expand(spec: str, output_dir) -> tuple[list[str], str, bool]:
+  """(files, reason if none, whether spec named one file) for one path, folder or glob."""
+  spec = os.path.expanduser(spec)
+  outputs_left_out = ' (outputs of this run not counted)' if output_dir is not None else ''
+  if os.path.isdir(spec):
+    extensions = _image_extensions()
+    found = [os.path.join(spec, n) for n in sorted(os.listdir(spec))
+             if not n.startswith('.') and os.path.splitext(n)[1].lower() in extensions
+             and os.path.isfile(os.path.join(spec, n))]
+    found = [p for p in found if not is_output_file(p, output_dir)]
+    return found, 'the folder holds no image file' + outputs_left_out, False
+  if os.path.isfile(spec):  # An existing name is literal, even with glob characters in it.
+    return [spec], '', True
+  if _GLOB_CHARS & set(spec):
+    found = [p for p in sorted(glob.glob(spec, recursive=True))
+             if os.path.isfile(p) and not is_output_file(p, output_dir)]
+    return found, 'the pattern matches no file' + outputs_left_out, False
+  return [], 'no such file', True
+
+
+def find_images(inputs: str | Sequence[str], *, literal: Sequence[str] = (),
+                output_dir: str | os.PathLike | None = None
+                ) -> tuple[list[pathlib.Path], list[tuple[str, str]]]:
   """Expands files, folders (their image files, not recursive) and globs into image paths.
 
+  An existing file or folder is always taken as it is named, glob characters and commas
+  included. Any other string may hold several specs separated by commas.
+
   Args:
-    inputs: one spec or several; a string may hold several separated by commas.
+    inputs: one spec or several.
+    literal: more paths, taken exactly as given (no comma splitting, no globbing), e.g. from
+      ``read_input_list``.
+    output_dir: the run's output folder: files in it named like ``write_outputs``' files are
+      left out of folders and globs, and refused when named.
 
   Returns:
     (paths, problems): the files in the order given (folders and globs sorted, duplicates
-    dropped), and (spec, reason) for each spec that names no file.
+    dropped), and (spec, reason) for each spec that names no usable file.
   """
-  specs = [inputs] if isinstance(inputs, str) else list(inputs)
-  specs = [s.strip() for spec in specs for s in str(spec).split(',') if s.strip()]
-  extensions = _image_extensions()
+  specs = [inputs] if isinstance(inputs, str) else list(inputs or ())
+  expanded = []  # (spec, files, reason if none, whether the spec named one file)
+  for spec in map(str, specs):
+    parts = [spec] if os.path.exists(os.path.expanduser(spec)) else spec.split(',')
+    for part in parts:
+      part = part if os.path.exists(os.path.expanduser(part)) else part.strip()
+      if part:
+        expanded.append((part, *_expand(part, output_dir)))
+  for path in literal:
+    exists = os.path.isfile(os.path.expanduser(path))
+    expanded.append((path, [os.path.expanduser(path)] if exists else [], 'no such file', True))
   paths, problems, seen = [], [], set()
-  for spec in specs:
-    spec = os.path.expanduser(spec)
-    if _GLOB_CHARS & set(spec):
-      found = [p for p in sorted(glob.glob(spec, recursive=True)) if os.path.isfile(p)]
-      reason = 'the pattern matches no file'
-    elif os.path.isdir(spec):
-      found = [os.path.join(spec, n) for n in sorted(os.listdir(spec))
-               if not n.startswith('.') and os.path.splitext(n)[1].lower() in extensions
-               and os.path.isfile(os.path.join(spec, n))]
-      reason = 'the folder holds no image file'
-    else:
-      found = [spec] if os.path.isfile(spec) else []
-      reason = 'no such file'
+  for spec, found, reason, named in expanded:
+    if named and found and is_output_file(found[0], output_dir):
+      found, reason = [], 'an output of this run (in --output, named like its depth files)'
     if not found:
-      problems.append((spec, reason))
+      problems.append((os.path.expanduser(spec), reason))
     for p in found:
       key = os.path.realpath(p)
       if key not in seen:
@@ -70,19 +124,38 @@ def find_images(inputs: str | Sequence[str]) -> tuple[list[pathlib.Path], list[t
 
 
 def output_names(paths: Sequence[pathlib.Path]) -> list[str]:
-  """Output base names: the file stem, or for clashing stems the path below the common folder."""
-  stems = [p.stem for p in paths]
-  clashes = {s for s in stems if stems.count(s) > 1}
-  if not clashes:
-    return stems
+  """A distinct output base name for every input path, short where nothing collides.
+
+  1. The file's stem (``photos/kitchen.jpg`` -> ``kitchen``) when no other input has it.
+  2. Else its path below the inputs' common folder, folders joined by '_' (``a/x.png`` ->
+     ``a_x``), with the extension added where that is still shared (``x.png`` -> ``x_png``).
+  3. A name still taken gets ``-2``, ``-3``, ... in input order.
+  Names are compared ignoring case, as macOS and Windows file systems do.
+  """
+  def clashing(names):
+    counts = collections.Counter(n.casefold() for n in names)
+    return {n for n in names if counts[n.casefold()] > 1}
+
   absolute = [os.path.abspath(p) for p in paths]
-  root = os.path.commonpath([os.path.dirname(a) for a in absolute])
-  names = []
-  for stem, path in zip(stems, absolute):
-    if stem in clashes:
-      stem = os.path.splitext(os.path.relpath(path, root))[0].replace(os.sep, '_')
-    names.append(stem)
-  return names
+  names = [pathlib.Path(p).stem for p in paths]
+  clashes = clashing(names)
+  if clashes:
+    root = os.path.commonpath([os.path.dirname(a) for a in absolute])
+    relative = [os.path.relpath(a, root) for a in absolute]
+    below = [os.path.splitext(r)[0].replace(os.sep, '_') for r in relative]
+    names = [b if n in clashes else n for n, b in zip(names, below)]
+    clashes = clashing(names)
+    with_ext = [r.replace(os.sep, '_').replace('.', '_') for r in relative]
+    names = [w if n in clashes else n for n, w in zip(names, with_ext)]
+  taken, unique = set(), []
+  for name in names:
+    candidate, i = name, 1
+    while candidate.casefold() in taken:
+      i += 1
+      candidate = f'{name}-{i}'
+    taken.add(candidate.casefold())
+    unique.append(candidate)
+  return unique
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -180,9 +253,7 @@ def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray,
             f'element vertex {len(vertices)}\n'
             'property float x\nproperty float y\nproperty float z\n'
             'property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n')
-  with open(path, 'wb') as f:
-    f.write(header.encode('ascii'))
-    f.write(vertices.tobytes())
+  files.write_bytes(path, header.encode('ascii') + vertices.tobytes())
   return len(vertices)
 
 
@@ -202,35 +273,45 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
   ``<name>_color.png`` (coloured over ``depth_range``, or the map's own range), and optionally
   ``<name>_strip.png`` (input | colour) and ``<name>.ply``.
 
+  All or nothing: every file is written under a temporary name first and renamed into place
+  only once all of them are complete, so a failure (a full disk, say) leaves no partial file.
+
   Args:
     out_dir: existing output folder.
     name: base name of the files.
     rgb: (H, W, 3) float input image in [0, 1].
-    depth: (H, W) depth in metres at the input's size.
+    depth: (H, W) depth in metres at the input's size, finite.
     depth_range: the model's (min_depth_m, max_depth_m).
     per_image_range, cmap, strip, ply, ply_stride, intrinsics: see predict.PredictOptions.
   """
   depth = np.asarray(depth, np.float32)
   if depth.shape != rgb.shape[:2]:
     raise ValueError(f'{name}: depth {depth.shape} and image {rgb.shape} differ in size.')
+  if not np.isfinite(depth).all():
+    raise ValueError(f'{name}: the depth map holds non-finite values; nothing written.')
   base = os.path.join(os.fspath(out_dir), name)
-  written = [f'{base}_depth.npy', f'{base}_depth.png', f'{base}_color.png']
-  np.save(written[0], depth)
-  visualize.save_png(written[1], visualize.depth_to_uint16(depth, png_scale(depth_range[1])))
   vmin, vmax = depth_range
   if per_image_range:
     vmin, vmax = float(depth.min()), float(depth.max())
     vmax = max(vmax, vmin * (1 + 1e-6) + 1e-6)  # A flat map still needs vmax > vmin.
   colour = visualize.colorize_depth(depth, vmin, vmax, cmap)
-  visualize.save_png(written[2], colour)
+  writers = {
+      f'{base}_depth.npy': lambda p: np.save(p, depth),
+      f'{base}_depth.png': lambda p: visualize.save_png(
+          p, visualize.depth_to_uint16(depth, png_scale(depth_range[1]))),
+      f'{base}_color.png': lambda p: visualize.save_png(p, colour),
+  }
   if strip:
-    written.append(f'{base}_strip.png')
-    visualize.save_png(written[-1], np.concatenate([to_uint8(rgb), colour], axis=1))
+    writers[f'{base}_strip.png'] = lambda p: visualize.save_png(
+        p, np.concatenate([to_uint8(rgb), colour], axis=1))
   if ply:
-    written.append(f'{base}.ply')
-    write_ply(written[-1], depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics),
-              ply_stride)
-  return written
+    writers[f'{base}.ply'] = lambda p: write_ply(
+        p, depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics), ply_stride)
+  with contextlib.ExitStack() as stack:
+    temporaries = {path: stack.enter_context(files.atomic_path(path)) for path in writers}
+    for path, write in writers.items():
+      write(temporaries[path])
+  return list(writers)
 
 
 def format_failures(failures: Iterable[tuple[str, str]]) -> str:

@@ -13,6 +13,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from adabins_jax import files
+
 # ImageNet statistics the input pipeline normalises with (SPEC 1).
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -166,7 +168,7 @@ def depth_to_uint16(depth: np.ndarray, scale: float = 1000.0) -> np.ndarray:
 def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
   """Writes a PNG: uint8 (H, W, 3) RGB, uint8 (H, W) grey or uint16 (H, W) 16-bit grey.
 
-  Creates the parent directory if needed.
+  Creates the parent directory if needed; written atomically (``files.atomic_path``).
   """
   array = np.asarray(array)
   if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
@@ -177,4 +179,5 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> None:
     raise ValueError(f'save_png({os.fspath(path)!r}): expected uint8 (H, W, 3) / (H, W) or uint16 '
                      f'(H, W), got {array.dtype} {array.shape}.')
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  picture.save(path, format='PNG')
+  with files.atomic_path(path) as temporary:
+    picture.save(temporary, format='PNG')

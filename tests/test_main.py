@@ -91,7 +91,7 @@ def test_predict_flags_are_known_before_predict_is_imported(monkeypatch, calls, 
                 f'--output={tmp_path}')
   main.main(argv)
   assert calls[1][0] == 'predict'
-  assert flags.FLAGS.input == 'a.png'
+  assert flags.FLAGS.input == ['a.png']
 
 
 def test_launch_script_shows_its_usage_without_arguments():

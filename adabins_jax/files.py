@@ -1,0 +1,37 @@
+"""Writing files so that a reader never sees half of one.
+
+A file is written under a hidden temporary name in its own folder and renamed into place only
+once complete; a failure (a full disk, an exception, a kill) leaves the old file, or none, and
+at worst a hidden ``.tmp-*`` file, never a truncated file under the real name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+  """Yields a temporary path to write; on success it is renamed to ``path``, else removed.
+
+  The temporary file keeps ``path``'s extension, so writers that go by it (``np.save``) write
+  the same bytes.
+  """
+  path = os.fspath(path)
+  folder, name = os.path.split(os.path.abspath(path))
+  temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{name}')
+  try:
+    yield temporary
+    os.replace(temporary, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(temporary)
+    raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+  """Writes ``data`` to ``path`` atomically."""
+  with atomic_path(path) as temporary, open(temporary, 'wb') as f:
+    f.write(data)
