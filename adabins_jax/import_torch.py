@@ -24,7 +24,6 @@ from adabins_jax import optim
 from adabins_jax import torch_weights
 
 
-
 def _define_flags():
   # Defined only when run as a program: adabins_jax.main owns the same names in-process.
   flags.DEFINE_string('checkpoint', None, 'The released .pt file.')
@@ -44,18 +43,19 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
     FileExistsError: the workdir already holds checkpoints (nothing is overwritten).
     ValueError: the checkpoint does not fit the model; the message names every bad key.
   """
-  manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
-  if manager.all_steps():
-    manager.close()
-    raise FileExistsError(f'{workdir} already holds checkpoints {manager.all_steps()}; '
-                          'import into an empty workdir.')
+  existing = checkpointing.checkpoint_dir(workdir)
+  if existing.exists() and any(existing.iterdir()):
+    raise FileExistsError(f'{existing} already holds checkpoints; import into an empty '
+                          'workdir.')
+  # Read and check the weights first: a file that fails leaves no checkpoints/ folder behind.
   model = models.build_abstract_model(config.model, seed=config.seed)
   torch_weights.load_torch_checkpoint(model, checkpoint)
+  manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
   # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),
                             wrt=nnx.Param)
   checkpointing.save(manager, 0, model, optimizer, force=True)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   manager.close()
   return models.count_params(model)
 

@@ -118,6 +118,16 @@ def _as_numpy(value) -> np.ndarray:
   return np.asarray(value)
 
 
+def _value_problem(key: str, value: np.ndarray) -> str | None:
+  """Why a weight cannot be loaded, or None: every weight is a finite floating array."""
+  if not np.issubdtype(value.dtype, np.floating):
+    return f'{key} is not floating point (dtype {value.dtype})'
+  bad = value.size - int(np.count_nonzero(np.isfinite(value)))
+  if bad:
+    return f'{key} has {bad} non-finite values (NaN or inf) of {value.size}'
+  return None
+
+
 def load_state_dict(model: nnx.Module, state_dict: Mapping, *, source: str = 'checkpoint',
                     prefixes=_PREFIXES, ignore: str | None = None) -> None:
   """Copies a normalised PyTorch ``state_dict`` into ``model`` in place, strictly.
@@ -131,8 +141,11 @@ def load_state_dict(model: nnx.Module, state_dict: Mapping, *, source: str = 'ch
       ``num_batches_tracked`` counters carry no weights and are always ignored.
 
   Raises:
-    ValueError: naming every missing key, unexpected key or shape mismatch.
+    ValueError: naming every missing key, unexpected key, shape mismatch, non-floating tensor
+      and tensor with NaN or inf values; nothing of ``model`` is changed then.
   """
+  if not state_dict:
+    raise ValueError(f'{source} holds no tensors (an empty state_dict).')
   wanted = {torch_name(p, prefixes): (p, v) for p, v in _weights(model)}
   skip = re.compile(r'(^|\.)num_batches_tracked$' + (f'|{ignore}' if ignore else ''))
   given = {k: v for k, v in state_dict.items() if not skip.search(k)}
@@ -143,6 +156,10 @@ def load_state_dict(model: nnx.Module, state_dict: Mapping, *, source: str = 'ch
     if key not in given:
       continue
     value = from_torch_layout(_as_numpy(given[key]), path)
+    problem = _value_problem(key, value)
+    if problem:
+      problems.append(problem)
+      continue
     expected = tuple(var.get_value().shape)
     if value.shape != expected:
       torch_shape = tuple(to_torch_layout(np.zeros(expected, np.int8), path).shape)
@@ -168,10 +185,13 @@ def read_torch_file(path: str | os.PathLike) -> Mapping:
                       'pip install -e ".[torch]"  (see README, "PyTorch, CPU only").') from e
   if not os.path.isfile(path):
     raise FileNotFoundError(f'No such checkpoint file: {path}')
+  if os.path.getsize(path) == 0:
+    raise ValueError(f'{path}: not a readable PyTorch checkpoint (the file is empty, 0 bytes).')
   try:
     return torch.load(path, map_location='cpu', weights_only=True)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{path}: not a readable PyTorch checkpoint ({e}).') from e
+    reason = str(e).strip() or type(e).__name__  # EOFError of a truncated file says nothing.
+    raise ValueError(f'{path}: not a readable PyTorch checkpoint ({reason}).') from e
 
 
 def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike) -> None:
