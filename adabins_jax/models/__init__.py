@@ -20,15 +20,15 @@ from adabins_jax.models.decoder import Decoder
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.models.unet import UNet
 
-__all__ = ['AdaBins', 'MODELS', 'build_abstract_model', 'build_model', 'count_params']
+__all__ = ['AdaBins', 'DTYPES', 'MODELS', 'build_abstract_model', 'build_model', 'count_params']
 
-_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 
 
 def _dtype(name):
-  if name not in _DTYPES:
-    raise ValueError(f'Unknown dtype {name!r}; choose one of {sorted(_DTYPES)}.')
-  return _DTYPES[name]
+  if name not in DTYPES:
+    raise ValueError(f'Unknown dtype {name!r}; choose one of {sorted(DTYPES)}.')
+  return DTYPES[name]
 
 
 def _head(cfg, in_ch: int, kw) -> AdaptiveBinsHead:

@@ -139,11 +139,14 @@ def patch_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.einsum('nypxqc,pqco->nyxo', patches, kernel)
 
 
+DEPTHWISE_IMPLS = ('auto', 'shifted', 'xla')
+
+
 def _use_shifted_depthwise(impl: str) -> bool:
+  if impl not in DEPTHWISE_IMPLS:
+    raise ValueError(f'depthwise impl must be one of {DEPTHWISE_IMPLS}, got {impl!r}.')
   if impl == 'auto':
     return jax.default_backend() == 'cpu'
-  if impl not in ('shifted', 'xla'):
-    raise ValueError(f"depthwise impl must be 'auto', 'shifted' or 'xla', got {impl!r}.")
   return impl == 'shifted'
 
 

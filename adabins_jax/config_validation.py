@@ -1,0 +1,151 @@
+"""Checks a whole config before anything is built, compiled or downloaded.
+
+``validate(config)`` raises one ``ValueError`` listing every invalid field by its dotted name,
+so a typo in an override fails in a second, not after a data build and a compile. Allowed
+values come from the modules that use them (``models``, ``metrics``, ``input_pipeline``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adabins_jax import input_pipeline
+from adabins_jax import metrics
+from adabins_jax import models
+from adabins_jax.models import adabins
+from adabins_jax.models import layers
+
+
+def _int(minimum: int) -> Callable[[Any], str | None]:
+  def check(v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+      return f'must be an integer >= {minimum}'
+    return None
+  return check
+
+
+def _number(low: float, high: float = float('inf'), *, open_low: bool = False,
+            open_high: bool = False) -> Callable[[Any], str | None]:
+  def check(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+      return 'must be a number'
+    if v < low or (open_low and v == low) or v > high or (open_high and v == high):
+      return (f'must be in {"(" if open_low else "["}{low}, {high}{")" if open_high else "]"}')
+    return None
+  return check
+
+
+def _one_of(choices) -> Callable[[Any], str | None]:
+  return lambda v: None if v in choices else f'must be one of {tuple(choices)}'
+
+
+def _pair_of_positive_ints(v) -> str | None:
+  ok = (isinstance(v, (tuple, list)) and len(v) == 2
+        and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v))
+  return None if ok else 'must be (height, width), two positive integers'
+
+
+def _checkpoint_name(v) -> str | None:
+  ok = v in ('best', 'latest') or (isinstance(v, int) and v >= 0) or str(v).isdigit()
+  return None if ok else "must be 'best', 'latest' or a step number"
+
+
+_RULES: dict[str, Callable[[Any], str | None]] = {
+    'seed': _int(0),
+    'data.dataset': lambda v: None if str(v).split('/')[0] in input_pipeline.DATASETS else (
+        f'must name one of {input_pipeline.DATASETS} (optionally /<builder config>)'),
+    'data.crop_size': _pair_of_positive_ints,
+    'data.input_scale': _number(0.0, 4.0, open_low=True),
+    'data.rotation_deg': _number(0.0, 180.0),
+    'data.shuffle_buffer': _int(1),
+    'model.name': _one_of(models.MODELS),
+    'model.n_bins': _int(2),
+    'model.min_depth_m': _number(0.0, open_low=True),
+    'model.bin_norm': _one_of(adabins.BIN_NORMS),
+    'model.conv': _one_of(layers.CONV_KINDS),
+    'model.patch_size': _int(1),
+    'model.n_queries': _int(1),
+    'model.embed_dim': _int(1),
+    'model.num_heads': _int(1),
+    'model.num_layers': _int(1),
+    'model.ffn_dim': _int(1),
+    'model.pos_table_size': _int(1),
+    'model.dropout_rate': _number(0.0, 1.0, open_high=True),
+    'model.drop_path_rate': _number(0.0, 1.0, open_high=True),
+    'model.depthwise_impl': _one_of(layers.DEPTHWISE_IMPLS),
+    'model.conv3x3_impl': _one_of(layers.CONV3X3_IMPLS),
+    'model.dtype': _one_of(models.DTYPES),
+    'model.param_dtype': _one_of(models.DTYPES),
+    'optim.learning_rate': _number(0.0, open_low=True),
+    'optim.weight_decay': _number(0.0),
+    'optim.grad_clip_norm': _number(0.0, open_low=True),
+    'optim.pct_start': _number(0.0, 1.0, open_low=True, open_high=True),
+    'optim.div_factor': _number(0.0, open_low=True),
+    'optim.final_div_factor': _number(0.0, open_low=True),
+    'optim.base_beta1': _number(0.0, 1.0, open_high=True),
+    'optim.max_beta1': _number(0.0, 1.0, open_high=True),
+    'optim.beta2': _number(0.0, 1.0, open_high=True),
+    'optim.eps': _number(0.0, open_low=True),
+    'optim.encoder_lr_multiplier': _number(0.0),
+    'train.batch_size': _int(1),
+    'train.num_epochs': _number(0.0),
+    'train.num_steps': _int(0),
+    'train.silog_weight': _number(0.0),
+    'train.chamfer_weight': _number(0.0),
+    'train.log_every_steps': _int(1),
+    'train.eval_every_steps': _int(0),
+    'train.checkpoint_every_steps': _int(1),
+    'train.keep_checkpoints': _int(1),
+    'train.keep_best_checkpoints': _int(0),
+    'train.num_devices': _int(0),
+    'eval.batch_size': _int(1),
+    'eval.crop': _one_of(metrics.CROPS),
+    'eval.checkpoint': _checkpoint_name,
+    'eval.num_images_to_show': _int(0),
+}
+
+
+def _get(config, dotted: str):
+  value = config
+  for part in dotted.split('.'):
+    if part not in value:
+      return _MISSING
+    value = value[part]
+  return value
+
+
+_MISSING = object()
+
+
+def problems(config) -> list[str]:
+  """One line per invalid field: '<group>.<field>=<value>: <what it must be>'."""
+  found = []
+  for name, rule in _RULES.items():
+    value = _get(config, name)
+    if value is _MISSING:
+      continue  # Partial configs (tests, tools) check what they have.
+    reason = rule(value)
+    if reason:
+      found.append(f'{name}={value!r}: {reason}')
+  model = config.get('model')
+  if model is not None and not found:
+    if model.max_depth_m <= model.min_depth_m:
+      found.append(f'model.max_depth_m={model.max_depth_m!r}: must exceed model.min_depth_m='
+                   f'{model.min_depth_m!r}')
+    if model.embed_dim % model.num_heads:
+      found.append(f'model.embed_dim={model.embed_dim}: must divide by model.num_heads='
+                   f'{model.num_heads}')
+  train = config.get('train')
+  if train is not None and not found and train.num_steps == 0 and train.num_epochs <= 0:
+    found.append('train.num_steps=0 and train.num_epochs=0: set one of them (steps win when '
+                 'positive)')
+  return found
+
+
+def validate(config) -> None:
+  """Raises ValueError naming every invalid field of ``config`` at once."""
+  found = problems(config)
+  if found:
+    raise ValueError(f'Invalid config ({len(found)} problem{"s" * (len(found) > 1)}):\n  '
+                     + '\n  '.join(found))
