@@ -20,16 +20,21 @@
 #       JAX_COORDINATOR_ADDRESS=host0:12345   (process 0's address, same everywhere)
 #       JAX_NUM_PROCESSES=4                   (same everywhere)
 #       JAX_PROCESS_ID=0..3                   (this host's rank)
-#     then run ./launch.sh with identical arguments.
+#     then run ./launch.sh with identical arguments. tests/test_multihost.py runs exactly this
+#     on one machine: two processes, JAX_COORDINATOR_ADDRESS=127.0.0.1:<free port>,
+#     JAX_NUM_PROCESSES=2, JAX_PROCESS_ID=0 and 1, one CPU device each; CPU processes talk
+#     through gloo (JAX's default CPU collectives).
 #
 # The workdir must be a folder every host can reach (shared filesystem or gs://): Orbax
-# writes each checkpoint from all processes together. train.batch_size is the global batch;
-# it must divide by the total device count. SIGTERM (e.g. SLURM preemption with
-# --signal=TERM@120) makes the run save a checkpoint and exit; resubmit to resume.
+# writes each checkpoint from all processes together; process 0 alone writes logs, pictures,
+# checksums and the workdir lock. train.batch_size is the global batch; it must divide by the
+# total device count. SIGTERM to any process (e.g. SLURM preemption with --signal=TERM@120)
+# makes every process save the same step and exit with status 143; resubmit to resume. A
+# process that dies makes the others fail rather than wait forever.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-  sed -n '2,30p' "$0" >&2
+  sed -n '2,33p' "$0" >&2
   exit 2
 fi
 config="$1"

@@ -9,11 +9,23 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 
 Orbax writes each step into a temporary directory and renames it only once every item is
 complete, so a run killed mid-save leaves the previous checkpoint as the latest one.
+
+Integrity: once a step is complete, process 0 records the size and SHA-256 of each of its files
+in ``<step>/checksums.json``; every restore checks them first. A training run whose latest step
+fails the check moves it to ``<workdir>/corrupt_checkpoints/`` and resumes from the newest step
+that passes; evaluation and prediction refuse a corrupt step, naming it and the file. A step
+without the record (its run died between Orbax's rename and the record) loads with a warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+import contextlib
+import errno
+import hashlib
+import json
 import os
+import shutil
 from typing import Any
 
 from absl import logging
@@ -23,9 +35,14 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from adabins_jax import files
+from adabins_jax.errors import CheckpointError
+
 # Checkpoints are ranked by this evaluation metric, lower is better.
 BEST_METRIC = 'eval/abs_rel'
 CHECKPOINT_DIR = 'checkpoints'
+CORRUPT_DIR = 'corrupt_checkpoints'
+CHECKSUMS_FILE = 'checksums.json'
 
 # What of the model is saved: everything but RNG keys and counters.
 _MODEL_VARIABLES = nnx.Not(nnx.RngState)
@@ -80,13 +97,115 @@ def _best_metric(metrics: dict[str, Any]) -> float:
   return float(metrics[BEST_METRIC])
 
 
+def _file_digests(step_dir: epath.Path) -> dict[str, dict[str, Any]]:
+  """Relative path -> size and SHA-256 of every file of a step directory."""
+  digests = {}
+  root = os.fspath(step_dir)
+  for folder, _, names in os.walk(root):
+    for name in sorted(names):
+      path = os.path.join(folder, name)
+      relative = os.path.relpath(path, root)
+      if relative == CHECKSUMS_FILE:
+        continue
+      with open(path, 'rb') as f:
+        digest = hashlib.file_digest(f, 'sha256').hexdigest()
+      digests[relative] = {'bytes': os.path.getsize(path), 'sha256': digest}
+  return digests
+
+
+def _record_checksums(manager: ocp.CheckpointManager) -> None:
+  """Writes ``checksums.json`` into every finished step that lacks one (process 0 only)."""
+  if jax.process_index() != 0:
+    return
+  for step in manager.all_steps():
+    step_dir = manager.directory / str(step)
+    record = step_dir / CHECKSUMS_FILE
+    if step_dir.exists() and not record.exists():
+      text = json.dumps({'step': int(step), 'files': _file_digests(step_dir)}, indent=1)
+      files.write_bytes(os.fspath(record), text.encode())
+
+
+def verify(directory: str | os.PathLike[str], step: int) -> bool:
+  """Checks a step's files against its ``checksums.json``.
+
+  Returns:
+    True if they match, False if the step has no record (nothing to check against).
+
+  Raises:
+    CheckpointError: naming the step and the first file that is missing or differs.
+  """
+  step_dir = epath.Path(directory) / str(step)
+  record = step_dir / CHECKSUMS_FILE
+  if not record.exists():
+    return False
+  try:
+    recorded = json.loads(record.read_text())['files']
+  except (ValueError, KeyError) as e:
+    raise CheckpointError(f'Checkpoint step {step} is corrupt: {record} is unreadable '
+                          f'({e}).') from e
+  for relative, expected in sorted(recorded.items()):
+    path = step_dir / relative
+    if not path.exists():
+      raise CheckpointError(f'Checkpoint step {step} is corrupt: {path} is missing.')
+    if path.stat().length != expected['bytes']:
+      raise CheckpointError(f'Checkpoint step {step} is corrupt: {path} has '
+                            f'{path.stat().length} bytes, {expected["bytes"]} were saved.')
+    with open(os.fspath(path), 'rb') as f:
+      if hashlib.file_digest(f, 'sha256').hexdigest() != expected['sha256']:
+        raise CheckpointError(f'Checkpoint step {step} is corrupt: the contents of {path} '
+                              'differ from what was saved (SHA-256 mismatch).')
+  return True
+
+
+def _verify_or_warn(manager: ocp.CheckpointManager, step: int) -> None:
+  if not verify(manager.directory, step):
+    logging.warning('Checkpoint step %d in %s has no %s (its run stopped before recording '
+                    'it); loading it unverified.', step, manager.directory, CHECKSUMS_FILE)
+
+
+def _no_space_left(error: BaseException) -> bool:
+  """Whether ``error`` or anything it wraps is a full disk (Orbax and TensorStore nest them)."""
+  seen, todo = set(), [error]
+  while todo:
+    e = todo.pop()
+    if e is None or id(e) in seen:
+      continue
+    seen.add(id(e))
+    if getattr(e, 'errno', None) == errno.ENOSPC or 'no space left' in str(e).lower():
+      return True
+    todo += [e.__cause__, e.__context__, *getattr(e, 'exceptions', ())]
+  return False
+
+
+@contextlib.contextmanager
+def _explain_save_errors(manager: ocp.CheckpointManager, what: str) -> Iterator[None]:
+  """Turns a full disk, however deeply wrapped, into one line; other errors pass unchanged."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    if _no_space_left(e):
+      steps = sorted(manager.all_steps(read=True))
+      raise CheckpointError(
+          f'{what} to {manager.directory} failed: no space left on device. The checkpoints '
+          f'saved before are intact (steps {steps}); free space and run again to resume.'
+      ) from None
+    raise
+
+
+def finish(manager: ocp.CheckpointManager) -> None:
+  """Waits for a save in flight, then records the checksums of every finished step."""
+  with _explain_save_errors(manager, 'Saving a checkpoint'):
+    manager.wait_until_finished()
+  _record_checksums(manager)
+
+
 def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
          optimizer: nnx.Optimizer, *, metrics: dict[str, float] | None = None,
          force: bool = False) -> bool:
   """Saves model, optimizer and data position at ``step`` if the manager's policy says so.
 
-  Asynchronous: returns once the arrays are copied off the devices. Call
-  ``manager.wait_until_finished()`` before the process exits.
+  Asynchronous: returns once the arrays are copied off the devices. Call ``finish(manager)``
+  before the process exits; it also records the new step's checksums.
 
   Args:
     manager: From ``create_manager``.
@@ -107,7 +226,9 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
       optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
       meta=ocp.args.JsonSave({'step': int(step), 'train_batches_consumed': int(step)}))
   metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
-  saved = manager.save(step, args=args, metrics=metrics, force=force)
+  finish(manager)  # The previous save is complete: record it before starting this one.
+  with _explain_save_errors(manager, f'Saving checkpoint step {step}'):
+    saved = manager.save(step, args=args, metrics=metrics, force=force)
   if saved:
     logging.info('Saving checkpoint at step %d to %s.', step, manager.directory)
   return saved
@@ -138,12 +259,21 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
     optimizer: Its optimizer.
     step: The step to restore; None: the latest.
 
+  Without ``step``, a latest step that fails its checksums is moved to
+  ``<workdir>/corrupt_checkpoints/`` (by process 0) and the next newest is tried.
+
   Returns:
     The restored step, or 0 (nothing changed) when the workdir holds no checkpoint.
+
+  Raises:
+    CheckpointError: The given step is corrupt, or every step is.
   """
-  step = manager.latest_step() if step is None else step
   if step is None:
-    return 0
+    step = _latest_good_step(manager)
+    if step is None:
+      return 0
+  else:
+    _verify_or_warn(manager, step)
   restored = manager.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
@@ -155,6 +285,27 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
                      f'{restored["meta"]["step"]}; the folder was renamed or corrupted.')
   logging.info('Restored checkpoint of step %d from %s.', step, manager.directory)
   return step
+
+
+def _latest_good_step(manager: ocp.CheckpointManager) -> int | None:
+  """The newest step that passes its checksums, setting corrupt newer ones aside."""
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      _verify_or_warn(manager, step)
+      return step
+    except CheckpointError as e:
+      aside = manager.directory.parent / CORRUPT_DIR / str(step)
+      logging.error('%s Moving it to %s and resuming from the step before.', e, aside)
+      if jax.process_index() == 0:
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        if aside.exists():
+          shutil.rmtree(os.fspath(aside))
+        (manager.directory / str(step)).rename(aside)
+      if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+        multihost_utils.sync_global_devices(f'checkpoint {step} set aside')
+      manager.reload()
+  return None
 
 
 def select_step(manager: ocp.CheckpointManager, which: str = 'best') -> int:
@@ -196,6 +347,7 @@ def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str
   """
   manager = create_manager(workdir, read_only=True)
   step = select_step(manager, which)
+  _verify_or_warn(manager, step)
   restored = manager.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding))))
   nnx.update(model, restored['model'])

@@ -12,6 +12,7 @@ process runs this same command; see launch.sh.
 
 import logging as std_logging
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -20,6 +21,8 @@ import jax
 from ml_collections import config_flags
 
 from adabins_jax import compilation_cache
+from adabins_jax import config_validation
+from adabins_jax import errors
 from adabins_jax import parallel
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
 from adabins_jax import predict_flags  # pylint: disable=unused-import
@@ -65,19 +68,37 @@ def _dispatch(mode: str):
   return predict.predict
 
 
+# Errors whose message says all a user needs: printed as one line, exit status 1.
+_EXPLAINED = (errors.CheckpointError, errors.WorkdirBusyError)
+
+
 def main(argv):
+  """Runs the mode. Exit status: 0 done; 1 failed (the message says why); 2 bad command line
+  or config; 128 + N stopped by signal N (143 SIGTERM, 130 SIGINT) after saving a checkpoint,
+  so that a scheduler can requeue the run."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   # Prediction can read released PyTorch weights (--weights) instead of a workdir.
   if _WORKDIR.value is None and _MODE.value != 'predict':
     raise app.UsageError(f'--mode={_MODE.value} needs --workdir.')
+  problems = config_validation.problems(flags.FLAGS.config)
+  if problems:
+    print('Invalid config:\n  ' + '\n  '.join(problems), file=sys.stderr)
+    sys.exit(2)
   if not _LIBRARY_LOGS.value:
     logging.get_absl_handler().addFilter(QuietOrbaxFilter())
   parallel.maybe_initialize_distributed()
   compilation_cache.enable(_COMPILATION_CACHE.value)
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
-  _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value)
+  try:
+    _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value)
+  except errors.Interrupted as e:
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
+  except _EXPLAINED as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == '__main__':

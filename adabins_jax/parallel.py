@@ -147,3 +147,8 @@ def fetch(tree: Any) -> Any:
     return np.asarray(x)
 
   return jax.tree.map(get, tree)
+
+
+def broadcast_from_process_0(value: bool) -> bool:
+  """Process 0's ``value`` on every process (a collective: all processes must call it)."""
+  return bool(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int32)))

@@ -3,8 +3,9 @@
 Resumes from the workdir's latest checkpoint by itself, logs train/... scalars every
 ``train.log_every_steps``, runs the full evaluation protocol every ``train.eval_every_steps``
 (and at the end), checkpoints every ``train.checkpoint_every_steps``. SIGTERM or SIGINT
-saves a checkpoint and returns; a non-finite loss stops with an error and leaves the last
-good checkpoint in place::
+saves a checkpoint and raises ``errors.Interrupted`` (main then exits with 128 + the signal's
+number); a non-finite loss stops with an error and leaves the last good checkpoint in place.
+One run at a time may train in a workdir (``workdir_lock``)::
 
   python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128
 """
@@ -24,12 +25,15 @@ import jax
 import numpy as np
 
 from adabins_jax import checkpointing
+from adabins_jax import config_validation
+from adabins_jax import errors
 from adabins_jax import evaluate
 from adabins_jax import input_pipeline
 from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import parallel
 from adabins_jax import steps
+from adabins_jax import workdir_lock
 
 
 def total_train_steps(config) -> int:
@@ -129,9 +133,44 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
   Args:
     config: The full config (configs/default.py).
     workdir: Folder for checkpoints, TensorBoard events and prediction PNGs.
+
+  Raises:
+    ValueError: The config is invalid (every bad field named), before anything is built.
+    errors.WorkdirBusyError: Another run is training in ``workdir``.
+    errors.Interrupted: SIGTERM or SIGINT arrived; the step reached is saved.
+    errors.CheckpointError: A save failed (e.g. the disk is full).
   """
+  config_validation.validate(config)
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  with _hold(workdir):
+    return _train(config, workdir)
+
+
+@contextlib.contextmanager
+def _hold(workdir: epath.Path):
+  """Process 0 locks the workdir; every process learns at once if it could not."""
+  lock = workdir_lock.WorkdirLock(workdir)
+  error = None
+  if jax.process_index() == 0:
+    try:
+      lock.acquire()
+    except errors.WorkdirBusyError as e:
+      error = e
+  if jax.process_count() > 1:
+    busy = parallel.broadcast_from_process_0(error is not None)
+    if busy and error is None:
+      error = errors.WorkdirBusyError(f'{workdir} is in use by another run (see the '
+                                            'message of process 0).')
+  if error is not None:
+    raise error
+  try:
+    yield
+  finally:
+    lock.release()
+
+
+def _train(config, workdir: epath.Path) -> dict[str, float]:
   mesh = parallel.create_mesh(config.train.num_devices or None)
   parallel.check_batch_size(config.train.batch_size, mesh, 'train.batch_size')
   parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
@@ -153,7 +192,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
                          start_step, total_steps, stop)
   finally:
     # Also on errors: a save in flight is a good state and must land.
-    manager.wait_until_finished()
+    checkpointing.finish(manager)
     manager.close()
     writer.close()
 
@@ -196,8 +235,9 @@ def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropou
       checkpointing.save(manager, step, model, optimizer, force=True,
                          metrics={f'eval/{k}': v for k, v in results.items()} if eval_now else None)
       if stopping:
+        checkpointing.finish(manager)
         logging.warning('Stopped at step %d on request; run again to resume.', step)
-        break
+        raise errors.Interrupted(stop.received or signal.SIGTERM, step)
     return results
 
 

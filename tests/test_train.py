@@ -30,7 +30,7 @@ _SCENARIO = textwrap.dedent('''
     import numpy as np
     from flax import nnx
     from absl import flags
-    from adabins_jax import checkpointing, evaluate, input_pipeline, main, models, train
+    from adabins_jax import checkpointing, errors, evaluate, input_pipeline, main, models, train
     from configs import smoke
 
     out = sys.argv[1]
@@ -88,7 +88,11 @@ _SCENARIO = textwrap.dedent('''
 
     workdir = os.path.join(out, 'devices1')
     patch_dataset('killed', kill_at=%(kill)d)
-    report['killed'] = train.train_and_evaluate(config, workdir)
+    try:
+      train.train_and_evaluate(config, workdir)
+      report['killed'] = 'returned'
+    except errors.Interrupted as e:
+      report['killed'] = {'signal': e.signum, 'step': e.step, 'exit_status': e.exit_status}
     report['after_kill'] = steps_in(workdir)
     # The same checkpoint resumed twice: on one device, and on two.
     shutil.copytree(workdir, os.path.join(out, 'devices2'))
@@ -155,9 +159,10 @@ def _run_scenario(out):
   return report, params, result.stdout
 
 
-def _check_sigterm_saves_a_checkpoint_and_returns(report):
+def _check_sigterm_saves_a_checkpoint_and_stops(report):
+  # Not a normal return: the caller (main) exits 143 so that a scheduler requeues the run.
+  assert report['killed'] == {'signal': 15, 'step': _KILL_AT_STEP, 'exit_status': 143}
   # Checkpoints every 2 steps, and at the step the signal arrived; no evaluation yet.
-  assert report['killed'] == {}
   assert report['after_kill'] == [2, _KILL_AT_STEP]
   assert report['start_steps']['killed'] == 0
 
@@ -203,7 +208,7 @@ def _check_non_finite_loss_stops_and_keeps_earlier_checkpoints(report):
 # minute-long scenario again.
 def test_train_kill_resume_evaluate(tmp_path):
   report, params, stdout = _run_scenario(tmp_path)
-  _check_sigterm_saves_a_checkpoint_and_returns(report)
+  _check_sigterm_saves_a_checkpoint_and_stops(report)
   for num_devices in (1, 2):
     _check_resume_continues_at_the_saved_step(report, num_devices)
   _check_resumed_run_equals_uninterrupted_run(report, params)

@@ -1,0 +1,36 @@
+"""The errors a run reports to its user in one line, and the exit status each one gives.
+
+``adabins_jax.main`` prints their message without a traceback: the message names the file,
+step or field and what to do.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+class CheckpointError(RuntimeError):
+  """A checkpoint could not be saved or restored; the message says which step and file."""
+
+
+class WorkdirBusyError(RuntimeError):
+  """Another live run holds the workdir (see ``workdir_lock``)."""
+
+
+class Interrupted(Exception):
+  """Training stopped on a signal after saving; running the same command again resumes.
+
+  Attributes:
+    signum: The signal (SIGTERM for a multi-process preemption).
+    step: The step saved.
+  """
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(f'Stopped by {signal.Signals(signum).name} after saving step {step}; run '
+                     'the same command again to resume.')
+    self.signum, self.step = signum, step
+
+  @property
+  def exit_status(self) -> int:
+    """The shell's convention for a process ended by a signal: 128 + its number."""
+    return 128 + self.signum
