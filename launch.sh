@@ -30,11 +30,12 @@
 # checksums and the workdir lock. train.batch_size is the global batch; it must divide by the
 # total device count. SIGTERM to any process (e.g. SLURM preemption with --signal=TERM@120)
 # makes every process save the same step and exit with status 143; resubmit to resume. A
-# process that dies makes the others fail rather than wait forever.
+# process that dies makes the others stop with JAX's "another task died" error after
+# JAX_HEARTBEAT_TIMEOUT_SECONDS (default 100) without its heartbeat.
 set -euo pipefail
 
 if [[ $# -lt 2 ]]; then
-  sed -n '2,33p' "$0" >&2
+  sed -n '2,34p' "$0" >&2
   exit 2
 fi
 config="$1"

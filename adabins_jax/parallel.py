@@ -33,6 +33,9 @@ def maybe_initialize_distributed() -> bool:
 
   Anywhere else (a laptop, one GPU box, a one-task SLURM job) this does nothing.
 
+  When a process dies, the others stop with JAX's "another task died" error once it has
+  missed heartbeats for ``JAX_HEARTBEAT_TIMEOUT_SECONDS`` (default JAX's 100 s).
+
   Returns:
     True when ``jax.distributed.initialize`` was called.
 
@@ -49,15 +52,20 @@ def maybe_initialize_distributed() -> bool:
     jax.distributed.initialize(
         coordinator_address=coordinator,
         num_processes=int(os.environ['JAX_NUM_PROCESSES']),
-        process_id=int(os.environ['JAX_PROCESS_ID']))
+        process_id=int(os.environ['JAX_PROCESS_ID']), **_timeouts())
   elif int(os.environ.get('SLURM_NTASKS', '1')) > 1 and 'SLURM_STEP_NODELIST' in os.environ:
-    jax.distributed.initialize(cluster_detection_method='slurm')
+    jax.distributed.initialize(cluster_detection_method='slurm', **_timeouts())
   else:
     return False
   logging.info('Distributed JAX: process %d of %d, %d local / %d global devices.',
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
   return True
+
+
+def _timeouts() -> dict[str, int]:
+  value = os.environ.get('JAX_HEARTBEAT_TIMEOUT_SECONDS')
+  return {} if value is None else {'heartbeat_timeout_seconds': int(value)}
 
 
 def create_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
@@ -129,8 +137,22 @@ def shard_batch(batch: Any, mesh: jax.sharding.Mesh) -> Any:
 
 
 def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
-  """Copies a pytree of arrays (model or optimizer state) to every device of the mesh."""
-  return jax.device_put(tree, replicated_sharding(mesh))
+  """Copies a pytree of arrays (model or optimizer state) to every device of the mesh.
+
+  With several processes each one supplies the copies on its own devices, so every process
+  must hold the same values (as models built from the same seed do).
+  """
+  sharding = replicated_sharding(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def put(x):
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(put, tree)
 
 
 def fetch(tree: Any) -> Any:
