@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import report
@@ -407,8 +408,7 @@ def main(argv):
   if claims:
     print(claims)
   if f.output:
-    with open(f.output, 'w') as out:
-      json.dump(results, out, indent=2)
+    files.write_bytes(f.output, json.dumps(results, indent=2).encode())
     print(f'Wrote {f.output}.')
 
 

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from adabins_jax import checkpointing
+from adabins_jax import files
 from adabins_jax import input_pipeline
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
@@ -125,7 +126,7 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   results['step'] = step
   if jax.process_index() == 0:
     path = workdir / f'eval_{config.data.eval_split}_step_{step}.json'
-    path.write_text(json.dumps(results, indent=2, sort_keys=True))
+    files.write_bytes(path, json.dumps(results, indent=2, sort_keys=True).encode())
     logging.info('Wrote %s.', path)
     report.write_report(workdir, report.config_key(config), results,
                         workdir / f'eval_predictions_{step:08d}.png')

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import contextlib
 import os
 
+from etils import epath
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
@@ -32,6 +34,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-  """Writes ``data`` to ``path`` atomically."""
+  """Writes ``data`` to ``path`` atomically (object stores such as gs:// are by themselves)."""
+  if '://' in os.fspath(path):
+    epath.Path(path).write_bytes(data)
+    return
   with atomic_path(path) as temporary, open(temporary, 'wb') as f:
     f.write(data)

@@ -11,6 +11,7 @@ import os
 
 from etils import epath
 
+from adabins_jax import files
 from adabins_jax import metrics as metrics_lib
 
 # SPEC 4, keyed by config file name: the seed study's rows (the paper's for B5). fps were
@@ -128,5 +129,5 @@ def write_report(workdir: str | os.PathLike, config_name: str | None,
               'Rows: image | ground truth | prediction | abs-rel error (0 to 0.5).', '',
               f'![sample predictions]({relative})', '']
   path = workdir / 'report.md'
-  path.write_text('\n'.join(parts))
+  files.write_bytes(path, '\n'.join(parts).encode())
   return path

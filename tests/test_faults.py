@@ -418,6 +418,53 @@ def test_a_disk_full_save_ends_in_one_line_and_keeps_earlier_steps(tmp_path, mon
   assert checkpointing.verify(checkpointing.checkpoint_dir(tmp_path), 1)
 
 
+@pytest.fixture
+def full_disk(tmp_path):
+  """A 2 MB tmpfs (needs root and mount rights), and a way to fill it up to the last byte."""
+  mount = tmp_path / 'small_disk'
+  mount.mkdir()
+  result = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(mount)],
+                          capture_output=True, text=True, check=False)
+  if result.returncode:
+    pytest.skip(f'cannot mount a small tmpfs here: {result.stderr.strip()}')
+
+  def fill():
+    fd = os.open(mount / 'filler', os.O_WRONLY | os.O_CREAT)
+    for size in (65536, 4096, 1):  # Down to the last byte.
+      try:
+        while os.write(fd, b'\0' * size) == size:
+          pass
+      except OSError as e:
+        assert e.errno == errno.ENOSPC
+    os.close(fd)
+
+  yield mount, fill
+  subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_a_really_full_disk_fails_one_save_in_one_line(full_disk):
+  mount, fill = full_disk
+  model = _saved_steps(mount, (1,))
+  manager = checkpointing.create_manager(mount)
+  fill()
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  with pytest.raises(errors.CheckpointError) as info:
+    checkpointing.save(manager, 2, model, optimizer, force=True)
+    checkpointing.finish(manager)
+  assert 'no space left on device' in str(info.value) and '\n' not in str(info.value)
+  os.remove(mount / 'filler')
+  assert checkpointing.verify(checkpointing.checkpoint_dir(mount), 1)
+
+
+def test_a_really_full_disk_leaves_no_partial_outputs(full_disk):
+  mount, fill = full_disk
+  fill()
+  rgb = np.random.default_rng(0).random((64, 64, 3), np.float32)
+  with pytest.raises(OSError):
+    predict_io.write_outputs(mount, 'x', rgb, np.ones((64, 64)), depth_range=(1e-3, 10.0))
+  assert sorted(os.listdir(mount)) == ['filler']
+
+
 # ------------------------------------------------------------------ cases that held already
 
 class _RunsCode:
