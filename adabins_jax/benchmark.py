@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
-import importlib
-import importlib.util
 import json
 import math
 import os
@@ -40,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax import configs
 from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import optim
@@ -52,25 +51,11 @@ SEED_CONFIGS = tuple(report.SEED_TABLE)
 EVAL_HW = (480, 640)
 TRAIN_HW = (416, 544)
 _MB = 1e6  # The seed's sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_config(name: str):
-  """A config by file name under configs/ ('unet128') or by path ('configs/unet128.py')."""
-  if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)  # Config files import `configs.default`.
-  if name.endswith('.py'):
-    spec = importlib.util.spec_from_file_location(os.path.basename(name)[:-3], name)
-    if spec is None or not os.path.isfile(name):
-      raise FileNotFoundError(f'No config file {name}.')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-  else:
-    try:
-      module = importlib.import_module(f'configs.{name}')
-    except ModuleNotFoundError as e:
-      raise ValueError(f'No config {name!r} in {_REPO}/configs.') from e
-  return module.get_config()
+  """A config by name ('unet128') or by path ('configs/unet128.py'); see ``configs.resolve``."""
+  return configs.load(name)
 
 
 def _fill_value(rng: np.random.Generator, path: tuple, shape: tuple, dtype) -> np.ndarray:

@@ -11,6 +11,7 @@ Accepts every format the release used (see ``torch_weights.normalise_state_dict`
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -19,6 +20,7 @@ from flax import nnx
 from ml_collections import config_flags
 
 from adabins_jax import checkpointing
+from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import torch_weights
@@ -71,4 +73,9 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
+  try:
+    sys.argv = configs.resolve_argv(sys.argv)
+  except FileNotFoundError as e:
+    print(f'--config: {e}', file=sys.stderr)
+    sys.exit(2)
   app.run(main)

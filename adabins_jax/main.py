@@ -21,6 +21,7 @@ import jax
 from ml_collections import config_flags
 
 from adabins_jax import compilation_cache
+from adabins_jax import configs
 from adabins_jax import config_validation
 from adabins_jax import errors
 from adabins_jax import parallel
@@ -32,7 +33,9 @@ _WORKDIR = flags.DEFINE_string(
     'Folder for checkpoints, logs and outputs (predict: optional, with --weights).')
 _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
                           'train (resumes if the workdir has checkpoints), eval or predict.')
-config_flags.DEFINE_config_file('config', None, 'Path to a config file.', lock_config=True)
+config_flags.DEFINE_config_file(
+    'config', None, 'A config file, or the name of a shipped one (unet128, demo, ...: see '
+    'adabins_jax/configs).', lock_config=True)
 _LIBRARY_LOGS = flags.DEFINE_bool(
     'library_logs', False, "Also log Orbax's INFO lines (about 30 per checkpoint saved).")
 _COMPILATION_CACHE = flags.DEFINE_string(
@@ -103,4 +106,9 @@ def main(argv):
 
 if __name__ == '__main__':
   jax.config.config_with_absl()
+  try:
+    sys.argv = configs.resolve_argv(sys.argv)
+  except FileNotFoundError as e:
+    print(f'--config: {e}', file=sys.stderr)
+    sys.exit(2)
   app.run(main)

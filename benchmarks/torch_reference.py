@@ -61,7 +61,7 @@ from adabins_jax import models  # noqa: E402
 from adabins_jax import optim  # noqa: E402
 from adabins_jax import steps  # noqa: E402
 from adabins_jax import torch_weights  # noqa: E402
-from configs import effnet_b5_256  # noqa: E402
+from adabins_jax.configs import effnet_b5_256  # noqa: E402
 from tests import fixture_weights  # noqa: E402
 
 

@@ -153,5 +153,5 @@ def test_table_rows_and_the_seed_claim():
 def test_load_config_by_name_and_path():
   assert benchmark.load_config('unet128_dws').model.conv == 'dws'
   assert benchmark.load_config(str(_REPO / 'configs' / 'smoke.py')).model.n_bins == 16
-  with pytest.raises(ValueError, match='No config'):
+  with pytest.raises(FileNotFoundError, match='No config'):
     benchmark.load_config('unet999')

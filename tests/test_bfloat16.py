@@ -8,7 +8,7 @@ from flax import nnx
 from adabins_jax import optim
 from adabins_jax import steps
 from adabins_jax.models import build_model
-from configs import smoke
+from adabins_jax.configs import smoke
 
 
 def test_bfloat16_train_step_keeps_float32_params_and_finite_loss():

@@ -15,7 +15,7 @@ from adabins_jax import models
 from adabins_jax import optim
 from adabins_jax import steps
 from adabins_jax.datasets import synthetic_rooms
-from configs import demo
+from adabins_jax.configs import demo
 
 # What the docstring of configs/demo.py states.
 DEMO_PARAMS = 775_696

@@ -28,6 +28,7 @@ import pytest
 from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import config_validation
+from adabins_jax import configs
 from adabins_jax import errors
 from adabins_jax import files
 from adabins_jax import import_torch
@@ -38,11 +39,10 @@ from adabins_jax import steps
 from adabins_jax import torch_weights
 from adabins_jax import train
 from adabins_jax import workdir_lock
+from adabins_jax.configs import smoke
 from stand_ins import TinyDepthModel
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(_REPO))
-from configs import smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SIZE = '64x80'
 
@@ -251,11 +251,9 @@ def test_every_invalid_field_is_named_at_once(config):
     assert field in message, message
 
 
-@pytest.mark.parametrize('name', sorted(p.stem for p in (_REPO / 'configs').glob('*.py')
-                                        if p.stem != '__init__'))
+@pytest.mark.parametrize('name', configs.names() + ['default'])
 def test_every_shipped_config_is_valid(name):
-  module = __import__(f'configs.{name}', fromlist=['get_config'])
-  config_validation.validate(module.get_config())
+  config_validation.validate(configs.load(name))
 
 
 def _main(monkeypatch, *args):

@@ -13,7 +13,7 @@ from adabins_jax import checkpointing
 from adabins_jax import import_torch
 from adabins_jax import torch_weights
 from adabins_jax.models import build_model
-from configs import smoke
+from adabins_jax.configs import smoke
 
 
 @nnx.jit

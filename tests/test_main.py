@@ -16,7 +16,6 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _parse(monkeypatch, *args):
-  monkeypatch.syspath_prepend(str(_REPO))  # The configs import `configs.default`.
   # config_flags reads --config.* overrides from sys.argv itself.
   argv = ['main', f'--config={_REPO / "configs" / "smoke.py"}', *args]
   monkeypatch.setattr(sys, 'argv', argv)

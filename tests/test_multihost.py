@@ -32,7 +32,7 @@ _CHILD = textwrap.dedent('''
     import numpy as np
     from flax import nnx
     from adabins_jax import checkpointing, errors, input_pipeline, models, parallel, train
-    from configs import smoke
+    from adabins_jax.configs import smoke
 
     parallel.maybe_initialize_distributed()
     rank, count = jax.process_index(), jax.process_count()

@@ -9,7 +9,7 @@ import torch
 from flax import nnx
 
 from adabins_jax import optim
-from configs import default
+from adabins_jax.configs import default
 
 
 def _optim_config(**overrides):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from adabins_jax import optim
-from configs import default
+from adabins_jax.configs import default
 from tests import benchmark_scripts
 
 release_training = benchmark_scripts.load('release_training')

@@ -10,7 +10,7 @@ from flax import nnx
 from adabins_jax import torch_weights
 from adabins_jax.models import build_abstract_model, build_model
 from adabins_jax.models.efficientnet import EfficientNet
-from configs import effnet_b5_256, smoke
+from adabins_jax.configs import effnet_b5_256, smoke
 import fixture_weights
 
 

@@ -31,7 +31,7 @@ _SCENARIO = textwrap.dedent('''
     from flax import nnx
     from absl import flags
     from adabins_jax import checkpointing, errors, evaluate, input_pipeline, main, models, train
-    from configs import smoke
+    from adabins_jax.configs import smoke
 
     out = sys.argv[1]
     real_dataset = input_pipeline.create_train_dataset

@@ -19,8 +19,8 @@ from absl import flags
 import tensorflow_datasets as tfds
 
 from adabins_jax import input_pipeline
+from adabins_jax.configs import default
 from adabins_jax.datasets import synthetic_rooms
-from configs import default
 
 _DATASET = flags.DEFINE_string('dataset', None, 'Dataset to read (default: rendered rooms).')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: temporary).')

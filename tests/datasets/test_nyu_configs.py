@@ -4,7 +4,7 @@ import numpy as np
 
 from adabins_jax import input_pipeline
 from adabins_jax import train
-from configs import smoke, unet128, unet128_dws_75
+from adabins_jax.configs import smoke, unet128, unet128_dws_75
 
 
 def _tiny_model(config, patch_size):

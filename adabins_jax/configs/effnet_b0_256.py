@@ -6,7 +6,7 @@ Seed result on NYU Depth V2: d1 0.836, d2 0.974, d3 0.995::
   python -m adabins_jax.main --config=configs/effnet_b0_256.py --workdir=runs/effnet_b0_256
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

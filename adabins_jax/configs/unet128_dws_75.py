@@ -10,7 +10,7 @@ pipeline should lose far less against unet128_dws::
   python -m adabins_jax.main --config=configs/unet128_dws_75.py --workdir=runs/unet128_dws_75
 """
 
-from configs import unet128_dws
+from adabins_jax.configs import unet128_dws
 
 
 def get_config():

@@ -6,7 +6,7 @@ head with 16 queries over 4x4 patches, 16 bins, on 64x80 crops::
   python -m adabins_jax.main --config=configs/smoke.py --workdir=/tmp/smoke
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

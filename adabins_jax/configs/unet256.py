@@ -6,7 +6,7 @@ Seed result on NYU Depth V2: d1 0.721, d2 0.932, d3 0.984::
   python -m adabins_jax.main --config=configs/unet256.py --workdir=runs/unet256
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

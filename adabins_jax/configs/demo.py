@@ -14,7 +14,7 @@ d3 0.995, abs_rel 0.135, rmse 0.504 m on the 200 held-out rooms. See docs/demo.m
 variants tried and what a longer run reaches.
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

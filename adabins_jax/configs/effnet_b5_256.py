@@ -9,7 +9,7 @@ d3 0.997, abs_rel 0.103, rmse 0.364, log10 0.044. Loads the released AdaBins_nyu
   python -m adabins_jax.main --config=configs/effnet_b5_256.py --workdir=runs/effnet_b5_256
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

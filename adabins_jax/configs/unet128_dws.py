@@ -7,7 +7,7 @@ Seed result on NYU Depth V2: d1 0.689, d2 0.919, d3 0.981::
   python -m adabins_jax.main --config=configs/unet128_dws.py --workdir=runs/unet128_dws
 """
 
-from configs import unet128
+from adabins_jax.configs import unet128
 
 
 def get_config():

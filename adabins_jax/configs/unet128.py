@@ -6,7 +6,7 @@ Seed result on NYU Depth V2: d1 0.728, d2 0.936, d3 0.983::
   python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128
 """
 
-from configs import default
+from adabins_jax.configs import default
 
 
 def get_config():

@@ -1,0 +1,71 @@
+"""The shipped configs, usable by name from any folder: ``--config=unet128``.
+
+Each module here defines ``get_config()``; ``default`` holds the recipe the others override.
+The repository's top-level ``configs/`` is this folder, for reading and copying; a copied file
+given by path (``--config=my_configs/b5_small.py``) works the same as a name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pathlib
+
+import ml_collections
+
+_FOLDER = pathlib.Path(__file__).resolve().parent
+# Modules here that are not configs to train.
+_NOT_CONFIGS = ('__init__', 'default')
+
+
+def names() -> list[str]:
+  """The shipped configs' names, e.g. ['demo', 'effnet_b0_256', ...]."""
+  return sorted(p.stem for p in _FOLDER.glob('*.py') if p.stem not in _NOT_CONFIGS)
+
+
+def resolve(spec: str) -> str:
+  """The file of a config given by path or by name ('unet128' or 'unet128.py').
+
+  A path that exists wins over a shipped config of the same name. An optional ':<arg>'
+  suffix (ml_collections' config argument) is kept.
+
+  Raises:
+    FileNotFoundError: naming the shipped configs, if ``spec`` is neither.
+  """
+  path, colon, argument = spec.partition(':')
+  if os.path.isfile(os.path.expanduser(path)):
+    return spec
+  name = path[:-3] if path.endswith('.py') else path
+  if os.sep not in name and name in names() + ['default']:
+    return str(_FOLDER / f'{name}.py') + colon + argument
+  raise FileNotFoundError(f'No config file {path!r} and no shipped config of that name; '
+                          f'shipped: {", ".join(names())}.')
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """``get_config()`` of a config given by path or by name."""
+  path = resolve(spec).partition(':')[0]
+  name = os.path.splitext(os.path.basename(path))[0]
+  if pathlib.Path(path).resolve().parent == _FOLDER:
+    module = importlib.import_module(f'{__name__}.{name}')
+  else:
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def resolve_argv(argv: list[str]) -> list[str]:
+  """``argv`` with a ``--config`` given by name (``--config=unet128``) turned into its file.
+
+  ml_collections' config flag reads a file, and its ``--config.*`` overrides from
+  ``sys.argv``, so commands resolve the name there before parsing flags.
+  """
+  out = list(argv)
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      out[i] = '--config=' + resolve(arg[len('--config='):])
+    elif arg == '--config' and i + 1 < len(argv):
+      out[i + 1] = resolve(argv[i + 1])
+  return out
