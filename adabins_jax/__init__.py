@@ -1,1 +1,12 @@
-"""AdaBins in JAX."""
+"""AdaBins monocular depth estimation in JAX.
+
+``from adabins_jax import Predictor`` gives the in-memory API (see ``predict.Predictor``).
+"""
+
+
+def __getattr__(name):
+  # Lazy: importing the package (e.g. for its configs) does not load the model code.
+  if name in ('Predictor', 'Prediction'):
+    from adabins_jax import predict  # pylint: disable=g-import-not-at-top
+    return getattr(predict, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

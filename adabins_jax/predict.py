@@ -35,6 +35,7 @@ import numpy as np
 import tqdm
 
 from adabins_jax import checkpointing
+from adabins_jax import configs
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import predict_flags
@@ -82,19 +83,28 @@ class PredictOptions:
     if self.batch_size < 1 or self.ply_stride < 1:
       raise ValueError(f'predict: batch_size={self.batch_size} and ply_stride='
                        f'{self.ply_stride} must be at least 1.')
-    if isinstance(self.size, str):
-      size = self.size
-      try:
-        self.size = tuple(int(s) for s in size.lower().split('x'))
-      except ValueError:
-        self.size = ()
-      if len(self.size) != 2:
-        raise ValueError(f'predict: size {size!r} must look like 480x640 (height x width).')
-    if self.size is not None and min(self.size) < 1:
-      raise ValueError(f'predict: size {self.size} must be positive.')
+    self.size = parse_size(self.size)
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
     predict_io.intrinsics_for((480, 640), self.intrinsics)  # Fails early on a bad combination.
+
+
+def parse_size(size: str | Sequence[int] | None) -> tuple[int, int] | None:
+  """A network input size given as 'HxW' or (h, w), checked; None stays None."""
+  if size is None:
+    return None
+  text = size
+  if isinstance(size, str):
+    try:
+      size = tuple(int(s) for s in size.lower().split('x'))
+    except ValueError:
+      size = ()
+  size = tuple(size)
+  if len(size) != 2:
+    raise ValueError(f'predict: size {text!r} must look like 480x640 (height x width).')
+  if min(size) < 1:
+    raise ValueError(f'predict: size {size} must be positive.')
+  return size
 
 
 @dataclasses.dataclass
@@ -180,14 +190,15 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
 
 
 def _forward(graphdef, state, images, flip_average: bool):
-  """Raw depth of the images and, if asked, of their mirrors mirrored back: one network call."""
+  """Bin edges and raw depth of the images and, if asked, the depth of their mirrors mirrored
+  back: one network call."""
   model = nnx.merge(graphdef, state)
   model.eval()
   n = images.shape[0]
   if flip_average:
     images = jnp.concatenate([images, images[:, :, ::-1]], axis=0)
-  _, depth = model(images)
-  return depth[:n], (depth[n:, :, ::-1] if flip_average else None)
+  edges, depth = model(images)
+  return edges[:n], depth[:n], (depth[n:, :, ::-1] if flip_average else None)
 
 
 # The evaluation protocol's clip, average, resize and clip; compiled per output size.
@@ -206,58 +217,173 @@ class _Image:
   network_input: np.ndarray  # (h, w, 3) ImageNet-normalised
 
 
+class _Network:
+  """Depth maps for batches of same-size network inputs, post-processed as evaluation does."""
+
+  def __init__(self, model: nnx.Module, config, flip_average: bool):
+    graphdef, self._state = nnx.split(model)
+    self.config = config
+    self.depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
+    self._forward = jax.jit(
+        lambda state, images: _forward(graphdef, state, images, flip_average))
+    self._shapes_seen = set()
+
+  def input_for(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """The normalised network input of an (H, W, 3) [0, 1] image (see ``network_size``)."""
+    hw = size or network_size(rgb.shape[:2], self.config.model, self.config.data.input_scale)
+    return _normalise(predict_io.resize_image(rgb, hw)).astype(np.float32)
+
+  def run(self, inputs: Sequence[np.ndarray], image_hws: Sequence[tuple[int, int]],
+          pad_to: int = 0) -> list[tuple[np.ndarray | Exception, np.ndarray]]:
+    """(depth at the image's size, or the error; bin centres) for each same-size input.
+
+    ``pad_to``: the batch is padded with zeros to this many images, so that a short last batch
+    reuses the program compiled for full ones.
+    """
+    batch = np.stack(inputs).astype(np.float32)
+    if pad_to > len(batch):
+      batch = np.concatenate([batch, np.zeros((pad_to - len(batch), *batch.shape[1:]),
+                                              np.float32)])
+    if batch.shape not in self._shapes_seen:
+      self._shapes_seen.add(batch.shape)
+      logging.info('Compiling the network for input shape %s.', batch.shape)
+    edges, pred, flipped = self._forward(self._state, jnp.asarray(batch))
+    finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
+    if flipped is not None:
+      finite &= jnp.all(jnp.isfinite(flipped), axis=(1, 2, 3))
+    finite, edges = np.asarray(finite), np.asarray(edges)
+    results = []
+    for i, hw in enumerate(image_hws):
+      centres = 0.5 * (edges[i, 1:] + edges[i, :-1])
+      if not finite[i]:
+        # Post-processing would clip NaN to the minimum depth: a plausible-looking lie.
+        results.append((FloatingPointError(
+            'the network predicted non-finite depth (NaN or inf); the weights or the image '
+            'are broken. Nothing written.'), centres))
+        continue
+      depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
+                           tuple(hw), *self.depth_range)
+      results.append((np.asarray(depth)[0, ..., 0], centres))
+    return results
+
+
 class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    graphdef, self._state = nnx.split(model)
-    self._config, self._options = config, options
-    # The graphdef is closed over rather than a static argument: jit would hash it, and
-    # module attributes such as lists make some graphdefs unhashable.
-    self._forward = jax.jit(
-        lambda state, images: _forward(graphdef, state, images, options.flip_average))
-    self._depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
+    self._network = _Network(model, config, options.flip_average)
+    self._options = options
     self._write_kw = dict(
-        depth_range=self._depth_range, per_image_range=options.per_image_range, cmap=options.cmap,
-        strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
+        depth_range=self._network.depth_range, per_image_range=options.per_image_range,
+        cmap=options.cmap, strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
         intrinsics=options.intrinsics)
-    self._shapes_seen = set()
 
   def prepare(self, path: pathlib.Path, name: str) -> _Image:
     """Reads and resizes one image (runs in a reader thread)."""
     rgb = predict_io.read_image(path)
-    hw = self._options.size or network_size(rgb.shape[:2], self._config.model,
-                                            self._config.data.input_scale)
-    return _Image(path, name, rgb, _normalise(predict_io.resize_image(rgb, hw)))
+    return _Image(path, name, rgb, self._network.input_for(rgb, self._options.size))
 
   def run(self, batch: list[_Image]) -> Iterator[tuple[_Image, list[str] | Exception]]:
     """Predicts a batch of same-size images; yields each with its files or its error."""
-    inputs = np.stack([item.network_input for item in batch]).astype(np.float32)
-    # Padded to the full batch size, so a short last batch reuses the compiled program.
-    pad = self._options.batch_size - len(batch)
-    inputs = np.concatenate([inputs, np.zeros((pad, *inputs.shape[1:]), np.float32)])
-    if inputs.shape not in self._shapes_seen:
-      self._shapes_seen.add(inputs.shape)
-      logging.info('Compiling the network for input shape %s.', inputs.shape)
-    pred, flipped = self._forward(self._state, jnp.asarray(inputs))
-    finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
-    if flipped is not None:
-      finite &= jnp.all(jnp.isfinite(flipped), axis=(1, 2, 3))
-    finite = np.asarray(finite)
-    for i, item in enumerate(batch):
-      if not finite[i]:
-        # Post-processing would clip NaN to the minimum depth: a plausible-looking lie.
-        yield item, FloatingPointError('the network predicted non-finite depth (NaN or inf); '
-                                       'the weights or the image are broken. Nothing written.')
+    results = self._network.run([item.network_input for item in batch],
+                                [item.rgb.shape[:2] for item in batch], self._options.batch_size)
+    for item, (depth, _) in zip(batch, results):
+      if isinstance(depth, Exception):
+        yield item, depth
         continue
       try:
-        depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
-                             item.rgb.shape[:2], *self._depth_range)
-        depth = np.asarray(depth)[0, ..., 0]
         yield item, predict_io.write_outputs(self._options.output, item.name, item.rgb, depth,
                                              **self._write_kw)
       except Exception as e:  # pylint: disable=broad-except
         yield item, e
+
+
+@dataclasses.dataclass
+class Prediction:
+  """One image's result.
+
+  Attributes:
+    depth: (H, W) float32 metres at the image's own size.
+    bin_centers: (n_bins,) float32 metres, the adaptive bins of this image.
+    colorized: (H, W, 3) uint8, ``depth`` coloured over the model's [min, max] depth.
+  """
+  depth: np.ndarray
+  bin_centers: np.ndarray
+  colorized: np.ndarray
+
+
+class Predictor:
+  """An image in, a depth map out, in memory; ``--mode=predict`` without the files.
+
+  >>> predictor = Predictor('effnet_b5_256', weights='AdaBins_nyu.pt')   # or workdir='runs/x'
+  >>> depth = predictor(image)              # (H, W) float32 metres
+  >>> depths = predictor([image1, image2])  # a list, batched by network input size
+  >>> result = predictor.predict(image)     # .depth, .bin_centers, .colorized
+
+  Images are paths, PIL images or arrays (see ``predict_io.as_rgb``). The numbers are those
+  of ``--mode=predict`` with the same options: the same network input size, flip averaging
+  and post-processing.
+  """
+
+  def __init__(self, config, *, weights: str | None = None, workdir: str | None = None,
+               checkpoint: str | None = None, flip_average: bool = True,
+               size: str | tuple[int, int] | None = None, batch_size: int = 4,
+               cmap: str = 'turbo'):
+    """Loads the model.
+
+    Args:
+      config: A shipped config's name ('demo'), a config file, or a ConfigDict.
+      weights: A released PyTorch ``.pt``.
+      workdir: A training run's folder (used when ``weights`` is None).
+      checkpoint: Which of the workdir's checkpoints: 'best', 'latest' or a step; default
+        the config's ``eval.checkpoint``.
+      flip_average: Average with the mirrored image's prediction, as evaluation does.
+      size: Network input 'HxW' for every image; None: chosen per image (``network_size``).
+      batch_size: Images per network call.
+      cmap: Colour map of ``Prediction.colorized``.
+    """
+    if isinstance(config, (str, os.PathLike)):
+      config = configs.load(os.fspath(config))
+    if checkpoint is not None:
+      config = config.copy_and_resolve_references()
+      config.eval.checkpoint = str(checkpoint)
+    if batch_size < 1:
+      raise ValueError(f'Predictor: batch_size={batch_size} must be at least 1.')
+    self._size, self._batch_size, self._cmap = parse_size(size), batch_size, cmap
+    visualize.colorize_depth(np.ones((1, 1)), 0.0, 2.0, cmap)  # An unknown cmap fails here.
+    self.config = config
+    model, self.source = load_model(config, workdir, weights)
+    self._network = _Network(model, config, flip_average)
+
+  def predict_batch(self, images: Sequence[Any]) -> list[Prediction]:
+    """A Prediction per image, in order; images of one input size share network calls."""
+    rgbs = [predict_io.as_rgb(image) for image in images]
+    inputs = [self._network.input_for(rgb, self._size) for rgb in rgbs]
+    results: list[Prediction | None] = [None] * len(rgbs)
+    groups = collections.defaultdict(list)
+    for i, x in enumerate(inputs):
+      groups[x.shape].append(i)
+    for indices in groups.values():
+      for start in range(0, len(indices), self._batch_size):
+        chunk = indices[start:start + self._batch_size]
+        outputs = self._network.run([inputs[i] for i in chunk],
+                                    [rgbs[i].shape[:2] for i in chunk], self._batch_size)
+        for i, (depth, centres) in zip(chunk, outputs):
+          if isinstance(depth, Exception):
+            raise ValueError(f'image {i}: {depth}')
+          colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
+          results[i] = Prediction(depth, centres, colour)
+    return results
+
+  def predict(self, image) -> Prediction:
+    """The Prediction of one image."""
+    return self.predict_batch([image])[0]
+
+  def __call__(self, images):
+    """Depth in metres: one (H, W) array for one image, a list for a list of images."""
+    if isinstance(images, (list, tuple)):
+      return [p.depth for p in self.predict_batch(images)]
+    return self.predict(images).depth
 
 
 def _read_ahead(pool: concurrent.futures.Executor, predictor: _Predictor,

@@ -22,10 +22,9 @@ from adabins_jax import predict
 from adabins_jax import predict_io
 from adabins_jax import torch_weights
 from adabins_jax import visualize
+from adabins_jax.configs import smoke
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(_REPO))
-from configs import smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _SIZE = (64, 80)  # One network input size for every test image: one compile.
 
