@@ -26,7 +26,7 @@ from adabins_jax import config_validation
 from adabins_jax import errors
 from adabins_jax import parallel
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
-from adabins_jax import predict_flags  # pylint: disable=unused-import
+from adabins_jax import predict_flags
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None,
@@ -43,6 +43,8 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     "JAX's persistent compilation cache, so that a rerun does not compile again (one "
     "subfolder per kind of machine); '' turns it off.")
 flags.mark_flags_as_required(['config'])
+# --help lists them with main's own flags, not only under --helpfull.
+flags.adopt_module_key_flags(predict_flags)
 
 _ORBAX_DIR = f'{os.sep}orbax{os.sep}'
 
@@ -71,6 +73,24 @@ def _dispatch(mode: str):
   return predict.predict
 
 
+def _mode_arguments(mode: str) -> dict:
+  """The mode's arguments from the flags; a usage error for flags of another mode."""
+  if mode == 'predict':
+    # pylint: disable-next=g-import-not-at-top
+    from adabins_jax import predict
+    try:
+      return {'options': predict.PredictOptions(**predict_flags.values())}
+    except ValueError as e:
+      raise app.UsageError(str(e), exitcode=2) from None
+  # --weights: evaluation can score a released .pt too; the rest is prediction's.
+  misplaced = [f for f in predict_flags.given() if f != '--weights' or mode == 'train']
+  if misplaced:
+    raise app.UsageError(f'{", ".join(misplaced)}: only for --mode=predict.', exitcode=2)
+  if mode == 'eval' and predict_flags.WEIGHTS.value:
+    return {'weights': predict_flags.WEIGHTS.value}
+  return {}
+
+
 # Errors whose message says all a user needs: printed as one line, exit status 1.
 _EXPLAINED = (errors.CheckpointError, errors.WorkdirBusyError)
 
@@ -80,10 +100,11 @@ def main(argv):
   or config; 128 + N stopped by signal N (143 SIGTERM, 130 SIGINT) after saving a checkpoint,
   so that a scheduler can requeue the run."""
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
   # Prediction can read released PyTorch weights (--weights) instead of a workdir.
   if _WORKDIR.value is None and _MODE.value != 'predict':
-    raise app.UsageError(f'--mode={_MODE.value} needs --workdir.')
+    raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
+  mode_kwargs = _mode_arguments(_MODE.value)
   problems = config_validation.problems(flags.FLAGS.config)
   if problems:
     print('Invalid config:\n  ' + '\n  '.join(problems), file=sys.stderr)
@@ -95,7 +116,7 @@ def main(argv):
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),
                jax.devices())
   try:
-    _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value)
+    _dispatch(_MODE.value)(flags.FLAGS.config, _WORKDIR.value, **mode_kwargs)
   except errors.Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(e.exit_status)

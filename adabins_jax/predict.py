@@ -38,7 +38,6 @@ from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
-from adabins_jax import predict_flags
 from adabins_jax import predict_io
 from adabins_jax import torch_weights
 from adabins_jax import visualize
@@ -477,14 +476,13 @@ def predict_images(model: nnx.Module, config, options: PredictOptions,
   return PredictSummary(written, failed, time.perf_counter() - start)
 
 
-def predict(config, workdir: str | None, options: PredictOptions | None = None
-            ) -> PredictSummary:
+def predict(config, workdir: str | None, options: PredictOptions) -> PredictSummary:
   """The ``--mode=predict`` entry point: loads weights, predicts, prints a summary.
 
   Args:
     config: The model's config.
     workdir: A training run's folder (ignored when ``options.weights`` is given).
-    options: What to do; None: from the command-line flags (``predict_flags``).
+    options: What to read and write (main builds them from ``predict_flags``).
 
   Returns:
     The summary, if every image succeeded.
@@ -492,8 +490,6 @@ def predict(config, workdir: str | None, options: PredictOptions | None = None
   Raises:
     SystemExit: with the summary as message (exit status 1) if any input failed.
   """
-  if options is None:
-    options = PredictOptions(**predict_flags.values())
   # Inputs and output first: a typo must not cost a model load, nor leave an empty folder.
   inputs = find_inputs(options)
   if not inputs.paths:

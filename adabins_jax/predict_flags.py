@@ -14,8 +14,9 @@ INPUT_LIST = flags.DEFINE_string(
     '(for names with commas or glob characters).')
 OUTPUT = flags.DEFINE_string('output', None, 'predict: folder the depth maps are written to.')
 WEIGHTS = flags.DEFINE_string(
-    'weights', None, 'predict: a released PyTorch AdaBins .pt to use instead of the --workdir '
-    "checkpoint (config.eval.checkpoint picks which one: 'best', 'latest' or a step).")
+    'weights', None, 'predict and eval: a released PyTorch AdaBins .pt to use instead of the '
+    "--workdir checkpoint (config.eval.checkpoint picks which one: 'best', 'latest' or a "
+    'step). eval still writes its results into --workdir.')
 BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'predict: images per network call.')
 FLIP_AVERAGE = flags.DEFINE_boolean(
     'flip_average', True, 'predict: average with the mirrored image (as evaluation does).')
@@ -38,6 +39,15 @@ FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (d
 CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (default: the '
                         'image centre when --fx is given, else NYU scaled).')
 CY = flags.DEFINE_float('cy', None, 'predict: principal point row in pixels (see --cx).')
+
+
+NAMES = ('input', 'input_list', 'output', 'weights', 'batch_size', 'flip_average', 'size',
+         'per_image_range', 'cmap', 'strip', 'ply', 'ply_stride', 'fx', 'fy', 'cx', 'cy')
+
+
+def given() -> list[str]:
+  """The predict flags that appear on the command line."""
+  return [f'--{name}' for name in NAMES if flags.FLAGS[name].present]
 
 
 def values() -> dict:

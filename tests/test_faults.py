@@ -34,6 +34,7 @@ from adabins_jax import files
 from adabins_jax import import_torch
 from adabins_jax import main
 from adabins_jax import predict
+from adabins_jax import predict_flags
 from adabins_jax import predict_io
 from adabins_jax import steps
 from adabins_jax import torch_weights
@@ -118,7 +119,7 @@ def test_repeated_input_flag_and_input_list_reach_the_options(tmp_path):
   with flagsaver.flagsaver():
     flags.FLAGS(['main', f'--config={_REPO / "configs" / "smoke.py"}', '--input=a.png',
                  '--input=b,c.png', f'--input_list={listing}', '--output=o'])
-    values = predict.predict_flags.values()
+    values = predict_flags.values()
   assert values['inputs'] == ['a.png', 'b,c.png'] and values['input_list'] == str(listing)
 
 

@@ -27,8 +27,9 @@ def calls(monkeypatch):
   calls = []
   monkeypatch.setattr(parallel, 'maybe_initialize_distributed',
                       lambda: calls.append(('distributed',)))
-  monkeypatch.setattr(main, '_dispatch',
-                      lambda mode: lambda config, workdir: calls.append((mode, config, workdir)))
+  monkeypatch.setattr(
+      main, '_dispatch',
+      lambda mode: lambda config, workdir, **kw: calls.append((mode, config, workdir, *kw.values())))
   return calls
 
 
@@ -63,8 +64,36 @@ def test_stray_arguments_are_refused(monkeypatch, calls, tmp_path):
 def test_workdir_is_needed_except_for_predict(monkeypatch, calls):
   with pytest.raises(app.UsageError, match='--mode=eval needs --workdir'):
     main.main(_parse(monkeypatch, '--mode=eval'))
-  main.main(_parse(monkeypatch, '--mode=predict', '--weights=AdaBins_nyu.pt'))
-  assert calls[-1] == ('predict', calls[-1][1], None)
+  main.main(_parse(monkeypatch, '--mode=predict', '--weights=AdaBins_nyu.pt', '--input=a.png',
+                   '--output=out'))
+  mode, _, workdir, options = calls[-1]
+  assert (mode, workdir, options.weights, options.inputs) == ('predict', None,
+                                                              'AdaBins_nyu.pt', ['a.png'])
+
+
+@pytest.mark.parametrize('given, missing', [('--output=out', '--input'),
+                                            ('--input=a.png', '--output')])
+@flagsaver.flagsaver
+def test_predict_without_input_or_output_is_a_usage_error(monkeypatch, calls, given, missing):
+  with pytest.raises(app.UsageError, match=missing) as info:
+    main.main(_parse(monkeypatch, '--mode=predict', '--weights=w.pt', given))
+  assert info.value.exitcode == 2
+  assert [c for c in calls if c[0] == 'predict'] == []
+
+
+@flagsaver.flagsaver
+def test_predict_flags_in_another_mode_are_refused(monkeypatch, calls, tmp_path):
+  with pytest.raises(app.UsageError, match='--input, --strip: only for --mode=predict'):
+    main.main(_parse(monkeypatch, f'--workdir={tmp_path}', '--mode=eval', '--input=a.png',
+                     '--strip'))
+
+
+def test_help_lists_the_flags_of_every_mode():
+  import subprocess  # pylint: disable=g-import-not-at-top
+  result = subprocess.run([sys.executable, '-m', 'adabins_jax.main', '--help'],
+                          capture_output=True, text=True, timeout=120)
+  for flag in ('--mode', '--workdir', '--config', '--input', '--output', '--weights', '--ply'):
+    assert flag in result.stdout, flag
 
 
 def test_unknown_mode_is_refused(monkeypatch, tmp_path):
