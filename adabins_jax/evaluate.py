@@ -27,6 +27,7 @@ from adabins_jax import models
 from adabins_jax import parallel
 from adabins_jax import report
 from adabins_jax import steps
+from adabins_jax import torch_weights
 from adabins_jax import visualize
 
 
@@ -91,16 +92,17 @@ def format_table(results: Mapping[str, float]) -> str:
   return f'{header}\n{values}\n({int(results["num_images"])} images)'
 
 
-def evaluate(config, workdir: str) -> dict[str, float]:
+def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, float]:
   """Restores a trained model from ``workdir`` and scores it on ``config.data.eval_split``.
 
-  Which checkpoint: ``config.eval.checkpoint`` ('best' by eval/abs_rel, 'latest' or a step).
-  Prints the metrics table and writes ``eval_<split>_step_<step>.json`` and eval/... scalars
-  to the workdir.
+  Which checkpoint: ``config.eval.checkpoint`` ('best' by eval/abs_rel, 'latest' or a step),
+  or a released PyTorch ``.pt`` given as ``weights`` (reported as step 0). Prints the metrics
+  table and writes ``eval_<split>_step_<step>.json`` and eval/... scalars to the workdir.
 
   Args:
     config: The training run's config.
-    workdir: The training run's folder.
+    workdir: The training run's folder; with ``weights``, where the results go.
+    weights: A released PyTorch ``.pt`` to score instead of the workdir's checkpoints.
 
   Returns:
     The metric means, plus 'num_images' and 'step'.
@@ -110,14 +112,20 @@ def evaluate(config, workdir: str) -> dict[str, float]:
   parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
   # Shape-only until restored: random initialisation would only be overwritten.
   model = models.build_abstract_model(config.model, seed=config.seed)
-  step = checkpointing.restore_model(workdir, model, config.eval.checkpoint,
-                                     sharding=parallel.replicated_sharding(mesh))
+  if weights:
+    torch_weights.load_torch_checkpoint(model, weights)
+    nnx.update(model, parallel.replicate(nnx.state(model), mesh))
+    step = 0
+  else:
+    step = checkpointing.restore_model(workdir, model, config.eval.checkpoint,
+                                       sharding=parallel.replicated_sharding(mesh))
   dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
   with jax.set_mesh(mesh):
     results, samples = evaluate_model(
         steps.make_eval_step(config, nnx.graphdef(model)), model, dataset, mesh,
         num_images_to_show=config.eval.num_images_to_show)
-  print(f'Evaluation of step {step} on {config.data.dataset}/{config.data.eval_split}:\n'
+  source = weights or f'step {step}'
+  print(f'Evaluation of {source} on {config.data.dataset}/{config.data.eval_split}:\n'
         f'{format_table(results)}')
   writer = metric_writers.create_default_writer(
       workdir / 'eval', just_logging=jax.process_index() > 0)

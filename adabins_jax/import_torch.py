@@ -1,7 +1,7 @@
 """Converts a released PyTorch AdaBins checkpoint into this project's Orbax checkpoint.
 
-  python -m adabins_jax.import_torch --config=configs/effnet_b5_256.py \\
-      --checkpoint=AdaBins_nyu.pt --workdir=runs/effnet_b5_256
+  python -m adabins_jax.import_torch --config=effnet_b5_256 --weights=AdaBins_nyu.pt \\
+      --workdir=runs/effnet_b5_256
 
 The workdir then holds step 0: the released weights plus a fresh optimizer state, which
 ``--mode=eval`` and ``--mode=predict`` read, and from which ``--mode=train`` fine-tunes.
@@ -28,11 +28,12 @@ from adabins_jax import torch_weights
 
 def _define_flags():
   # Defined only when run as a program: adabins_jax.main owns the same names in-process.
-  flags.DEFINE_string('checkpoint', None, 'The released .pt file.')
+  flags.DEFINE_string('weights', None, 'The released .pt file (as --weights of main).')
+  flags.DEFINE_alias('checkpoint', 'weights')  # Its earlier name.
   flags.DEFINE_string('workdir', None, 'Folder to write the Orbax checkpoint to.')
   config_flags.DEFINE_config_file('config', None, 'Config whose model the weights are for.',
                                   lock_config=True)
-  flags.mark_flags_as_required(['config', 'checkpoint', 'workdir'])
+  flags.mark_flags_as_required(['config', 'weights', 'workdir'])
 
 
 def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.PathLike) -> int:
@@ -66,9 +67,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   args = flags.FLAGS
-  n = import_checkpoint(args.config, args.checkpoint, args.workdir)
-  logging.info('Imported %d parameters from %s into %s.', n, args.checkpoint, args.workdir)
-  print(f'Imported {n:,} parameters from {args.checkpoint} into {args.workdir} (step 0).')
+  n = import_checkpoint(args.config, args.weights, args.workdir)
+  logging.info('Imported %d parameters from %s into %s.', n, args.weights, args.workdir)
+  print(f'Imported {n:,} parameters from {args.weights} into {args.workdir} (step 0).')
 
 
 if __name__ == '__main__':

@@ -52,7 +52,25 @@ def test_import_command_reports_a_bad_key(tmp_path):
              tmp_path / 'partial.pt')
   result = subprocess.run(
       [sys.executable, '-m', 'adabins_jax.import_torch', '--config=configs/smoke.py',
-       f'--checkpoint={tmp_path / "partial.pt"}', f'--workdir={tmp_path / "run"}'],
+       f'--weights={tmp_path / "partial.pt"}', f'--workdir={tmp_path / "run"}'],
       capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode != 0
   assert 'missing key conv_out.0.bias' in result.stderr
+
+
+def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path):
+  from adabins_jax import evaluate  # pylint: disable=g-import-not-at-top
+  config = smoke.get_config()
+  config.data.dataset = 'synthetic_rooms/tiny'
+  config.data.tfds_data_dir = str(tmp_path / 'tfds')
+  config.data.crop_white_border = False
+  config.eval.crop = 'none'
+  config.eval.batch_size = 4
+  config.train.num_devices = 1
+  source = build_model(config.model, rngs=nnx.Rngs(7))
+  _released_pt(source, tmp_path / 'released.pt')
+  direct = evaluate.evaluate(config, str(tmp_path / 'scored'), weights=tmp_path / 'released.pt')
+  import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
+  imported = evaluate.evaluate(config, str(tmp_path / 'run'))
+  assert direct == imported and direct['num_images'] == 8
+  assert (tmp_path / 'scored' / 'eval_test_step_0.json').exists()
