@@ -9,8 +9,28 @@ import os
 import tempfile
 
 import jax
+import pytest
 
 jax.config.update('jax_num_cpu_devices', 2)
+
 # main's persistent compilation cache defaults under $XDG_CACHE_HOME: keep the tests' out of the
 # user's own cache.
 os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp(prefix='adabins-test-cache-')
+
+# After the device count and the cache folder are set.
+from adabins_jax import benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adabins_jax.configs import smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+# The smoke config and its model with random weights (eval mode), for the prediction and
+# fault tests.
+@pytest.fixture(scope='module')
+def config():
+  return smoke.get_config()
+
+
+@pytest.fixture(scope='module')
+def model(config):  # pylint: disable=redefined-outer-name
+  model = benchmark.random_model(config.model, seed=1)
+  model.eval()
+  return model

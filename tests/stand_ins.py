@@ -43,3 +43,25 @@ def synthetic_batch(batch_size=4, height=16, width=16, seed=0):
   depth = rs.uniform(0.5, 8.0, size=(batch_size, height, width, 1)).astype(np.float32)
   depth[:, :2] = 0.0
   return {'image': image, 'depth': depth}
+
+
+def tiny_rooms_config(out: str, num_steps: int, **train_fields):
+  """The smoke model on the 16 + 8 frame synthetic_rooms/tiny split (built under ``out``),
+  with 48x64 crops, global batch 4 and no evaluation during training; ``train_fields``
+  override ``config.train``. Used by the child processes of test_train and test_multihost.
+  """
+  # pylint: disable-next=g-import-not-at-top
+  from adabins_jax.configs import smoke
+  config = smoke.get_config()
+  config.data.dataset = 'synthetic_rooms/tiny'
+  config.data.tfds_data_dir = f'{out}/tfds'
+  config.data.crop_white_border = False
+  config.data.crop_size = (48, 64)
+  config.eval.crop = 'none'
+  config.eval.batch_size = 4
+  config.train.batch_size = 4
+  config.train.num_steps = num_steps
+  config.train.checkpoint_every_steps = 2
+  config.train.eval_every_steps = 0
+  config.train.update(train_fields)
+  return config

@@ -48,18 +48,6 @@ _REPO = pathlib.Path(__file__).resolve().parents[1]
 _SIZE = '64x80'
 
 
-@pytest.fixture(scope='module')
-def config():
-  return smoke.get_config()
-
-
-@pytest.fixture(scope='module')
-def model(config):
-  model = benchmark.random_model(config.model, seed=1)
-  model.eval()
-  return model
-
-
 def _image(path, seed=0, size=(40, 50)):
   rgb = np.random.default_rng(seed).integers(0, 255, (*size, 3), np.uint8)
   path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,6 @@ Evaluation uses the real pipeline on the tiny synthetic_rooms split.
 import json
 import os
 import pathlib
-import signal
 import socket
 import subprocess
 import sys
@@ -32,22 +31,11 @@ _CHILD = textwrap.dedent('''
     import numpy as np
     from flax import nnx
     from adabins_jax import checkpointing, errors, input_pipeline, models, parallel, train
-    from adabins_jax.configs import smoke
+    from stand_ins import tiny_rooms_config
 
     parallel.maybe_initialize_distributed()
     rank, count = jax.process_index(), jax.process_count()
-    config = smoke.get_config()
-    config.data.dataset = 'synthetic_rooms/tiny'
-    config.data.tfds_data_dir = os.path.join(out, 'tfds')
-    config.data.crop_white_border = False
-    config.data.crop_size = (48, 64)
-    config.eval.crop = 'none'
-    config.eval.batch_size = 4
-    config.train.batch_size = 4
-    config.train.num_steps = %(steps)d
-    config.train.log_every_steps = 1
-    config.train.checkpoint_every_steps = 2
-    config.train.eval_every_steps = 0
+    config = tiny_rooms_config(out, %(steps)d, log_every_steps=1)
     signal_at = int(os.environ.get('SIGNAL_AT_STEP', '0'))
     die_at = int(os.environ.get('DIE_AT_STEP', '0'))
 
@@ -82,7 +70,8 @@ _CHILD = textwrap.dedent('''
 
 
 def _env(out, **extra):
-  return dict(os.environ, PYTHONPATH=str(_REPO), TF_CPP_MIN_LOG_LEVEL='2',
+  return dict(os.environ, PYTHONPATH=os.pathsep.join([str(_REPO), str(_REPO / 'tests')]),
+              TF_CPP_MIN_LOG_LEVEL='2',
               JAX_COMPILATION_CACHE_DIR=str(out / 'jax_cache'),
               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
               XLA_FLAGS='--xla_backend_optimization_level=0', **extra)

@@ -7,14 +7,12 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 from flax import nnx
-import jax
 import ml_collections
 import numpy as np
 import optax
 from PIL import Image
 import pytest
 
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
@@ -22,23 +20,10 @@ from adabins_jax import predict
 from adabins_jax import predict_io
 from adabins_jax import torch_weights
 from adabins_jax import visualize
-from adabins_jax.configs import smoke
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
 _SIZE = (64, 80)  # One network input size for every test image: one compile.
-
-
-@pytest.fixture(scope='module')
-def config():
-  return smoke.get_config()
-
-
-@pytest.fixture(scope='module')
-def model(config):
-  model = benchmark.random_model(config.model, seed=1)
-  model.eval()
-  return model
 
 
 @nnx.jit

@@ -31,27 +31,14 @@ _SCENARIO = textwrap.dedent('''
     from flax import nnx
     from absl import flags
     from adabins_jax import checkpointing, errors, evaluate, input_pipeline, main, models, train
-    from adabins_jax.configs import smoke
+    from stand_ins import tiny_rooms_config
 
     out = sys.argv[1]
     real_dataset = input_pipeline.create_train_dataset
     start_steps = {}
 
     def config_for(num_devices):
-      config = smoke.get_config()
-      config.data.dataset = 'synthetic_rooms/tiny'
-      config.data.tfds_data_dir = os.path.join(out, 'tfds')
-      config.data.crop_white_border = False
-      config.data.crop_size = (48, 64)
-      config.eval.crop = 'none'
-      config.eval.batch_size = 4
-      config.train.batch_size = 4
-      config.train.num_steps = %(total)d
-      config.train.log_every_steps = 2
-      config.train.checkpoint_every_steps = 2
-      config.train.eval_every_steps = 0
-      config.train.num_devices = num_devices
-      return config
+      return tiny_rooms_config(out, %(total)d, log_every_steps=2, num_devices=num_devices)
 
     def patch_dataset(name, kill_at=None, nan_at=None):
       def dataset(data_config, batch_size, seed, start_step=0):
@@ -143,7 +130,7 @@ _SCENARIO = textwrap.dedent('''
 
 def _run_scenario(out):
   env = dict(os.environ,
-             PYTHONPATH=str(_REPO),
+             PYTHONPATH=os.pathsep.join([str(_REPO), str(_REPO / 'tests')]),
              JAX_COMPILATION_CACHE_DIR=str(out / 'jax_cache'),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0',
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0',
