@@ -18,6 +18,7 @@ from etils import epath
 from flax import nnx
 import jax
 import numpy as np
+import tqdm
 
 from adabins_jax import checkpointing
 from adabins_jax import files
@@ -36,6 +37,8 @@ def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
                    num_images_to_show: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
   """Runs the protocol over a dataset; returns mean metrics and the first few predictions.
 
+  Shows a progress bar (images done, images/s, time left) on process 0.
+
   Args:
     eval_step: From ``steps.make_eval_step`` for this model's graphdef.
     model: The model, its arrays placed on the mesh.
@@ -51,15 +54,26 @@ def evaluate_model(eval_step: Callable[..., Any], model: nnx.Module,
   _, state = nnx.split(model)
   total = metrics_lib.MetricSums.empty()
   samples = {}
-  for batch in dataset:
-    sums, pred = eval_step(state, parallel.shard_batch(batch, mesh))
-    total = total.merge(sums)
-    if num_images_to_show and not samples:
-      # The global batch starts with this process's examples on process 0, whose pictures
-      # are the ones written.
-      n = min(num_images_to_show, len(batch['image']))
-      samples = {'image': batch['image'][:n], 'depth': batch['depth'][:n],
-                 'pred': parallel.fetch(pred)[:n]}
+  try:
+    num_batches = len(dataset)
+  except TypeError:  # A plain iterator: no total, the bar still counts and times.
+    num_batches = None
+  # Counted in images of the global batch, padding of the last one included.
+  with tqdm.tqdm(unit='img', desc='eval', mininterval=1.0,
+                 disable=jax.process_index() > 0) as bar:
+    for batch in dataset:
+      sums, pred = eval_step(state, parallel.shard_batch(batch, mesh))
+      total = total.merge(sums)
+      images = len(batch['image']) * jax.process_count()
+      if bar.total is None and num_batches is not None:
+        bar.total = num_batches * images
+      bar.update(images)
+      if num_images_to_show and not samples:
+        # The global batch starts with this process's examples on process 0, whose pictures
+        # are the ones written.
+        n = min(num_images_to_show, len(batch['image']))
+        samples = {'image': batch['image'][:n], 'depth': batch['depth'][:n],
+                   'pred': parallel.fetch(pred)[:n]}
   results = parallel.fetch(total).compute()
   if not results['num_images']:
     raise ValueError('The evaluation split gave no image with a valid ground-truth pixel.')

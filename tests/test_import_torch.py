@@ -58,7 +58,7 @@ def test_import_command_reports_a_bad_key(tmp_path):
   assert 'missing key conv_out.0.bias' in result.stderr
 
 
-def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path):
+def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path, capsys):
   from adabins_jax import evaluate  # pylint: disable=g-import-not-at-top
   config = smoke.get_config()
   config.data.dataset = 'synthetic_rooms/tiny'
@@ -73,4 +73,6 @@ def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path):
   import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
   imported = evaluate.evaluate(config, str(tmp_path / 'run'))
   assert direct == imported and direct['num_images'] == 8
+  # The progress bar knew the total: two batches of four.
+  assert 'eval: 100%' in capsys.readouterr().err
   assert (tmp_path / 'scored' / 'eval_test_step_0.json').exists()
