@@ -1,4 +1,4 @@
-"""Speed and size of each model, in the seed's table format (SPEC 4)::
+"""Speed and size of each model, in the format of report.SEED_TABLE::
 
   python -m adabins_jax.benchmark                                   # the six seed rows
   python -m adabins_jax.benchmark --configs=unet128_dws,effnet_b5_256 --batch_sizes=1 \\
@@ -47,7 +47,7 @@ from adabins_jax import steps
 from adabins_jax.models import layers
 
 SEED_CONFIGS = tuple(report.SEED_TABLE)
-# SPEC 4's resolutions before data.input_scale: NYU test frames and the training crop.
+# The table's resolutions before data.input_scale: NYU test frames and the training crop.
 EVAL_HW = (480, 640)
 TRAIN_HW = (416, 544)
 _MB = 1e6  # The seed's sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
@@ -301,7 +301,7 @@ def _fmt(value, spec: str) -> str:
 
 
 def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> str:
-  """SPEC 4's table with measured columns beside the seed's fps and size."""
+  """report.SEED_TABLE's rows with measured columns beside the seed's fps and size."""
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
   header = (['model (seed names)', 'config', 'bins', 'params', 'param MB', 'size MB',
              'seed size'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,

@@ -1,4 +1,4 @@
-"""Default configuration: the paper's recipe (SPEC 2) around a U-Net 128-bin model.
+"""Default configuration: the paper's recipe around a U-Net 128-bin model.
 
 Every other config imports this one and overrides a few fields. Not meant to be run on its own;
 see the per-model configs, e.g.::
@@ -32,14 +32,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Cut NYU's white registration border (x 43..608, y 45..472) before augmenting; needs
   # 480x640 frames (NYU, synthetic_rooms/vga), turn off for other sizes.
   data.crop_white_border = True
-  # Random rotation, crop, flip and colour (SPEC 2); off: only a centre crop to crop_size.
+  # The paper's random rotation, crop, flip and colour; off: only a centre crop to crop_size.
   data.augment = True
   # Random training crop (height, width) in pixels, before input scaling.
   data.crop_size = (416, 544)
   # Multiplies the network's input size (0.75 for the seed's 75% rows); ground truth for
   # evaluation stays at full resolution.
   data.input_scale = 1.0
-  # Maximum random rotation in degrees (SPEC 2: +-2.5).
+  # Maximum random rotation in degrees (the paper's +-2.5).
   data.rotation_deg = 2.5
   # Shuffle buffer in examples.
   data.shuffle_buffer = 1024
@@ -107,7 +107,7 @@ def get_config() -> ml_collections.ConfigDict:
   optim.beta2 = 0.999
   optim.eps = 1e-8
   # Learning-rate multiplier of parameters under encoder/. 1.0 reproduces the published weights
-  # (the release's scheduler reset its lr/10 encoder group to one lr, SPEC 2); 0.1 gives the
+  # (the release's scheduler reset its lr/10 encoder group to one lr); 0.1 gives the
   # two-group variant the release meant.
   optim.encoder_lr_multiplier = 1.0
   # Further (regex over the '/'-joined parameter path, lr multiplier) pairs; the first match

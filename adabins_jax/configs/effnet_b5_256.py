@@ -1,4 +1,4 @@
-"""The paper model: EfficientNet-B5 encoder + AdaBins decoder + 256 adaptive bins (SPEC 1).
+"""The paper model: EfficientNet-B5 encoder + AdaBins decoder + 256 adaptive bins.
 
 78,257,328 parameters (78.3 M; a training checkpoint with Adam state is about 940 MB).
 Target on NYU Depth V2 (official test split, raw depth, Eigen crop): d1 0.903, d2 0.984,
