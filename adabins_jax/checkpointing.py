@@ -97,19 +97,22 @@ def _best_metric(metrics: dict[str, Any]) -> float:
   return float(metrics[BEST_METRIC])
 
 
+def _digest(path: str | os.PathLike[str]) -> dict[str, Any]:
+  """A file's size and SHA-256, as recorded in ``checksums.json``."""
+  with open(os.fspath(path), 'rb') as f:
+    return {'bytes': os.path.getsize(path), 'sha256': hashlib.file_digest(f, 'sha256').hexdigest()}
+
+
 def _file_digests(step_dir: epath.Path) -> dict[str, dict[str, Any]]:
-  """Relative path -> size and SHA-256 of every file of a step directory."""
+  """Relative path -> ``_digest`` of every file of a step directory."""
   digests = {}
   root = os.fspath(step_dir)
   for folder, _, names in os.walk(root):
     for name in sorted(names):
       path = os.path.join(folder, name)
       relative = os.path.relpath(path, root)
-      if relative == CHECKSUMS_FILE:
-        continue
-      with open(path, 'rb') as f:
-        digest = hashlib.file_digest(f, 'sha256').hexdigest()
-      digests[relative] = {'bytes': os.path.getsize(path), 'sha256': digest}
+      if relative != CHECKSUMS_FILE:
+        digests[relative] = _digest(path)
   return digests
 
 
@@ -147,13 +150,13 @@ def verify(directory: str | os.PathLike[str], step: int) -> bool:
     path = step_dir / relative
     if not path.exists():
       raise CheckpointError(f'Checkpoint step {step} is corrupt: {path} is missing.')
-    if path.stat().length != expected['bytes']:
+    found = _digest(path)
+    if found['bytes'] != expected['bytes']:
       raise CheckpointError(f'Checkpoint step {step} is corrupt: {path} has '
-                            f'{path.stat().length} bytes, {expected["bytes"]} were saved.')
-    with open(os.fspath(path), 'rb') as f:
-      if hashlib.file_digest(f, 'sha256').hexdigest() != expected['sha256']:
-        raise CheckpointError(f'Checkpoint step {step} is corrupt: the contents of {path} '
-                              'differ from what was saved (SHA-256 mismatch).')
+                            f'{found["bytes"]} bytes, {expected["bytes"]} were saved.')
+    if found['sha256'] != expected['sha256']:
+      raise CheckpointError(f'Checkpoint step {step} is corrupt: the contents of {path} '
+                            'differ from what was saved (SHA-256 mismatch).')
   return True
 
 
