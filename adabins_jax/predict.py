@@ -349,7 +349,9 @@ class Predictor:
     if batch_size < 1:
       raise ValueError(f'Predictor: batch_size={batch_size} must be at least 1.')
     self._size, self._batch_size, self._cmap = parse_size(size), batch_size, cmap
-    visualize.colorize_depth(np.ones((1, 1)), 0.0, 2.0, cmap)  # An unknown cmap fails here.
+    if cmap not in visualize.COLORMAPS:
+      raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
+                       f'{visualize.COLORMAPS}.')
     self.config = config
     model, self.source = load_model(config, workdir, weights)
     self._network = _Network(model, config, flip_average)

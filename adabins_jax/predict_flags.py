@@ -41,13 +41,10 @@ CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (
 CY = flags.DEFINE_float('cy', None, 'predict: principal point row in pixels (see --cx).')
 
 
-NAMES = ('input', 'input_list', 'output', 'weights', 'batch_size', 'flip_average', 'size',
-         'per_image_range', 'cmap', 'strip', 'ply', 'ply_stride', 'fx', 'fy', 'cx', 'cy')
-
-
 def given() -> list[str]:
-  """The predict flags that appear on the command line."""
-  return [f'--{name}' for name in NAMES if flags.FLAGS[name].present]
+  """The flags of this module that appear on the command line."""
+  return [f'--{flag.name}' for flag in flags.FLAGS.get_flags_for_module(__name__)
+          if flag.present]
 
 
 def values() -> dict:
