@@ -10,11 +10,12 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 Orbax writes each step into a temporary directory and renames it only once every item is
 complete, so a run killed mid-save leaves the previous checkpoint as the latest one.
 
-Integrity: once a step is complete, process 0 records the size and SHA-256 of each of its files
-in ``<step>/checksums.json``; every restore checks them first. A training run whose latest step
-fails the check moves it to ``<workdir>/corrupt_checkpoints/`` and resumes from the newest step
-that passes; evaluation and prediction refuse a corrupt step, naming it and the file. A step
-without the record (its run died between Orbax's rename and the record) loads with a warning.
+Integrity: once a step this run saved is complete, process 0 records the size and SHA-256 of
+each of its files in ``<step>/checksums.json``; every restore checks them first. A training
+run whose latest step fails the check moves it to ``<workdir>/corrupt_checkpoints/`` and
+resumes from the newest step that passes; evaluation and prediction refuse a corrupt step,
+naming it and the file. A step without the record (its run died between Orbax's rename and
+the record) loads with a warning.
 """
 
 from __future__ import annotations
@@ -116,16 +117,19 @@ def _file_digests(step_dir: epath.Path) -> dict[str, dict[str, Any]]:
   return digests
 
 
+# Steps this process saved whose checksums are not recorded yet, per checkpoint folder. Only
+# these are recorded: hashing a step some earlier run left unrecorded would bless whatever
+# its files hold now.
+_UNRECORDED: dict[str, set[int]] = {}
+
+
 def _record_checksums(manager: ocp.CheckpointManager) -> None:
-  """Writes ``checksums.json`` into every finished step that lacks one (process 0 only)."""
-  if jax.process_index() != 0:
-    return
-  for step in manager.all_steps():
+  """Writes ``checksums.json`` into the finished steps this process saved (process 0 only)."""
+  for step in sorted(_UNRECORDED.pop(str(manager.directory), ())):
     step_dir = manager.directory / str(step)
-    record = step_dir / CHECKSUMS_FILE
-    if step_dir.exists() and not record.exists():
+    if jax.process_index() == 0 and step_dir.exists():  # Kept: not deleted by the policy.
       text = json.dumps({'step': int(step), 'files': _file_digests(step_dir)}, indent=1)
-      files.write_bytes(os.fspath(record), text.encode())
+      files.write_bytes(os.fspath(step_dir / CHECKSUMS_FILE), text.encode())
 
 
 def verify(directory: str | os.PathLike[str], step: int) -> bool:
@@ -233,6 +237,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   with _explain_save_errors(manager, f'Saving checkpoint step {step}'):
     saved = manager.save(step, args=args, metrics=metrics, force=force)
   if saved:
+    _UNRECORDED.setdefault(str(manager.directory), set()).add(int(step))
     logging.info('Saving checkpoint at step %d to %s.', step, manager.directory)
   return saved
 
