@@ -1,4 +1,4 @@
-"""The shipped configs: found by name or path, from any folder, and a copy works like the original."""
+"""The shipped configs: found by name or path from any folder; a copy works like the original."""
 
 import os
 import pathlib

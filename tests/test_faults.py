@@ -490,7 +490,10 @@ def test_a_batch_without_valid_depth_has_a_finite_loss_and_gradient(model, confi
 
 
 # Covered next to the code they test:
-# - kill -9 in the middle of a save: test_checkpointing.test_killed_save_leaves_the_last_good_checkpoint
+# - kill -9 in the middle of a save:
+#   test_checkpointing.test_killed_save_leaves_the_last_good_checkpoint
 # - SIGTERM saves and resumes exactly: test_train.test_train_kill_resume_evaluate
-# - weights of the wrong shape or with missing keys: test_torch_weights.test_importer_errors_name_the_key
-# - corrupt images named and skipped: test_predict.test_main_with_pt_weights_skips_a_corrupt_file...
+# - weights of the wrong shape or with missing keys:
+#   test_torch_weights.test_importer_errors_name_the_key
+# - corrupt images named and skipped:
+#   test_predict.test_main_with_pt_weights_skips_a_corrupt_file_and_exits_non_zero

@@ -27,9 +27,10 @@ def calls(monkeypatch):
   calls = []
   monkeypatch.setattr(parallel, 'maybe_initialize_distributed',
                       lambda: calls.append(('distributed',)))
-  monkeypatch.setattr(
-      main, '_dispatch',
-      lambda mode: lambda config, workdir, **kw: calls.append((mode, config, workdir, *kw.values())))
+  def dispatch(mode):
+    return lambda config, workdir, **kw: calls.append((mode, config, workdir, *kw.values()))
+
+  monkeypatch.setattr(main, '_dispatch', dispatch)
   return calls
 
 
