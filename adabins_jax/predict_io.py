@@ -304,7 +304,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
 
   ``<name>_depth.npy`` (float32 metres), ``<name>_depth.png`` (uint16, see ``png_scale``),
   ``<name>_color.png`` (coloured over ``depth_range``, or the map's own range), and optionally
-  ``<name>_strip.png`` (input | colour) and ``<name>.ply``.
+  ``<name>_strip.png`` (input | colour, titled, with the colour bar in metres) and
+  ``<name>.ply``.
 
   All or nothing: every file is written under a temporary name first and renamed into place
   only once all of them are complete, so a failure (a full disk, say) leaves no partial file.
@@ -336,7 +337,7 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
   }
   if strip:
     writers[f'{base}_strip.png'] = lambda p: visualize.save_png(
-        p, np.concatenate([to_uint8(rgb), colour], axis=1))
+        p, visualize.prediction_strip(to_uint8(rgb), colour, vmin, vmax, cmap=cmap))
   if ply:
     writers[f'{base}.ply'] = lambda p: write_ply(
         p, depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics), ply_stride)

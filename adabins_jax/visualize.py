@@ -13,6 +13,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from adabins_jax import annotate
 from adabins_jax import files
 
 # ImageNet statistics the input pipeline normalises with (SPEC 1).
@@ -117,13 +118,30 @@ def _resize_nearest(x: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   return x[rows][:, cols]
 
 
+# Column titles of the two kinds of strip.
+COMPARISON_TITLES = ('input', 'ground truth', 'prediction', 'error')
+PREDICTION_TITLES = ('input', 'depth')
+DEPTH_CAPTION = 'depth (m)'
+ERROR_CAPTION = 'relative error |pred - gt| / gt'
+# The error panel's colour map: dark for small errors, bright for large.
+ERROR_CMAP = 'magma'
+
+
+def depth_bar(vmin: float, vmax: float, cmap: str, columns: tuple[int, int]
+              ) -> annotate.ColourBar:
+  """The colour bar, in metres, of depth panels coloured by ``colorize_depth``."""
+  return annotate.ColourBar(columns, colormap(cmap), vmin, vmax, DEPTH_CAPTION)
+
+
 def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin: float,
-                     vmax: float, *, cmap: str = 'turbo', max_abs_rel: float = 0.5) -> np.ndarray:
+                     vmax: float, *, cmap: str = 'turbo', max_abs_rel: float = 0.5,
+                     labels: bool = True) -> np.ndarray:
   """One picture with a row per example: [input, ground truth, prediction, abs-rel error].
 
   Every panel is shown at the ground truth's size (nearest-neighbour resampling). The error map
   is ``|pred - gt| / gt`` on valid ground truth, from 0 to ``max_abs_rel`` in magma; pixels
-  without ground truth are black.
+  without ground truth are black. With ``labels``, a header band names the columns and a band
+  below holds the depth colour bar (metres, under both depth columns) and the error's.
 
   Args:
     images: (N, h, w, 3) ImageNet-normalised network inputs.
@@ -133,9 +151,10 @@ def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin
     vmax: depth of the last colour.
     cmap: colour map of the depth panels.
     max_abs_rel: relative error shown with the last colour of the error panel.
+    labels: add the titles and colour bars; False gives the bare panels.
 
   Returns:
-    (N * H, 4 * W, 3) uint8 RGB.
+    (N * H, 4 * W, 3) uint8 RGB panels, plus the bands' rows above and below with ``labels``.
   """
   images = np.asarray(images)
   gt = _squeeze_channel('comparison_strip: gt', gt, 3).astype(np.float32)
@@ -153,9 +172,35 @@ def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin
         _resize_nearest(unnormalize_image(image), hw),
         colorize_depth(g, vmin, vmax, cmap),
         colorize_depth(p, vmin, vmax, cmap),
-        _apply_colormap(abs_rel, valid & np.isfinite(abs_rel), 0.0, max_abs_rel, 'magma'),
+        _apply_colormap(abs_rel, valid & np.isfinite(abs_rel), 0.0, max_abs_rel, ERROR_CMAP),
     ], axis=1))
-  return np.concatenate(rows, axis=0)
+  panels = np.concatenate(rows, axis=0)
+  if not labels:
+    return panels
+  error_bar = annotate.ColourBar((3, 3), colormap(ERROR_CMAP), 0.0, max_abs_rel, ERROR_CAPTION)
+  return annotate.label_panels(panels, COMPARISON_TITLES,
+                               [depth_bar(vmin, vmax, cmap, (1, 2)), error_bar])
+
+
+def prediction_strip(rgb: np.ndarray, colour: np.ndarray, vmin: float, vmax: float, *,
+                     cmap: str = 'turbo') -> np.ndarray:
+  """[input | coloured depth] under the titles, with the depth's colour bar in metres below.
+
+  Args:
+    rgb: (H, W, 3) uint8 input image.
+    colour: (H, W, 3) uint8 depth from ``colorize_depth(depth, vmin, vmax, cmap)``.
+    vmin: depth of the first colour.
+    vmax: depth of the last colour.
+    cmap: the colour map ``colour`` was made with.
+
+  Returns:
+    (header + H + band, 2 * W, 3) uint8 RGB, the two panels unchanged in the middle rows.
+  """
+  if rgb.shape != colour.shape:
+    raise ValueError(f'prediction_strip: image {rgb.shape} and depth colours {colour.shape} '
+                     f'differ in shape.')
+  return annotate.label_panels(np.concatenate([rgb, colour], axis=1), PREDICTION_TITLES,
+                               [depth_bar(vmin, vmax, cmap, (1, 1))])
 
 
 def depth_to_uint16(depth: np.ndarray, scale: float = 1000.0) -> np.ndarray:
