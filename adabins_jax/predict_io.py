@@ -1,6 +1,7 @@
 """Files of ``--mode=predict``: finding and reading users' images, writing depth maps and clouds.
 
-Host-side only (numpy and Pillow); predict.py runs the network between the two halves.
+Host-side only (numpy and Pillow); predict.py runs the network between the two halves. Video
+clips are found here too (by extension) but read and written by predict_video.py.
 """
 
 from __future__ import annotations
@@ -35,9 +36,22 @@ def _image_extensions() -> frozenset[str]:
   return frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
-# What write_outputs names its files: <name> + one of these. Found in the output folder, such
-# files are this project's outputs and never taken as inputs.
-OUTPUT_SUFFIXES = ('_depth.npy', '_depth.png', '_color.png', '_strip.png', '.ply')
+# Containers ffmpeg reads that hold video; an input with one of these extensions is a clip
+# (predict_video.py), never tried as a picture.
+VIDEO_EXTENSIONS = frozenset({
+    '.mp4', '.m4v', '.mov', '.avi', '.mkv', '.webm', '.mpg', '.mpeg', '.ts', '.mts', '.m2ts',
+    '.wmv', '.flv', '.3gp', '.ogv'})
+
+
+def is_video(path: str | os.PathLike) -> bool:
+  """Whether ``path`` names a video clip (by its extension, as folders are searched)."""
+  return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_EXTENSIONS
+
+
+# What write_outputs (and predict_video for clips) names its files: <name> + one of these.
+# Found in the output folder, such files are this project's outputs and never taken as inputs.
+OUTPUT_SUFFIXES = ('_depth.npy', '_depth.png', '_color.png', '_strip.png', '.ply',
+                   '_depth.npz', '_depth.mp4')
 
 
 def is_output_file(path: str | os.PathLike, output_dir: str | os.PathLike | None) -> bool:
@@ -64,12 +78,12 @@ def _expand(spec: str, output_dir) -> tuple[list[str], str, bool]:
   spec = os.path.expanduser(spec)
   outputs_left_out = ' (outputs of this run not counted)' if output_dir is not None else ''
   if os.path.isdir(spec):
-    extensions = _image_extensions()
+    extensions = _image_extensions() | VIDEO_EXTENSIONS
     found = [os.path.join(spec, n) for n in sorted(os.listdir(spec))
              if not n.startswith('.') and os.path.splitext(n)[1].lower() in extensions
              and os.path.isfile(os.path.join(spec, n))]
     found = [p for p in found if not is_output_file(p, output_dir)]
-    return found, 'the folder holds no image file' + outputs_left_out, False
+    return found, 'the folder holds no image or video file' + outputs_left_out, False
   if os.path.isfile(spec):  # An existing name is literal, even with glob characters in it.
     return [spec], '', True
   if _GLOB_CHARS & set(spec):
@@ -82,7 +96,7 @@ def _expand(spec: str, output_dir) -> tuple[list[str], str, bool]:
 def find_images(inputs: str | Sequence[str], *, literal: Sequence[str] = (),
                 output_dir: str | os.PathLike | None = None
                 ) -> tuple[list[pathlib.Path], list[tuple[str, str]]]:
-  """Expands files, folders (their image files, not recursive) and globs into image paths.
+  """Expands files, folders (their image and video files, not recursive) and globs into paths.
 
   An existing file or folder is always taken as it is named, glob characters and commas
   included. Any other string may hold several specs separated by commas.
