@@ -12,7 +12,8 @@ Each image is resized to a network input near the 480x640 NYU frame (x ``data.in
 at its own aspect, predicted with flip averaging like the evaluation protocol, and the depth
 resized back to the image's size. Images whose network inputs have the same size are batched,
 so the model compiles once per size. Unreadable files are reported and skipped; the run then
-exits non-zero. Files written per image: see ``predict_io.write_outputs``.
+exits non-zero. Files written per image: see ``predict_io.write_outputs``. Video clips among the
+inputs (``predict_io.is_video``) are predicted frame by frame by predict_video.py.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from adabins_jax import configs
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import predict_io
+from adabins_jax import predict_video
 from adabins_jax import torch_weights
 from adabins_jax import visualize
 
@@ -57,7 +59,8 @@ class PredictOptions:
 
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
   ``network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
-  (``predict_io.intrinsics_for``).
+  (``predict_io.intrinsics_for``). ``frames``: a clip's depth as one .npy per frame instead of
+  one .npz (``predict_video``).
   """
   inputs: str | Sequence[str]
   output: str
@@ -72,6 +75,7 @@ class PredictOptions:
   ply: bool = False
   ply_stride: int = 1
   intrinsics: tuple[float | None, ...] = (None, None, None, None)
+  frames: bool = False
 
   def __post_init__(self):
     if not self.inputs and not self.input_list:
@@ -108,15 +112,20 @@ def parse_size(size: str | Sequence[int] | None) -> tuple[int, int] | None:
 
 @dataclasses.dataclass
 class PredictSummary:
-  """What a prediction run did: files written per image, failures with reasons, time taken."""
+  """What a prediction run did: files written per input, failures with reasons, time taken.
+
+  ``noun`` names the inputs: 'images', or 'files' when clips are among them.
+  """
   written: dict[str, list[str]]
   failed: list[tuple[str, str]]
   seconds: float
+  noun: str = 'images'
 
   def __str__(self) -> str:
     n, total = len(self.written), len(self.written) + len(self.failed)
     rate = n / self.seconds if self.seconds > 0 else float('nan')
-    text = f'Depth for {n} of {total} images in {self.seconds:.1f} s ({rate:.2f} images/s).'
+    text = (f'Depth for {n} of {total} {self.noun} in {self.seconds:.1f} s ({rate:.2f} '
+            f'{self.noun}/s).')
     if self.failed:
       text += f' {len(self.failed)} failed:' + predict_io.format_failures(self.failed)
     return text
@@ -270,21 +279,21 @@ class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    self._network = _Network(model, config, options.flip_average)
+    self.network = _Network(model, config, options.flip_average)
     self._options = options
     self._write_kw = dict(
-        depth_range=self._network.depth_range, per_image_range=options.per_image_range,
+        depth_range=self.network.depth_range, per_image_range=options.per_image_range,
         cmap=options.cmap, strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
         intrinsics=options.intrinsics)
 
   def prepare(self, path: pathlib.Path, name: str) -> _Image:
     """Reads and resizes one image (runs in a reader thread)."""
     rgb = predict_io.read_image(path)
-    return _Image(path, name, rgb, self._network.input_for(rgb, self._options.size))
+    return _Image(path, name, rgb, self.network.input_for(rgb, self._options.size))
 
   def run(self, batch: list[_Image]) -> Iterator[tuple[_Image, list[str] | Exception]]:
     """Predicts a batch of same-size images; yields each with its files or its error."""
-    results = self._network.run([item.network_input for item in batch],
+    results = self.network.run([item.network_input for item in batch],
                                 [item.rgb.shape[:2] for item in batch], self._options.batch_size)
     for item, (depth, _) in zip(batch, results):
       if isinstance(depth, Exception):
@@ -437,9 +446,9 @@ def prepare_output(output: str | os.PathLike) -> None:
 
 def predict_images(model: nnx.Module, config, options: PredictOptions,
                    inputs: Inputs | None = None) -> PredictSummary:
-  """Predicts depth for every image ``options.inputs`` names and writes the files.
+  """Predicts depth for every image and video clip ``options.inputs`` names and writes the files.
 
-  Never raises for one bad image: its error is recorded in the summary and the rest go on.
+  Never raises for one bad input: its error is recorded in the summary and the rest go on.
 
   Args:
     model: The model, with weights.
@@ -449,10 +458,33 @@ def predict_images(model: nnx.Module, config, options: PredictOptions,
   """
   start = time.perf_counter()
   inputs = inputs or find_inputs(options)
-  paths, names, failed = inputs.paths, inputs.names, list(inputs.problems)
+  failed, written = list(inputs.problems), {}
+  clips = [predict_io.is_video(path) for path in inputs.paths]
   prepare_output(options.output)
   predictor = _Predictor(model, config, options)
-  written, buckets = {}, {}
+  images = [(p, n) for p, n, clip in zip(inputs.paths, inputs.names, clips) if not clip]
+  if images:
+    paths, names = zip(*images)
+    _predict_image_files(predictor, paths, names, options, written, failed)
+  for path, name, clip in zip(inputs.paths, inputs.names, clips):
+    if not clip:
+      continue
+    try:
+      # The images' network: a clip of a size already seen needs no new compile.
+      written[os.fspath(path)] = predict_video.predict_clip(predictor.network, path, name,
+                                                            options)
+    except Exception as e:  # pylint: disable=broad-except
+      reason = str(e) if isinstance(e, (ValueError, ImportError)) else f'{type(e).__name__}: {e}'
+      failed.append((os.fspath(path), reason.removeprefix(f'{os.fspath(path)}: ')))
+  return PredictSummary(written, failed, time.perf_counter() - start,
+                        'files' if any(clips) else 'images')
+
+
+def _predict_image_files(predictor: _Predictor, paths: Sequence[pathlib.Path],
+                         names: Sequence[str], options: PredictOptions,
+                         written: dict[str, list[str]], failed: list[tuple[str, str]]) -> None:
+  """Reads, batches and predicts the images, adding to ``written`` and ``failed``."""
+  buckets = {}
 
   def finish(batch, bar):
     for item, result in predictor.run(batch):
@@ -475,7 +507,6 @@ def predict_images(model: nnx.Module, config, options: PredictOptions,
         finish(buckets.pop(item.network_input.shape), bar)
     for bucket in buckets.values():
       finish(bucket, bar)
-  return PredictSummary(written, failed, time.perf_counter() - start)
 
 
 def predict(config, workdir: str | None, options: PredictOptions) -> PredictSummary:
@@ -496,9 +527,16 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
   inputs = find_inputs(options)
   if not inputs.paths:
     raise SystemExit('predict: no image to read:' + predict_io.format_failures(inputs.problems))
+  clips = [path for path in inputs.paths if predict_io.is_video(path)]
+  if clips:
+    try:
+      predict_video.check_available()
+    except ImportError as e:
+      raise SystemExit(f'predict: {clips[0]}: {e}') from None
   prepare_output(options.output)
   model, source = load_model(config, workdir, options.weights)
-  logging.info('Predicting %d images with %s.', len(inputs.paths), source)
+  logging.info('Predicting %d files (%d video clips) with %s.', len(inputs.paths), len(clips),
+               source)
   summary = predict_images(model, config, options, inputs)
   if summary.failed:
     raise SystemExit(f'{summary}\nOutputs in {options.output}.')

@@ -7,8 +7,9 @@ importing the prediction code, which other modes never need.
 from absl import flags
 
 INPUT = flags.DEFINE_multi_string(
-    'input', None, 'predict: image file, folder or glob; repeat the flag or separate by commas '
-    'for several. An existing path is always taken literally.')
+    'input', None, 'predict: image or video file (.mp4, .mov, .mkv, ...), folder or glob; '
+    'repeat the flag or separate by commas for several. An existing path is always taken '
+    'literally.')
 INPUT_LIST = flags.DEFINE_string(
     'input_list', None, 'predict: a text file of image paths, one per line, taken literally '
     '(for names with commas or glob characters).')
@@ -27,12 +28,15 @@ PER_IMAGE_RANGE = flags.DEFINE_boolean(
     'per_image_range', False, 'predict: colour each depth map over its own min..max instead '
     "of the model's [min_depth_m, max_depth_m] (which keeps sequences from flickering).")
 CMAP = flags.DEFINE_enum('cmap', 'turbo', ['turbo', 'viridis', 'magma'],
-                         'predict: colour map of the *_color.png pictures.')
+                         'predict: colour map of the *_color.png pictures and *_depth.mp4 videos.')
 STRIP = flags.DEFINE_boolean('strip', False,
                              'predict: also write <name>_strip.png, input | coloured depth.')
 PLY = flags.DEFINE_boolean('ply', False, 'predict: also write a <name>.ply point cloud.')
 PLY_STRIDE = flags.DEFINE_integer(
     'ply_stride', 1, 'predict: keep every n-th pixel along each axis in the point cloud.')
+FRAMES = flags.DEFINE_boolean(
+    'frames', False, 'predict: for video clips, write one <name>_frames/NNNNNN.npy per frame '
+    '(float16 metres) instead of the single <name>_depth.npz.')
 FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the input image '
                         '(default: NYU Kinect intrinsics scaled to the image size).')
 FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (default: fx).')
@@ -53,5 +57,5 @@ def values() -> dict:
       inputs=INPUT.value, input_list=INPUT_LIST.value, output=OUTPUT.value, weights=WEIGHTS.value,
       batch_size=BATCH_SIZE.value, flip_average=FLIP_AVERAGE.value, size=SIZE.value,
       per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
-      ply=PLY.value, ply_stride=PLY_STRIDE.value,
+      ply=PLY.value, ply_stride=PLY_STRIDE.value, frames=FRAMES.value,
       intrinsics=(FX.value, FY.value, CX.value, CY.value))
