@@ -1,0 +1,282 @@
+"""A web page for depth from photos: upload one, see its depth, click for metres, download.
+
+  pip install -e ".[app]"
+  python -m adabins_jax.app --config=demo --workdir=runs/demo
+  python -m adabins_jax.app --config=effnet_b5_256 --weights=AdaBins_nyu.pt --share
+
+Then open http://127.0.0.1:7860. The page shows the photo and its depth coloured over the
+model's range; clicking the depth map reads the depth in metres at that pixel; the depth is
+offered as float32 ``.npy`` metres, a 16-bit PNG (``predict_io.png_scale`` units: millimetres,
+or 1/256 m for KITTI-range models) and a coloured PLY point cloud. The numbers are those of
+``adabins_jax.Predictor`` and ``--mode=predict``. The page's logic is in plain functions
+(``predict_photo``, ``depth_at``); ``build_app`` only lays them out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import math
+import os
+import pathlib
+import re
+import shutil
+import sys
+import tempfile
+import time
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+import gradio as gr
+import jax
+from ml_collections import config_flags
+import numpy as np
+
+from adabins_jax import compilation_cache
+from adabins_jax import configs
+from adabins_jax import errors
+from adabins_jax import predict
+from adabins_jax import predict_io
+from adabins_jax import visualize
+
+# Larger photos get a strided point cloud: a 12-megapixel photo at stride 1 is a 180 MB PLY.
+MAX_PLY_POINTS = 1_000_000
+# Each photo's files live in their own folder, removed after this long (the page's state only
+# points at them, so a click on a depth map older than this asks for a new upload).
+KEEP_FILES_S = 3600
+_HINT = 'Upload a photo; then click on the depth map to read the depth at a pixel.'
+
+
+@dataclasses.dataclass
+class DepthView:
+  """What the page shows for one photo.
+
+  Attributes:
+    depth: (H, W) float32 metres at the photo's size.
+    colorized: (H, W, 3) uint8, the depth coloured over the model's range.
+    files: Paths of the ``.npy``, the 16-bit ``.png`` and the ``.ply``, in that order.
+    summary: One line of markdown: the depth's range and what to do next.
+  """
+  depth: np.ndarray
+  colorized: np.ndarray
+  files: list[str]
+  summary: str
+
+
+def ply_stride(hw: tuple[int, int], max_points: int = MAX_PLY_POINTS) -> int:
+  """The smallest pixel stride that keeps a point cloud of an ``hw`` image to ``max_points``."""
+  return max(1, math.ceil(math.sqrt(hw[0] * hw[1] / max_points)))
+
+
+def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
+                      depth: np.ndarray, max_depth_m: float) -> list[str]:
+  """Writes ``<name>_depth.npy``, ``<name>_depth.png`` and ``<name>.ply``; returns their paths.
+
+  The same files as ``--mode=predict --ply`` with default intrinsics (NYU's Kinect, scaled).
+
+  Args:
+    out_dir: An existing folder.
+    name: Base name of the files.
+    rgb: (H, W, 3) float photo in [0, 1], the point colours.
+    depth: (H, W) float32 metres.
+    max_depth_m: The model's range, which picks the PNG's units (``predict_io.png_scale``).
+  """
+  base = os.path.join(os.fspath(out_dir), name)
+  paths = [f'{base}_depth.npy', f'{base}_depth.png', f'{base}.ply']
+  np.save(paths[0], depth)
+  visualize.save_png(paths[1], visualize.depth_to_uint16(depth, predict_io.png_scale(max_depth_m)))
+  predict_io.write_ply(paths[2], depth, predict_io.to_uint8(rgb),
+                       predict_io.intrinsics_for(depth.shape), ply_stride(depth.shape))
+  return paths
+
+
+def _summary(depth: np.ndarray) -> str:
+  return (f'Depth from {depth.min():.2f} m to {depth.max():.2f} m (median '
+          f'{np.median(depth):.2f} m). Click on the depth map to read one pixel.')
+
+
+def predict_photo(predictor: predict.Predictor, image: Any, out_dir: str | os.PathLike,
+                  name: str = 'photo') -> DepthView:
+  """Depth of one photo, and its files written into ``out_dir``.
+
+  Args:
+    predictor: The model.
+    image: A path, PIL image or array (``predict_io.as_rgb``).
+    out_dir: An existing folder for the files.
+    name: Base name of the files.
+
+  Raises:
+    ValueError: the image cannot be read, or the network's depth is not finite.
+  """
+  rgb = predict_io.as_rgb(image)
+  result = predictor.predict(rgb)
+  files = write_depth_files(out_dir, name, rgb, result.depth,
+                            float(predictor.config.model.max_depth_m))
+  return DepthView(result.depth, result.colorized, files, _summary(result.depth))
+
+
+def depth_at(depth: np.ndarray | str | os.PathLike | None, x: int, y: int) -> str:
+  """Markdown naming the depth at pixel column ``x``, row ``y``.
+
+  Args:
+    depth: The (H, W) depth in metres, or the ``.npy`` holding it; None before any photo.
+    x, y: Pixel coordinates from the left and from the top.
+  """
+  if depth is None:
+    return _HINT
+  if not isinstance(depth, np.ndarray):
+    try:
+      depth = np.load(depth, mmap_mode='r')  # Reads one pixel, not the whole map.
+    except OSError:
+      return 'That depth map has expired; upload the photo again.'
+  h, w = depth.shape
+  if not (0 <= x < w and 0 <= y < h):
+    return f'Pixel (x={x}, y={y}) is outside the {w}x{h} depth map.'
+  return f'Depth at pixel (x={x}, y={y}): **{float(depth[y, x]):.3f} m**'
+
+
+def upload_name(upload: Any) -> str:
+  """A base name for the files of an upload: its file name's stem, made safe, or 'photo'."""
+  original = upload.get('orig_name') if isinstance(upload, dict) else None
+  if original is None and isinstance(upload, (str, os.PathLike)):
+    original = os.fspath(upload)
+  stem = re.sub(r'[^\w.-]+', '_', pathlib.Path(original or '').stem).strip('._')
+  return stem[:80] or 'photo'
+
+
+def request_folder(root: str | os.PathLike, keep_s: float = KEEP_FILES_S) -> str:
+  """A new folder under ``root`` for one photo's files; removes those older than ``keep_s``."""
+  now = time.time()
+  for entry in os.scandir(root):
+    try:
+      if entry.is_dir() and now - entry.stat().st_mtime > keep_s:
+        shutil.rmtree(entry.path, ignore_errors=True)
+    except FileNotFoundError:  # Another request removed it first.
+      pass
+  return tempfile.mkdtemp(dir=root)
+
+
+def _read_upload(upload: Any) -> np.ndarray:
+  """The RGB of an upload (gradio's file data, or a path), or a gr.Error a person can read."""
+  path = upload.get('path') if isinstance(upload, dict) else upload
+  if not path:
+    raise gr.Error('No file arrived; upload the photo again.')
+  try:
+    return predict_io.read_image(path)
+  except ValueError:
+    raise gr.Error(f'{upload_name(upload)}: not an image this page can read. Upload a photo '
+                   '(JPEG, PNG, WebP, TIFF, ...).') from None
+
+
+def _header(predictor: predict.Predictor) -> str:
+  model = predictor.config.model
+  return ('# AdaBins depth\n'
+          f'Model `{model.name}` with {model.n_bins} bins, weights from `{predictor.source}`. '
+          f'Colours span its range, {model.min_depth_m:g} m (blue, near) to '
+          f'{model.max_depth_m:g} m (red, far). The downloads hold depth in metres (`.npy`), '
+          f'a 16-bit PNG (x{predict_io.png_scale(model.max_depth_m):g} per metre) and a '
+          'point cloud (`.ply`, NYU Kinect camera).')
+
+
+def build_app(predictor: predict.Predictor, files_root: str | None = None) -> gr.Blocks:
+  """The page: photo and coloured depth side by side, the clicked depth, the files.
+
+  Its API endpoint ``/predict`` takes an image file and returns (coloured depth image,
+  [.npy, .png, .ply], summary text).
+
+  Args:
+    predictor: The model, shared by every visitor (gradio runs one prediction at a time).
+    files_root: Folder for the files offered for download; default a new temporary folder.
+  """
+  if files_root is None:
+    files_root = tempfile.mkdtemp(prefix='adabins-app-')
+    atexit.register(shutil.rmtree, files_root, ignore_errors=True)
+
+  def on_photo(upload):
+    if upload is None:  # The photo was cleared.
+      return None, None, None, _HINT
+    rgb = _read_upload(upload)
+    try:
+      view = predict_photo(predictor, rgb, request_folder(files_root), upload_name(upload))
+    except ValueError as e:
+      raise gr.Error(str(e)) from None
+    return view.colorized, view.files, view.files[0], view.summary
+
+  def on_click(npy_path, event: gr.SelectData):
+    return depth_at(npy_path, *(int(v) for v in event.index[:2]))
+
+  with gr.Blocks(title='AdaBins depth', delete_cache=(KEEP_FILES_S, KEEP_FILES_S)) as demo:
+    gr.Markdown(_header(predictor))
+    depth_file = gr.State(None)  # The .npy path: a click reads one pixel, not a stored map.
+    with gr.Row():
+      photo = gr.Image(label='Photo', type='filepath')
+      coloured = gr.Image(label='Depth (click to read metres)', format='png',
+                          interactive=False)
+    reading = gr.Markdown(_HINT)
+    downloads = gr.File(label='Depth files: .npy (metres), 16-bit .png, .ply',
+                        file_count='multiple', interactive=False)
+    # Unpreprocessed: gradio's own image decoding would turn a non-image into a bare "Error";
+    # _read_upload says what went wrong.
+    photo.change(on_photo, photo, [coloured, downloads, depth_file, reading], api_name='predict',
+                 preprocess=False)
+    coloured.select(on_click, depth_file, reading, api_visibility='private')
+  return demo
+
+
+def check_weights(weights: str | None, workdir: str | None) -> None:
+  """Raises ValueError unless exactly one source of weights is given."""
+  if bool(weights) == bool(workdir):
+    given = 'both' if weights else 'neither'
+    raise ValueError(f'Give exactly one of --weights=<released .pt> or --workdir=<training run> '
+                     f'({given} given).')
+
+
+def _define_flags():
+  # Defined only when run as a program: adabins_jax.main owns --config, --weights and --workdir
+  # in a process that imports both.
+  config_flags.DEFINE_config_file(
+      'config', None, 'A config file, or the name of a shipped one (demo, unet128, ...).',
+      lock_config=True)
+  flags.DEFINE_string('weights', None, 'A released PyTorch AdaBins .pt.')
+  flags.DEFINE_string('workdir', None, "A training run's folder; config.eval.checkpoint picks "
+                      "its checkpoint ('best', 'latest' or a step).")
+  flags.DEFINE_string('host', '127.0.0.1', 'Address to serve on; 0.0.0.0 for every interface.')
+  flags.DEFINE_integer('port', 7860, 'Port to serve on.')
+  flags.DEFINE_bool('share', False, "Also serve through a public gradio.live link (gradio's "
+                    'tunnel; needs the internet).')
+  flags.mark_flags_as_required(['config'])
+
+
+def main(argv):
+  """Loads the model and serves the page until interrupted."""
+  if len(argv) > 1:
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
+  args = flags.FLAGS
+  try:
+    check_weights(args.weights, args.workdir)
+  except ValueError as e:
+    raise app.UsageError(str(e), exitcode=2) from None
+  # A restart then loads the compiled network instead of compiling it again.
+  compilation_cache.enable(compilation_cache.default_directory())
+  try:
+    # One photo per request: batching would only pad it.
+    predictor = predict.Predictor(args.config, weights=args.weights, workdir=args.workdir,
+                                  batch_size=1)
+  except (errors.CheckpointError, FileNotFoundError, ValueError) as e:
+    # No checkpoint, no such file, or weights that do not fit the config: all say so.
+    sys.exit(f'error: {e}')
+  logging.info('Serving %s on %s:%d.', predictor.source, args.host, args.port)
+  build_app(predictor).launch(server_name=args.host, server_port=args.port, share=args.share)
+
+
+if __name__ == '__main__':
+  jax.config.config_with_absl()
+  _define_flags()
+  try:
+    sys.argv = configs.resolve_argv(sys.argv)
+  except FileNotFoundError as e:
+    print(f'--config: {e}', file=sys.stderr)
+    sys.exit(2)
+  app.run(main)
