@@ -47,7 +47,8 @@ def test_quick_run_trains_evaluates_and_shows_the_strip_and_the_depth(tmp_path, 
   errors = [out for c in notebook.cells for out in c.get('outputs', [])
             if out.output_type == 'error']
   assert not errors
-  assert 'installed already' in ''.join(o.get('text', '') for o in _cell(notebook, 'install').outputs)
+  install_log = ''.join(out.get('text', '') for out in _cell(notebook, 'install').outputs)
+  assert 'installed already' in install_log
   strips = _pictures(_cell(notebook, 'eval-strip'))
   depths = _pictures(_cell(notebook, 'depth'))
   assert len(strips) == 1 and len(depths) == 1
