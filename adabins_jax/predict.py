@@ -8,12 +8,13 @@ From a training run (its best checkpoint, or ``config.eval.checkpoint``) or a re
   python -m adabins_jax.main --mode=predict --config=configs/effnet_b5_256.py \\
       --weights=AdaBins_nyu.pt --input=photos/ --output=depth/ --strip --ply
 
-Each image is resized to a network input near the 480x640 NYU frame (x ``data.input_scale``)
-at its own aspect, predicted with flip averaging like the evaluation protocol, and the depth
-resized back to the image's size. Images whose network inputs have the same size are batched,
-so the model compiles once per size. Unreadable files are reported and skipped; the run then
-exits non-zero. Files written per image: see ``predict_io.write_outputs``. Video clips among the
-inputs (``predict_io.is_video``) are predicted frame by frame by predict_video.py.
+Each image is resized to the scale the model learned (its frames, ``data.frame_size``, x
+``data.input_scale``; see network_input.py) at its own aspect, predicted with flip averaging like
+the evaluation protocol, and the depth resized back to the image's size. Images whose network
+inputs have the same size are batched, so the model compiles once per size. Unreadable files are
+reported and skipped; the run then exits non-zero. Files written per image: see
+``predict_io.write_outputs``. Video clips among the inputs (``predict_io.is_video``) are predicted
+frame by frame by predict_video.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from collections.abc import Iterator, Sequence
 import collections
 import concurrent.futures
 import dataclasses
-import math
 import os
 import pathlib
 import time
@@ -39,18 +39,11 @@ from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
+from adabins_jax import network_input
 from adabins_jax import predict_io
 from adabins_jax import predict_video
 from adabins_jax import torch_weights
 from adabins_jax import visualize
-
-# Network inputs are sized to about this many pixels (the NYU frame the models learn on)
-# before data.input_scale, rounded to multiples of this (the encoder's total stride).
-_BASE_HW = predict_io.NYU_FRAME_HW
-_BASE_MULTIPLE = 32
-_SCALED_MULTIPLE = 8
-# Aspect ratios beyond this are treated as this (a panorama still gets a usable input).
-_MAX_ASPECT = 8.0
 
 
 @dataclasses.dataclass
@@ -58,7 +51,7 @@ class PredictOptions:
   """What to predict and what to write; the ``predict_flags`` say what each field means.
 
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
-  ``network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
+  ``network_input.network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
   (``predict_io.intrinsics_for``). ``frames``: a clip's depth as one .npy per frame instead of
   one .npz (``predict_video``).
   """
@@ -131,45 +124,6 @@ class PredictSummary:
     return text
 
 
-def _round_to(x: float, multiple: int) -> int:
-  return max(multiple, multiple * round(x / multiple))
-
-
-def _patch_excess(hw: tuple[int, int], model_config) -> int:
-  """Patches of the bins head beyond its table (> 0) or short of its queries (< 0), else 0."""
-  p = model_config.patch_size
-  n = (math.ceil(hw[0] / 2) // p) * (math.ceil(hw[1] / 2) // p)
-  if n > model_config.pos_table_size:
-    return n - model_config.pos_table_size
-  return min(0, n - (model_config.n_queries + 1))
-
-
-def network_size(image_hw: Sequence[int], model_config, input_scale: float = 1.0
-                 ) -> tuple[int, int]:
-  """The network input (h, w) for an image: about 480x640 pixels in area at the image's aspect.
-
-  Sides are multiples of 32, then scaled by ``input_scale`` and rounded to multiples of 8 (so
-  480x640 at 0.75 is 360x480, as in evaluation). The area shrinks or grows until the bins head
-  gets between ``n_queries + 1`` and ``pos_table_size`` patches.
-  """
-  h0, w0 = image_hw
-  aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
-  area = float(_BASE_HW[0] * _BASE_HW[1])
-  for _ in range(100):
-    h = _round_to(math.sqrt(area / aspect), _BASE_MULTIPLE)
-    w = _round_to(math.sqrt(area * aspect), _BASE_MULTIPLE)
-    if input_scale != 1.0:
-      h, w = _round_to(h * input_scale, _SCALED_MULTIPLE), _round_to(w * input_scale,
-                                                                     _SCALED_MULTIPLE)
-    excess = _patch_excess((h, w), model_config)
-    if not excess:
-      return h, w
-    area *= 0.9 if excess > 0 else 1.1
-  raise ValueError(f'No network input size fits an image of {h0}x{w0} with patch_size='
-                   f'{model_config.patch_size}, n_queries={model_config.n_queries} and '
-                   f'pos_table_size={model_config.pos_table_size}; pass --size=HxW.')
-
-
 def load_model(config, workdir: str | None, weights: str | None = None) -> tuple[nnx.Module, str]:
   """The config's model in eval mode with trained weights, and where they came from.
 
@@ -237,9 +191,11 @@ class _Network:
     self._shapes_seen = set()
 
   def input_for(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The normalised network input of an (H, W, 3) [0, 1] image (see ``network_size``)."""
-    hw = size or network_size(rgb.shape[:2], self.config.model, self.config.data.input_scale)
-    return _normalise(predict_io.resize_image(rgb, hw)).astype(np.float32)
+    """The normalised network input of an (H, W, 3) [0, 1] image, ``size`` or
+    ``network_input.network_size``."""
+    hw = size or network_input.network_size(rgb.shape[:2], self.config)
+    image = network_input.network_image(rgb, hw, self.config.data.input_scale)
+    return _normalise(image).astype(np.float32)
 
   def run(self, inputs: Sequence[np.ndarray], image_hws: Sequence[tuple[int, int]],
           pad_to: int = 0) -> list[tuple[np.ndarray | Exception, np.ndarray]]:
@@ -346,7 +302,8 @@ class Predictor:
       checkpoint: Which of the workdir's checkpoints: 'best', 'latest' or a step; default
         the config's ``eval.checkpoint``.
       flip_average: Average with the mirrored image's prediction, as evaluation does.
-      size: Network input 'HxW' for every image; None: chosen per image (``network_size``).
+      size: Network input 'HxW' for every image; None: chosen per image
+        (``network_input.network_size``).
       batch_size: Images per network call.
       cmap: Colour map of ``Prediction.colorized``.
     """

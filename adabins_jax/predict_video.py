@@ -145,7 +145,7 @@ def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
     network: predict.py's ``_Network`` (``input_for``, ``run``).
     frames: (H, W, 3) images (anything ``predict_io.as_rgb`` takes), consumed lazily.
     batch_size: frames per network call; a short last batch is padded to it.
-    size: network input (h, w); None: ``predict.network_size`` of the frame.
+    size: network input (h, w); None: ``network_input.network_size`` of the frame.
 
   Raises:
     ValueError: naming the frame, if the network predicts non-finite depth for it.

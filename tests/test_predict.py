@@ -7,19 +7,23 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 from flax import nnx
-import ml_collections
 import numpy as np
 import optax
 from PIL import Image
 import pytest
 
+from adabins_jax import benchmark
 from adabins_jax import checkpointing
+from adabins_jax import input_pipeline
 from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import predict
 from adabins_jax import predict_io
+from adabins_jax import steps
 from adabins_jax import torch_weights
 from adabins_jax import visualize
+from adabins_jax.configs import demo
+from adabins_jax.datasets import synthetic_rooms
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -174,26 +178,39 @@ def test_predict_from_an_orbax_workdir(tmp_path, model, config):
                                 table[255])
 
 
-def _model_config(**fields):
-  return ml_collections.ConfigDict(
-      {'patch_size': 16, 'n_queries': 128, 'pos_table_size': 500, **fields})
+def _demo_test_frames(data_dir):
+  """The first test frames of synthetic_rooms/demo, built alone: example i of a split is
+  rendered from the seed (split, i) at the frame size, whatever the split's length."""
+  h, w = demo.get_config().data.frame_size
+  builder = synthetic_rooms.SyntheticRooms(
+      config=synthetic_rooms.SyntheticRoomsConfig(name='demo_first_frames', height=h, width=w,
+                                                  num_train=1, num_test=2),
+      data_dir=str(data_dir))
+  builder.download_and_prepare()
+  return builder
 
 
-def test_network_size_keeps_the_nyu_frame_and_fits_the_bins_head(config):
-  b5 = _model_config()
-  assert predict.network_size((480, 640), b5) == (480, 640)
-  assert predict.network_size((3024, 4032), b5) == (480, 640)
-  # 16:9: sqrt(307200 * 9 / 16) = 415.7 -> 416; sqrt(307200 * 16 / 9) = 739 -> 736.
-  assert predict.network_size((1080, 1920), b5) == (416, 736)
-  assert predict.network_size((480, 640), b5, input_scale=0.75) == (360, 480)
-  for hw, model_config in [((100, 2000), b5), ((5000, 50), b5), ((480, 640), config.model)]:
-    h, w = predict.network_size(hw, model_config)
-    p = model_config.patch_size
-    patches = (h // 2 // p) * (w // 2 // p)
-    assert model_config.n_queries < patches <= model_config.pos_table_size, (hw, h, w)
-    assert h % 32 == 0 and w % 32 == 0
-  with pytest.raises(ValueError, match='pass --size'):
-    predict.network_size((480, 640), _model_config(pos_table_size=10))
+def test_a_frame_of_the_demo_data_gets_evaluations_depth(tmp_path):
+  config = demo.get_config()
+  config.model.conv3x3_impl = 'xla'  # Same numbers, compiles several times faster on a CPU.
+  builder = _demo_test_frames(tmp_path / 'tfds')
+  batch = next(iter(input_pipeline.create_eval_dataset(
+      config.data, 2, builder=builder, process_index=0, process_count=1)))
+  model = benchmark.random_model(config.model, seed=1)
+  model.eval()
+  # The demo network sees the 120x160 frames at 60x80 (data.input_scale 0.5).
+  assert batch['image'].shape == (2, 60, 80, 3)
+  _, evaluated = steps.make_eval_step(config, nnx.graphdef(model))(nnx.state(model), batch)
+  assert config.eval.flip_average
+  (tmp_path / 'in').mkdir()
+  for i, example in enumerate(builder.as_dataset('test').as_numpy_iterator()):
+    Image.fromarray(example['image']).save(tmp_path / 'in' / f'{i}.png')
+  options = predict.PredictOptions(str(tmp_path / 'in'), str(tmp_path / 'out'), batch_size=2)
+  assert predict.predict_images(model, config, options).failed == []
+  for i in range(2):
+    # Both after the protocol's clip, flip average, resize to the frame and clip.
+    np.testing.assert_allclose(np.load(tmp_path / 'out' / f'{i}_depth.npy'),
+                               np.asarray(evaluated)[i, ..., 0], rtol=1e-5, atol=1e-5)
 
 
 def test_write_outputs_uses_the_kitti_scale_for_outdoor_ranges(tmp_path):

@@ -36,6 +36,10 @@ def get_config() -> ml_collections.ConfigDict:
   data.augment = True
   # Random training crop (height, width) in pixels, before input scaling.
   data.crop_size = (416, 544)
+  # The dataset's frames (height, width) in pixels, as evaluation scores them: with input_scale,
+  # the scale the model learns, which prediction brings photos to (network_input.py). 480x640
+  # for NYU and synthetic_rooms/vga; set it with data.dataset.
+  data.frame_size = (480, 640)
   # Multiplies the network's input size (0.75 for the seed's 75% rows); ground truth for
   # evaluation stays at full resolution.
   data.input_scale = 1.0

@@ -27,6 +27,8 @@ def get_config():
   config.data.crop_white_border = False
   # Whole frames: random rotation, flip and colour still apply; nothing to crop at this size.
   config.data.crop_size = (120, 160)
+  # synthetic_rooms/demo's frames: photos are predicted at their scale x input_scale.
+  config.data.frame_size = (120, 160)
   # The network sees 60x80 images, about 5x faster per step on a CPU than 120x160 and more
   # accurate for the same minutes (more steps); depth is scored at 120x160.
   config.data.input_scale = 0.5

@@ -16,6 +16,7 @@ def get_config():
   config.data.crop_white_border = False
   config.eval.crop = 'none'
   config.data.crop_size = (64, 80)
+  config.data.frame_size = (64, 80)  # synthetic_rooms/tiny
   config.model.name = 'unet'
   config.model.unet_widths = (8, 16, 32)
   config.model.n_bins = 16

@@ -1,0 +1,141 @@
+"""What the network sees of a photo: the scale the model learned, resampled as in training.
+
+A model learns depth at one scale: the dataset's frames (``data.frame_size``) resized by
+``data.input_scale``, which is also what evaluation feeds it. A photo is therefore brought to
+about that many pixels at its own aspect ratio (``network_size``), first to the frame's
+scale with antialiasing, then by ``input_scale`` with the input pipeline's own bilinear resize
+(``network_image``). A photo shaped like the frames gets exactly evaluation's input, so its
+depth is evaluation's depth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import math
+
+import numpy as np
+
+from adabins_jax import predict_io
+
+# Aspect ratios beyond this are treated as this (a panorama still gets a usable input).
+_MAX_ASPECT = 8.0
+# EfficientNet encoders reach stride 32 in five stride-2 stages (models/__init__.py).
+_EFFICIENTNET_STRIDE = 32
+
+
+def frame_size(config) -> tuple[int, int]:
+  """The (height, width) of the frames the config's model learns and is evaluated on.
+
+  ``config.data.frame_size``; a config without that field means NYU's 480x640.
+  """
+  size = config.data.get('frame_size', predict_io.NYU_FRAME_HW)
+  ok = (isinstance(size, (tuple, list)) and len(size) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size))
+  if not ok:
+    raise ValueError(f'data.frame_size={size!r} must be (height, width), two positive integers.')
+  return int(size[0]), int(size[1])
+
+
+def trained_input_size(config) -> tuple[int, int]:
+  """The network input of one frame: ``frame_size`` x ``input_scale``, rounded as the pipeline
+  rounds it (input_pipeline._network_input)."""
+  scale = config.data.input_scale
+  return tuple(round(s * scale) for s in frame_size(config))
+
+
+def size_multiple(model_config) -> int:
+  """Input sides that are multiples of this pass the encoder without padding and leave a decoder
+  map (half the input) of whole bins-head patches.
+
+  Any size runs (pooling pads, patches drop the remainder); this only picks clean ones.
+  """
+  if model_config.name == 'unet':
+    stride = 2 ** (len(model_config.unet_widths) - 1)  # One 2x2 pool per level below the top.
+  else:
+    stride = _EFFICIENTNET_STRIDE
+  return math.lcm(stride, 2 * model_config.patch_size)
+
+
+def _round_to(x: float, multiple: int) -> int:
+  return max(multiple, multiple * round(x / multiple))
+
+
+def _patch_excess(hw: tuple[int, int], model_config) -> int:
+  """Patches of the bins head beyond its table (> 0) or short of its queries (< 0), else 0."""
+  p = model_config.patch_size
+  n = (math.ceil(hw[0] / 2) // p) * (math.ceil(hw[1] / 2) // p)
+  if n > model_config.pos_table_size:
+    return n - model_config.pos_table_size
+  return min(0, n - (model_config.n_queries + 1))
+
+
+def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
+  """The network input (h, w) for an image: the trained input's area at the image's aspect.
+
+  An image shaped like the frames gets ``trained_input_size`` itself (480x640 photos run at
+  480x640 for NYU models, 360x480 at input_scale 0.75; 120x160 ones at 60x80 for the demo).
+  Other aspects get sides rounded to ``size_multiple``. The area shrinks or grows until the
+  bins head gets between ``n_queries + 1`` and ``pos_table_size`` patches.
+
+  Args:
+    image_hw: The image's (height, width).
+    config: The full config (uses data.frame_size, data.input_scale and model).
+
+  Raises:
+    ValueError: if no size fits the bins head (pass an explicit size then).
+  """
+  model_config = config.model
+  trained = trained_input_size(config)
+  h0, w0 = image_hw
+  aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
+  area = float(trained[0] * trained[1])
+  # The trained size need not be a clean multiple (60x80 for the demo); the model knows it.
+  whole = (round(math.sqrt(area / aspect)), round(math.sqrt(area * aspect)))
+  if whole == trained and not _patch_excess(trained, model_config):
+    return trained
+  multiple = size_multiple(model_config)
+  for _ in range(100):
+    hw = (_round_to(math.sqrt(area / aspect), multiple),
+          _round_to(math.sqrt(area * aspect), multiple))
+    excess = _patch_excess(hw, model_config)
+    if not excess:
+      return hw
+    area *= 0.9 if excess > 0 else 1.1
+  raise ValueError(f'No network input size fits an image of {h0}x{w0} with patch_size='
+                   f'{model_config.patch_size}, n_queries={model_config.n_queries} and '
+                   f'pos_table_size={model_config.pos_table_size}; pass --size=HxW.')
+
+
+def _bilinear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Source rows and weights of a half-pixel bilinear resize along one axis, in float32 as
+  TensorFlow's ResizeBilinear computes them (float64 coordinates differ by 1e-5 at 480 px)."""
+  scale = np.float32(n_in) / np.float32(n_out)
+  src = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5)
+  floor = np.floor(src)
+  low = np.clip(floor.astype(np.int64), 0, n_in - 1)
+  high = np.clip(np.ceil(src).astype(np.int64), 0, n_in - 1)
+  return low, high, (src - floor).astype(np.float32)
+
+
+def resize_as_pipeline(rgb: np.ndarray, hw: Sequence[int]) -> np.ndarray:
+  """The input pipeline's ``tf.image.resize(method='bilinear')`` (half-pixel centres, no
+  antialiasing) of an (H, W, C) float32 image, without TensorFlow."""
+  x = np.asarray(rgb, np.float32)
+  low, high, t = _bilinear_taps(x.shape[0], int(hw[0]))
+  x = x[low] + (x[high] - x[low]) * t[:, None, None]
+  low, high, t = _bilinear_taps(x.shape[1], int(hw[1]))
+  return x[:, low] + (x[:, high] - x[:, low]) * t[None, :, None]
+
+
+def network_image(rgb: np.ndarray, hw: Sequence[int], input_scale: float) -> np.ndarray:
+  """An (H, W, 3) [0, 1] image resized to the network input ``hw`` as training resized frames.
+
+  The image is first brought to the frame scale (``hw / input_scale``; bilinear, antialiased as
+  photos need), then scaled by ``input_scale`` as the input pipeline does: the model learned on
+  that resampling's pixels, and a frame-sized image then gets evaluation's input exactly.
+  """
+  hw = (int(hw[0]), int(hw[1]))
+  if input_scale == 1.0:
+    return predict_io.resize_image(rgb, hw)
+  frame_hw = (max(1, round(hw[0] / input_scale)), max(1, round(hw[1] / input_scale)))
+  return resize_as_pipeline(predict_io.resize_image(rgb, frame_hw), hw)
