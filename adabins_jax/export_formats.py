@@ -1,0 +1,211 @@
+"""Writes a depth function in each deployment format, and runs the files it wrote.
+
+``export.py`` builds the function (uint8 images in, ``{'depth', 'bin_centers'}`` out) and
+calls the writers here; the runners give every format the same call,
+``runner(images) -> {'depth': ..., 'bin_centers': ...}``, so tests and benchmarks compare
+formats without knowing their runtimes.
+
+The conversion chain: JAX -> ``jax.export`` (StableHLO); JAX -> jax2tf -> SavedModel ->
+TFLite converter (LiteRT); and TFLite -> tf2onnx -> ONNX. ONNX goes through the TFLite file
+because jax2tf now only emits native serialisation (one ``XlaCallModule`` op holding
+StableHLO), which tf2onnx cannot read from a SavedModel, whereas the TFLite converter
+lowers that op to builtin ops that tf2onnx maps one to one. ``jax2onnx`` was tried first:
+0.17 fails on ``nnx.max_pool`` called with a positional window (its patch takes one
+positional argument) and pins orbax-checkpoint below 0.11.37, a downgrade for this project.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+import os
+import pathlib
+import shutil
+import tempfile
+from typing import Any
+import warnings
+
+import jax
+from jax import export as jax_export
+import numpy as np
+
+INPUT_NAME = 'image'
+OUTPUT_NAMES = ('depth', 'bin_centers')
+# tf2onnx's own default; every op this model needs exists from opset 13 on.
+ONNX_OPSET = 17
+
+DepthFn = Callable[..., Mapping[str, jax.Array]]
+Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def _input_spec(batch: int | None, hw: tuple[int, int]):
+  """The image argument's shape: (batch or a symbolic 'b', h, w, 3) uint8."""
+  n = jax_export.symbolic_shape('b')[0] if batch is None else batch
+  return jax.ShapeDtypeStruct((n, *hw, 3), np.uint8)
+
+
+def write_stablehlo(fn: DepthFn, output: str | os.PathLike, batch: int | None,
+                    hw: tuple[int, int]) -> None:
+  """Serialises ``fn`` with ``jax.export``; ``load_stablehlo`` reloads it without the model.
+
+  The keyword argument and the output dict keep the names inside the file (its pytree).
+  """
+  exported = jax_export.export(jax.jit(fn))(**{INPUT_NAME: _input_spec(batch, hw)})
+  pathlib.Path(output).write_bytes(exported.serialize())
+
+
+def write_savedmodel(fn: DepthFn, output: str | os.PathLike, batch: int | None,
+                     hw: tuple[int, int]) -> None:
+  """A SavedModel whose 'serving_default' signature maps 'image' to 'depth', 'bin_centers'."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
+  polymorphic = f'({"b" if batch is None else batch}, {hw[0]}, {hw[1]}, 3)'
+  converted = jax2tf.convert(lambda image: fn(**{INPUT_NAME: image}),
+                             polymorphic_shapes=[polymorphic], with_gradient=False)
+  module = tf.Module()
+  # The weights are constants of the converted graph: the file is the model, nothing to train.
+  module.serve = tf.function(converted, autograph=False, input_signature=[
+      tf.TensorSpec((batch, *hw, 3), tf.uint8, name=INPUT_NAME)])
+  tf.saved_model.save(module, os.fspath(output), signatures={
+      'serving_default': module.serve.get_concrete_function()})
+
+
+def write_tflite(savedmodel: str | os.PathLike, output: str | os.PathLike, *,
+                 fp16: bool = False,
+                 calibration: Iterable[np.ndarray] | None = None) -> None:
+  """Converts a SavedModel to a TFLite (LiteRT) flatbuffer.
+
+  Args:
+    savedmodel: From ``write_savedmodel``.
+    output: The .tflite file.
+    fp16: Store the weights as float16 (half the file; the runtime computes in float32).
+    calibration: uint8 images (1, h, w, 3), each one network input: int8 post-training
+      quantisation of weights and activations, calibrated on them. Input and outputs stay
+      uint8 and float32, and ops without an int8 kernel stay in float.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(savedmodel))
+  if fp16 and calibration is not None:
+    raise ValueError('export: --fp16 and --int8 exclude each other.')
+  if fp16:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+  if calibration is not None:
+    frames = list(calibration)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ({INPUT_NAME: f} for f in frames)
+  pathlib.Path(output).write_bytes(converter.convert())
+
+
+def write_onnx(tflite: str | os.PathLike, output: str | os.PathLike,
+               metadata: Mapping[str, str]) -> None:
+  """Converts a TFLite file to ONNX, names its input and outputs, and stores ``metadata``.
+
+  The TFLite file's tensors are named after TF's graph ('serving_default_image:0',
+  'StatefulPartitionedCall:1'); its signature says which is which.
+  """
+  import onnx  # pylint: disable=g-import-not-at-top
+  import tf2onnx  # pylint: disable=g-import-not-at-top
+  interpreter = _tflite_interpreter(tflite)
+  details = interpreter.get_signature_runner()
+  renames = {d['name']: name for name, d in details.get_input_details().items()}
+  renames.update({d['name']: name for name, d in details.get_output_details().items()})
+  with warnings.catch_warnings():
+    # tf2onnx reads the file with tf.lite.Interpreter, whose deprecation notice is not ours.
+    warnings.filterwarnings('ignore', message='.*tf.lite.Interpreter is deprecated')
+    model, _ = tf2onnx.convert.from_tflite(os.fspath(tflite), opset=ONNX_OPSET)
+  graph = model.graph
+  for node in graph.node:
+    node.input[:] = [renames.get(n, n) for n in node.input]
+    node.output[:] = [renames.get(n, n) for n in node.output]
+  for value in (*graph.input, *graph.output):
+    value.name = renames.get(value.name, value.name)
+  order = {name: i for i, name in enumerate(OUTPUT_NAMES)}
+  outputs = sorted(graph.output, key=lambda v: order.get(v.name, len(order)))
+  del graph.output[:]
+  graph.output.extend(outputs)
+  onnx.helper.set_model_props(model, dict(metadata))
+  onnx.checker.check_model(model)
+  onnx.save(model, os.fspath(output))
+
+
+def _tflite_interpreter(path: str | os.PathLike, num_threads: int | None = None):
+  try:
+    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    Interpreter = tf.lite.Interpreter  # pylint: disable=invalid-name
+  return Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+
+
+def write_all(fn: DepthFn, fmt: str, output: str | os.PathLike, batch: int | None,
+              hw: tuple[int, int], metadata: Mapping[str, str], **tflite_kw: Any) -> None:
+  """Writes ``fn`` as ``fmt`` ('stablehlo', 'savedmodel', 'tflite' or 'onnx') to ``output``.
+
+  The TFLite and ONNX files are built through a SavedModel (and a TFLite file) in a
+  temporary folder; ``tflite_kw`` goes to ``write_tflite``.
+  """
+  if fmt == 'stablehlo':
+    write_stablehlo(fn, output, batch, hw)
+    return
+  if fmt == 'savedmodel':
+    if os.path.exists(output):
+      shutil.rmtree(output)
+    write_savedmodel(fn, output, batch, hw)
+    return
+  with tempfile.TemporaryDirectory(prefix='adabins-export-') as tmp:
+    write_savedmodel(fn, f'{tmp}/savedmodel', batch, hw)
+    tflite = output if fmt == 'tflite' else f'{tmp}/model.tflite'
+    write_tflite(f'{tmp}/savedmodel', tflite, **tflite_kw)
+    if fmt == 'onnx':
+      write_onnx(tflite, output, metadata)
+
+
+def load_stablehlo(path: str | os.PathLike) -> Runner:
+  exported = jax_export.deserialize(bytearray(pathlib.Path(path).read_bytes()))
+  return lambda images: {k: np.asarray(v) for k, v in exported.call(
+      **{INPUT_NAME: images}).items()}
+
+
+def load_savedmodel(path: str | os.PathLike) -> Runner:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  serve = tf.saved_model.load(os.fspath(path)).signatures['serving_default']
+  return lambda images: {k: v.numpy() for k, v in serve(**{
+      INPUT_NAME: tf.constant(images)}).items()}
+
+
+def load_tflite(path: str | os.PathLike, num_threads: int | None = None) -> Runner:
+  """Runs a .tflite file with LiteRT, resizing its input to each batch's size."""
+  interpreter = _tflite_interpreter(path, num_threads)
+  runner = interpreter.get_signature_runner()
+  return lambda images: runner(**{INPUT_NAME: np.asarray(images, np.uint8)})
+
+
+def load_onnx(path: str | os.PathLike, num_threads: int | None = None) -> Runner:
+  import onnxruntime as ort  # pylint: disable=g-import-not-at-top
+  options = ort.SessionOptions()
+  if num_threads:
+    options.intra_op_num_threads = num_threads
+  session = ort.InferenceSession(os.fspath(path), options, providers=['CPUExecutionProvider'])
+  return lambda images: dict(zip(OUTPUT_NAMES, session.run(
+      list(OUTPUT_NAMES), {INPUT_NAME: np.asarray(images, np.uint8)})))
+
+
+LOADERS = {'stablehlo': load_stablehlo, 'savedmodel': load_savedmodel, 'tflite': load_tflite,
+           'onnx': load_onnx}
+
+
+def format_of(path: str | os.PathLike) -> str:
+  """The format of an exported file, by its name: a folder is a SavedModel."""
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    return 'savedmodel'
+  suffix = os.path.splitext(path)[1].lstrip('.')
+  if suffix in ('onnx', 'tflite', 'stablehlo'):
+    return suffix
+  raise ValueError(f'{path}: not an exported model (.onnx, .tflite, .stablehlo or a '
+                   'SavedModel folder).')
+
+
+def load(path: str | os.PathLike) -> Runner:
+  """``runner(images uint8 (N, h, w, 3)) -> {'depth': (N, h, w), 'bin_centers': (N, bins)}``."""
+  return LOADERS[format_of(path)](path)

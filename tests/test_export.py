@@ -1,0 +1,210 @@
+"""Export: every format gives JAX's depth, names its input and outputs, and runs without JAX."""
+
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+from flax import nnx
+import jax
+import numpy as np
+import optax
+import pytest
+
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxruntime')
+pytest.importorskip('tf2onnx')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from adabins_jax import benchmark
+from adabins_jax import checkpointing
+from adabins_jax import configs
+from adabins_jax import export
+from adabins_jax import export_formats
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+_FP32_TOLERANCE, _FP16_TOLERANCE = 1e-4, 1e-2
+_DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'export.md'
+
+
+@dataclasses.dataclass
+class _Exported:
+  config: object
+  model: nnx.Module
+  options: export.ExportOptions
+  paths: dict[str, pathlib.Path]
+  image: np.ndarray
+  reference: dict[str, np.ndarray]
+
+
+def _export_all(config, size: str, out: pathlib.Path) -> _Exported:
+  """Every format of one model, random weights, each conversion done once."""
+  model = benchmark.random_model(config.model, seed=1)
+  model.eval()
+  export.use_plain_convolutions(model)
+  options = export.ExportOptions(size=size)
+  fn = export.depth_function(model, config)
+  paths = {'stablehlo': out / 'model.stablehlo', 'savedmodel': out / 'savedmodel',
+           'tflite': out / 'model.tflite', 'onnx': out / 'model.onnx'}
+  export_formats.write_stablehlo(fn, paths['stablehlo'], 1, options.size)
+  export_formats.write_savedmodel(fn, paths['savedmodel'], 1, options.size)
+  export_formats.write_tflite(paths['savedmodel'], paths['tflite'])
+  export_formats.write_onnx(paths['tflite'], paths['onnx'], export.signature(config, options))
+  image = np.random.default_rng(0).integers(0, 256, (1, *options.size, 3), np.uint8)
+  reference = {k: np.asarray(v) for k, v in jax.jit(fn)(image).items()}
+  return _Exported(config, model, options, paths, image, reference)
+
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+  return _export_all(configs.load('demo'), '64x96', tmp_path_factory.mktemp('demo'))
+
+
+@pytest.fixture(scope='module')
+def unet128_dws(tmp_path_factory):
+  config = configs.load('unet128_dws')
+  # 4x4 patches give the bins head its 129 tokens from a 96x128 input (16x16 ones need
+  # 320x416 and triple the test's time); the depthwise-separable convolutions are unchanged.
+  config.model.patch_size = 4
+  return _export_all(config, '96x128', tmp_path_factory.mktemp('unet128_dws'))
+
+
+def _relative_l2(got, want) -> float:
+  return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+def _check_close(got: dict, reference: dict, tolerance: float) -> None:
+  assert set(got) == set(reference)
+  for name, want in reference.items():
+    assert got[name].shape == want.shape and got[name].dtype == np.float32, name
+    assert _relative_l2(got[name], want) <= tolerance, (name, _relative_l2(got[name], want))
+
+
+@pytest.mark.parametrize('name', ['demo', 'unet128_dws'])
+@pytest.mark.parametrize('fmt', export.FORMATS)
+def test_every_format_gives_the_depth_of_jax(request, name, fmt):
+  exported = request.getfixturevalue(name)
+  got = export_formats.load(exported.paths[fmt])(exported.image)
+  _check_close(got, exported.reference, _FP32_TOLERANCE)
+
+
+def test_files_name_their_input_and_outputs(demo):
+  model = onnx.load(demo.paths['onnx'])
+  assert [(v.name, [d.dim_value for d in v.type.tensor_type.shape.dim])
+          for v in model.graph.input] == [('image', [1, 64, 96, 3])]
+  assert [v.name for v in model.graph.output] == ['depth', 'bin_centers']
+  props = {p.key: p.value for p in model.metadata_props}
+  assert props['input.image'].startswith('uint8 [1, 64, 96, 3]')
+  assert props['output.depth'] == 'float32 [1, 64, 96] metres'
+  assert props['output.bin_centers'] == 'float32 [1, 128] metres'
+  interpreter = export_formats._tflite_interpreter(  # pylint: disable=protected-access
+      demo.paths['tflite'])
+  assert interpreter.get_signature_list() == {
+      'serving_default': {'inputs': ['image'], 'outputs': ['bin_centers', 'depth']}}
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  serve = tf.saved_model.load(str(demo.paths['savedmodel'])).signatures['serving_default']
+  assert set(serve.structured_input_signature[1]) == {'image'}
+  assert set(serve.structured_outputs) == {'depth', 'bin_centers'}
+
+
+def test_fp16_tflite_is_half_the_size_within_tolerance(demo, tmp_path):
+  path = tmp_path / 'fp16.tflite'
+  export_formats.write_tflite(demo.paths['savedmodel'], path, fp16=True)
+  assert path.stat().st_size < 0.6 * demo.paths['tflite'].stat().st_size
+  _check_close(export_formats.load(path)(demo.image), demo.reference, _FP16_TOLERANCE)
+
+
+def test_int8_tflite_is_calibrated_on_the_configs_frames(demo, tmp_path):
+  from adabins_jax import datasets  # pylint: disable=g-import-not-at-top,unused-import
+  config = demo.config.copy_and_resolve_references()
+  config.data.dataset = 'synthetic_rooms/tiny'
+  config.data.tfds_data_dir = str(tmp_path / 'tfds')
+  frames = list(export.calibration_frames(config, (64, 96), 3))
+  assert [f.shape for f in frames] == [(1, 64, 96, 3)] * 3 and frames[0].dtype == np.uint8
+  path = tmp_path / 'int8.tflite'
+  export.export(demo.model, config, 'tflite', path,
+                export.ExportOptions(size='64x96', int8=True, calibration=3))
+  assert path.stat().st_size < 0.4 * demo.paths['tflite'].stat().st_size
+  depth = export_formats.load(path)(frames[0])['depth']
+  assert depth.shape == (1, 64, 96) and np.all(np.isfinite(depth))
+  assert config.model.min_depth_m <= depth.min() and depth.max() <= config.model.max_depth_m
+
+
+def test_dynamic_batch_stablehlo_and_fixed_batch_only_for_tflite(demo, tmp_path):
+  fn = export.depth_function(demo.model, demo.config)
+  export_formats.write_stablehlo(fn, tmp_path / 'any.stablehlo', None, demo.options.size)
+  images = np.concatenate([demo.image, demo.image[:, ::-1]])
+  got = export_formats.load(tmp_path / 'any.stablehlo')(images)
+  _check_close({k: v[:1] for k, v in got.items()}, demo.reference, _FP32_TOLERANCE)
+  for fmt in ('tflite', 'onnx'):
+    with pytest.raises(ValueError, match='fixed --batch'):
+      export.export(demo.model, demo.config, fmt, tmp_path / 'x', export.ExportOptions(
+          size='64x96', batch=None))
+  with pytest.raises(ValueError, match='tflite only'):
+    export.export(demo.model, demo.config, 'onnx', tmp_path / 'x',
+                  export.ExportOptions(fp16=True))
+
+
+def test_command_exports_a_training_run(demo, tmp_path):
+  # The fixture's weights as a training run's checkpoint, so the numbers must be the same.
+  manager = checkpointing.create_manager(tmp_path / 'run')
+  checkpointing.save(manager, 1, demo.model,
+                     nnx.Optimizer(demo.model, optax.sgd(0.1), wrt=nnx.Param), force=True)
+  manager.wait_until_finished()
+  manager.close()
+  output = tmp_path / 'demo.stablehlo'
+  done = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.export', '--config=demo',
+       f'--workdir={tmp_path / "run"}', '--format=stablehlo', f'--output={output}',
+       '--size=64x96'],
+      capture_output=True, text=True, timeout=120, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert '"output.depth": "float32 [1, 64, 96] metres"' in done.stdout
+  _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
+
+
+# Run before the documented script: no module of the JAX stack (nor TF) can be imported.
+_NO_JAX = '''
+import importlib.abc, runpy, sys
+BLOCKED = ('jax', 'jaxlib', 'flax', 'tensorflow', 'adabins_jax')
+class Block(importlib.abc.MetaPathFinder):
+  def find_spec(self, name, path=None, target=None):
+    if name.split('.')[0] in BLOCKED:
+      raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, Block())
+try:
+  import jax
+except ImportError:
+  pass
+else:
+  raise SystemExit('jax was importable')
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+'''
+
+
+def _documented_script() -> str:
+  blocks = re.findall(r'```python\n(.*?)```', _DOC.read_text(), re.S)
+  (script,) = [b for b in blocks if 'onnxruntime.InferenceSession' in b]
+  return script
+
+
+@pytest.mark.parametrize('fmt', ['onnx', 'tflite'])
+def test_documented_example_runs_without_jax(demo, tmp_path, fmt):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  script = tmp_path / 'depth.py'
+  script.write_text(_documented_script())
+  Image.fromarray(demo.image[0]).resize((120, 80)).save(tmp_path / 'photo.png')
+  env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+  done = subprocess.run(
+      [sys.executable, '-c', _NO_JAX, str(script), str(demo.paths[fmt]),
+       str(tmp_path / 'photo.png'), str(tmp_path / 'depth.npy')],
+      capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env)
+  assert done.returncode == 0, done.stderr[-3000:]
+  depth = np.load(tmp_path / 'depth.npy')
+  assert depth.shape == (80, 120) and depth.dtype == np.float32
+  lo, hi = demo.config.model.min_depth_m, demo.config.model.max_depth_m
+  assert lo <= depth.min() and depth.max() <= hi
+  assert '128 bins' in done.stdout
