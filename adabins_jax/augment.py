@@ -11,9 +11,7 @@ import math
 
 import tensorflow as tf
 
-# NYU frames have a white border left by registration: keep x 43..608, y 45..472.
-NYU_BORDER_BOX = (43, 45, 608, 472)  # (left, top, right, bottom), as PIL's crop box
-NYU_SHAPE = (480, 640)
+from adabins_jax import nyu
 
 
 def _as_seed(seed) -> tf.Tensor:
@@ -25,12 +23,12 @@ def crop_nyu_border(image: tf.Tensor, depth: tf.Tensor) -> tuple[tf.Tensor, tf.T
   """Cuts NYU's white border from both maps; the input must be 480x640."""
   image, depth = tf.convert_to_tensor(image), tf.convert_to_tensor(depth)
   shape = image.shape[:2]
-  if shape.is_fully_defined() and tuple(shape) != NYU_SHAPE:
+  if shape.is_fully_defined() and tuple(shape) != nyu.FRAME_HW:
     raise ValueError(f'the NYU border crop needs 480x640 frames, got {tuple(shape)}; turn '
                      'data.crop_white_border off for other data')
-  tf.debugging.assert_equal(tf.shape(image)[:2], NYU_SHAPE,
+  tf.debugging.assert_equal(tf.shape(image)[:2], nyu.FRAME_HW,
                             message='the NYU border crop needs 480x640 frames')
-  left, top, right, bottom = NYU_BORDER_BOX
+  left, top, right, bottom = nyu.BORDER_BOX
   return image[top:bottom, left:right], depth[top:bottom, left:right]
 
 

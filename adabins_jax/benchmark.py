@@ -41,6 +41,7 @@ import numpy as np
 from adabins_jax import configs
 from adabins_jax import files
 from adabins_jax import models
+from adabins_jax import nyu
 from adabins_jax import optim
 from adabins_jax import report
 from adabins_jax import steps
@@ -48,8 +49,8 @@ from adabins_jax.models import layers
 
 SEED_CONFIGS = tuple(report.SEED_TABLE)
 # The table's resolutions before data.input_scale: NYU test frames and the training crop.
-EVAL_HW = (480, 640)
-TRAIN_HW = (416, 544)
+EVAL_HW = nyu.FRAME_HW
+TRAIN_HW = nyu.TRAIN_CROP_HW
 _MB = 1e6  # The seed's sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
 
 

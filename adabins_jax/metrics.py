@@ -16,14 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax import nyu
 from adabins_jax.models.layers import resize_bilinear
 
 METRIC_NAMES = ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
 CROPS = ('eigen', 'garg', 'none')
 
-# Eigen et al.'s NYU crop, in pixels of the 480x640 NYU frame (rows, cols).
-_EIGEN_NYU_SHAPE = (480, 640)
-_EIGEN_NYU_ROWS, _EIGEN_NYU_COLS = (45, 471), (41, 601)
 # Garg et al.'s KITTI crop as fractions of the image size, as in the BTS / AdaBins evaluation.
 _GARG_ROWS, _GARG_COLS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
 
@@ -43,10 +41,10 @@ def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
   if crop == 'none':
     mask[:] = True
   elif crop == 'eigen':
-    if (h, w) != _EIGEN_NYU_SHAPE:
+    if (h, w) != nyu.FRAME_HW:
       raise ValueError(f"crop='eigen' is defined on 480x640 NYU frames; got ground truth of size "
                        f"{h}x{w}. Use crop='none' (or 'garg' for KITTI) for other sizes.")
-    mask[slice(*_EIGEN_NYU_ROWS), slice(*_EIGEN_NYU_COLS)] = True
+    mask[slice(*nyu.EIGEN_CROP_ROWS), slice(*nyu.EIGEN_CROP_COLS)] = True
   elif crop == 'garg':
     mask[int(_GARG_ROWS[0] * h):int(_GARG_ROWS[1] * h),
          int(_GARG_COLS[0] * w):int(_GARG_COLS[1] * w)] = True

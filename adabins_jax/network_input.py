@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from adabins_jax import nyu
 from adabins_jax import predict_io
 
 # Aspect ratios beyond this are treated as this (a panorama still gets a usable input).
@@ -28,7 +29,7 @@ def frame_size(config) -> tuple[int, int]:
 
   ``config.data.frame_size``; a config without that field means NYU's 480x640.
   """
-  size = config.data.get('frame_size', predict_io.NYU_FRAME_HW)
+  size = config.data.get('frame_size', nyu.FRAME_HW)
   ok = (isinstance(size, (tuple, list)) and len(size) == 2
         and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size))
   if not ok:

@@ -40,6 +40,7 @@ from adabins_jax import configs
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import network_input
+from adabins_jax import nyu
 from adabins_jax import predict_io
 from adabins_jax import predict_video
 from adabins_jax import torch_weights
@@ -82,7 +83,7 @@ class PredictOptions:
     self.size = parse_size(self.size)
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
-    predict_io.intrinsics_for((480, 640), self.intrinsics)  # Fails early on a bad combination.
+    predict_io.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
 
 
 def parse_size(size: str | Sequence[int] | None) -> tuple[int, int] | None:

@@ -18,16 +18,12 @@ from PIL import Image
 from PIL import ImageOps
 
 from adabins_jax import files
+from adabins_jax import nyu
 from adabins_jax import visualize
 
-# NYU Depth V2's Kinect colour camera (the release's intrinsics), for a 480x640 frame.
-NYU_INTRINSICS = (518.8579, 519.4696, 325.5824, 253.7362)  # fx, fy, cx, cy in pixels
-NYU_FRAME_HW = (480, 640)
 # Depth PNG scale: millimetres (NYU convention); KITTI stores depth x 256.
 MM_PER_M = 1000.0
 KITTI_PNG_SCALE = 256.0
-# Depth ranges beyond this many metres are outdoor (KITTI-like) and use the KITTI PNG scale.
-KITTI_RANGE_ABOVE_M = 10.0
 
 _GLOB_CHARS = frozenset('*?[')
 
@@ -264,8 +260,8 @@ def intrinsics_for(hw: Sequence[int],
   fx, fy, cx, cy = given
   h, w = hw
   if all(v is None for v in given):
-    sy, sx = h / NYU_FRAME_HW[0], w / NYU_FRAME_HW[1]
-    nfx, nfy, ncx, ncy = NYU_INTRINSICS
+    sy, sx = h / nyu.FRAME_HW[0], w / nyu.FRAME_HW[1]
+    nfx, nfy, ncx, ncy = nyu.INTRINSICS
     return nfx * sx, nfy * sy, ncx * sx, ncy * sy
   if fx is None:
     raise ValueError(f'Camera intrinsics {given}: --fy/--cx/--cy need --fx as well.')
@@ -306,7 +302,8 @@ def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray,
 
 def png_scale(max_depth_m: float) -> float:
   """Depth PNG units per metre: 1000 (millimetres), or 256 for KITTI-range models."""
-  return KITTI_PNG_SCALE if max_depth_m > KITTI_RANGE_ABOVE_M else MM_PER_M
+  # Ranges beyond NYU's are outdoor (KITTI-like) ones.
+  return KITTI_PNG_SCALE if max_depth_m > nyu.MAX_DEPTH_M else MM_PER_M
 
 
 def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth: np.ndarray, *,

@@ -7,7 +7,7 @@ import tensorflow as tf
 from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import network_input
-from adabins_jax.datasets import features
+from adabins_jax import nyu
 from adabins_jax.datasets import synthetic_rooms
 
 _NYU_CONFIGS = ('effnet_b5_256', 'effnet_b0_256', 'unet128', 'unet128_dws', 'unet256')
@@ -27,7 +27,7 @@ def test_frame_size_is_the_frame_of_each_configs_dataset():
     if dataset == synthetic_rooms.SyntheticRooms.name:
       expected = rooms[builder_config or synthetic_rooms.SyntheticRooms.DEFAULT_CONFIG_NAME]
     else:
-      expected = (features.NYU_HEIGHT, features.NYU_WIDTH)
+      expected = nyu.FRAME_HW
     assert network_input.frame_size(config) == expected, name
 
 

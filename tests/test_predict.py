@@ -17,6 +17,7 @@ from adabins_jax import checkpointing
 from adabins_jax import input_pipeline
 from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
+from adabins_jax import nyu
 from adabins_jax import predict
 from adabins_jax import predict_io
 from adabins_jax import steps
@@ -238,7 +239,7 @@ def test_ply_geometry_and_intrinsics(tmp_path):
   assert predict_io.write_ply(tmp_path / 's.ply', np.ones((5, 7)), np.zeros((5, 7, 3), np.uint8),
                               (1, 1, 0, 0), stride=2) == 3 * 4
   np.testing.assert_allclose(predict_io.intrinsics_for((240, 320)),
-                             np.array(predict_io.NYU_INTRINSICS) / 2)
+                             np.array(nyu.INTRINSICS) / 2)
   assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None)) == (300, 300, 100, 49.5)
   with pytest.raises(ValueError, match='need --fx'):
     predict.PredictOptions('a.png', 'out', intrinsics=(None, 400.0, None, None))

@@ -11,11 +11,6 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-# NYU Depth V2 frames (Kinect v1 colour camera).
-NYU_HEIGHT, NYU_WIDTH = 480, 640
-# Focal length in pixels of every line of the BTS/AdaBins file lists.
-NYU_FOCAL_PX = 518.8579
-
 
 def depth_features(height: int, width: int, image_format: str = 'png'):
   """Features of a depth example at a fixed size.

@@ -13,11 +13,11 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 
+from adabins_jax import nyu
 from adabins_jax.datasets import features
 
 TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'
 TEST_LIST = 'nyudepthv2_test_files_with_gt.txt'
-_NYU_SHAPE = (features.NYU_HEIGHT, features.NYU_WIDTH)
 # The sync_depth PNGs store millimetres.
 _DEPTH_SCALE = 1000.0
 
@@ -48,7 +48,7 @@ class NyuDepthV2Bts(features.DepthBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='NYU Depth V2, BTS/AdaBins train (sync) and official test split.',
-        features=features.depth_features(*_NYU_SHAPE, image_format='jpeg'),
+        features=features.depth_features(*nyu.FRAME_HW, image_format='jpeg'),
         supervised_keys=('image', 'depth'),
         homepage='https://github.com/shariqfarooq123/AdaBins',
     )
@@ -123,8 +123,9 @@ def read_jpeg(path) -> bytes:
   image, data = _open_image(path)
   if image.format != 'JPEG' or image.mode != 'RGB':
     raise ValueError(f'{path}: expected an RGB JPEG, got {image.format} {image.mode}')
-  if (image.height, image.width) != _NYU_SHAPE:
-    raise ValueError(f'{path}: expected an image of {_NYU_SHAPE[0]}x{_NYU_SHAPE[1]} pixels, '
+  if (image.height, image.width) != nyu.FRAME_HW:
+    height, width = nyu.FRAME_HW
+    raise ValueError(f'{path}: expected an image of {height}x{width} pixels, '
                      f'got {image.height}x{image.width}')
   return data
 
@@ -136,4 +137,4 @@ def read_depth_png(path) -> np.ndarray:
   if image.format != 'PNG' or depth.dtype not in (np.uint16, np.int32):
     raise ValueError(f'{path}: expected a 16-bit PNG of millimetres, got {image.format} '
                      f'{image.mode}')
-  return features.depth_to_float16(depth / _DEPTH_SCALE, _NYU_SHAPE, path)
+  return features.depth_to_float16(depth / _DEPTH_SCALE, nyu.FRAME_HW, path)

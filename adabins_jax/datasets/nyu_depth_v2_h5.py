@@ -12,9 +12,9 @@ import h5py
 import numpy as np
 import tensorflow_datasets as tfds
 
+from adabins_jax import nyu
 from adabins_jax.datasets import features
 
-_NYU_SHAPE = (features.NYU_HEIGHT, features.NYU_WIDTH)
 
 
 class NyuDepthV2H5(features.DepthBuilder):
@@ -38,7 +38,7 @@ class NyuDepthV2H5(features.DepthBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='NYU Depth V2 frames and depth maps from the fast-depth HDF5 files.',
-        features=features.depth_features(*_NYU_SHAPE, image_format='png'),
+        features=features.depth_features(*nyu.FRAME_HW, image_format='png'),
         supervised_keys=('image', 'depth'),
         homepage='https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html',
     )
@@ -59,7 +59,7 @@ class NyuDepthV2H5(features.DepthBuilder):
       yield f'{scene}/{stem}', {
           'image': image,
           'depth': depth,
-          'focal': features.NYU_FOCAL_PX,
+          'focal': nyu.FOCAL_PX,
           'name': f'{scene}/{path.name}',
       }
 
@@ -102,8 +102,8 @@ def read_h5(path) -> tuple[np.ndarray, np.ndarray]:
       rgb, depth = np.asarray(f['rgb']), np.asarray(f['depth'])
   except OSError as e:
     raise ValueError(f'{path}: not a readable HDF5 file ({e})') from e
-  if rgb.shape != (3, *_NYU_SHAPE):
-    raise ValueError(f'{path}: expected rgb of shape {(3, *_NYU_SHAPE)}, got {rgb.shape}')
+  if rgb.shape != (3, *nyu.FRAME_HW):
+    raise ValueError(f'{path}: expected rgb of shape {(3, *nyu.FRAME_HW)}, got {rgb.shape}')
   image = np.ascontiguousarray(np.transpose(rgb, (1, 2, 0)))
-  features.check_image(image, _NYU_SHAPE, path)
-  return image, features.depth_to_float16(depth, _NYU_SHAPE, path)
+  features.check_image(image, nyu.FRAME_HW, path)
+  return image, features.depth_to_float16(depth, nyu.FRAME_HW, path)
