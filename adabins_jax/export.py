@@ -30,10 +30,11 @@ import numpy as np
 
 from adabins_jax import configs
 from adabins_jax import export_formats
+from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
+from adabins_jax import nyu
 from adabins_jax import predict
 from adabins_jax import predict_io
-from adabins_jax import visualize
 from adabins_jax.models import layers
 
 FORMATS = tuple(export_formats.LOADERS)
@@ -73,7 +74,7 @@ def default_size(config) -> tuple[int, int]:
 
   Frames are ``data.frame_size`` (NYU's 480x640 where a config has no such field).
   """
-  frame = config.data.get('frame_size', predict_io.NYU_FRAME_HW)
+  frame = config.data.get('frame_size', nyu.FRAME_HW)
   return tuple(round(s * config.data.input_scale) for s in frame)
 
 
@@ -94,11 +95,10 @@ def depth_function(model: nnx.Module, config, flip_average: bool = True):
   """
   graphdef, state = nnx.split(model)
   min_depth, max_depth = float(config.model.min_depth_m), float(config.model.max_depth_m)
-  mean, std = visualize.IMAGENET_MEAN, visualize.IMAGENET_STD
 
   def fn(image):
     # As Predictor: [0, 1] by /255 (predict_io.as_rgb), then ImageNet-normalised.
-    x = (image.astype(jnp.float32) / 255.0 - mean) / std
+    x = imagenet.normalize(image.astype(jnp.float32) / 255.0)
     # Predictor's own forward pass, so that both compute the same function.
     forward = predict._forward  # pylint: disable=protected-access
     edges, depth, flipped = forward(graphdef, state, x, flip_average)

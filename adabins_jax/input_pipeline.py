@@ -17,10 +17,9 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from adabins_jax import augment
+from adabins_jax import imagenet
 import adabins_jax.datasets  # noqa: F401  (registers the project's builders)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
 DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts')
 # TFDS's own nyu_depth_v2 calls its test split 'validation'.
@@ -101,7 +100,7 @@ def _network_input(image, data_config):
     h, w = image.shape[:2]
     size = (round(h * data_config.input_scale), round(w * data_config.input_scale))
     image = tf.image.resize(image, size, method='bilinear')
-  return (image - IMAGENET_MEAN) / IMAGENET_STD
+  return imagenet.normalize(image)
 
 
 def _train_crop(image, depth, seed, data_config):

@@ -37,6 +37,7 @@ import tqdm
 
 from adabins_jax import checkpointing
 from adabins_jax import configs
+from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import network_input
@@ -168,10 +169,6 @@ def _forward(graphdef, state, images, flip_average: bool):
 _postprocess = jax.jit(metrics_lib.postprocess_prediction, static_argnums=(2, 3, 4))
 
 
-def _normalise(rgb: np.ndarray) -> np.ndarray:
-  return (rgb - visualize.IMAGENET_MEAN) / visualize.IMAGENET_STD
-
-
 @dataclasses.dataclass
 class _Image:
   path: pathlib.Path
@@ -196,7 +193,7 @@ class _Network:
     ``network_input.network_size``."""
     hw = size or network_input.network_size(rgb.shape[:2], self.config)
     image = network_input.network_image(rgb, hw, self.config.data.input_scale)
-    return _normalise(image).astype(np.float32)
+    return imagenet.normalize(image).astype(np.float32)
 
   def run(self, inputs: Sequence[np.ndarray], image_hws: Sequence[tuple[int, int]],
           pad_to: int = 0) -> list[tuple[np.ndarray | Exception, np.ndarray]]:

@@ -15,10 +15,7 @@ from PIL import Image
 
 from adabins_jax import annotate
 from adabins_jax import files
-
-# ImageNet statistics the input pipeline normalises with (SPEC 1).
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+from adabins_jax import imagenet
 
 # Polynomial coefficients, lowest degree first; one row per power, columns R, G, B.
 _POLYNOMIALS = {
@@ -108,7 +105,7 @@ def unnormalize_image(image: np.ndarray) -> np.ndarray:
   image = np.asarray(image, np.float32)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f'unnormalize_image: expected (H, W, 3), got shape {image.shape}.')
-  rgb = np.clip(image * IMAGENET_STD + IMAGENET_MEAN, 0.0, 1.0)
+  rgb = np.clip(imagenet.denormalize(image), 0.0, 1.0)
   return np.round(rgb * 255.0).astype(np.uint8)
 
 

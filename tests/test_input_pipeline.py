@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from adabins_jax import imagenet
 from adabins_jax import input_pipeline
 
-MEAN = np.array(input_pipeline.IMAGENET_MEAN, np.float32)
-STD = np.array(input_pipeline.IMAGENET_STD, np.float32)
+MEAN, STD = imagenet.MEAN, imagenet.STD
 
 
 @pytest.fixture(scope='module')

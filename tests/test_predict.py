@@ -14,6 +14,7 @@ import pytest
 
 from adabins_jax import benchmark
 from adabins_jax import checkpointing
+from adabins_jax import imagenet
 from adabins_jax import input_pipeline
 from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
@@ -38,8 +39,7 @@ def _two_passes(model, x):
 
 def _expected_depth(model, rgb):
   """Independent path: two plain forward passes, then the evaluation post-processing."""
-  x = ((predict_io.resize_image(rgb, _SIZE) - visualize.IMAGENET_MEAN)
-       / visualize.IMAGENET_STD)[None]
+  x = imagenet.normalize(predict_io.resize_image(rgb, _SIZE))[None]
   depth, mirrored = _two_passes(model, x)
   final = metrics_lib.postprocess_prediction(depth, mirrored[:, :, ::-1], rgb.shape[:2],
                                              1e-3, 10.0)
@@ -167,8 +167,8 @@ def test_predict_from_an_orbax_workdir(tmp_path, model, config):
   summary = predict.predict(config, str(tmp_path / 'run'), options)
   assert list(summary.written) == [str(tmp_path / 'x.png')]
   depth = np.load(tmp_path / 'out' / 'x_depth.npy')
-  x = (predict_io.resize_image(predict_io.read_image(tmp_path / 'x.png'), _SIZE)
-       - visualize.IMAGENET_MEAN) / visualize.IMAGENET_STD
+  rgb = predict_io.read_image(tmp_path / 'x.png')
+  x = imagenet.normalize(predict_io.resize_image(rgb, _SIZE))
   no_flip = _two_passes(model, x[None])[0]
   expected = metrics_lib.postprocess_prediction(no_flip, None, (40, 52), 1e-3, 10.0)
   np.testing.assert_allclose(depth, np.asarray(expected)[0, ..., 0], atol=1e-5)
