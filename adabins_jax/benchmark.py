@@ -1,20 +1,19 @@
-"""Speed and size of each model, in the format of report.SEED_TABLE::
+"""Speed and size of each model, beside the published ones (reference.REFERENCE)::
 
-  python -m adabins_jax.benchmark                                   # the six seed rows
+  python -m adabins_jax.benchmark                    # the six configs with published numbers
   python -m adabins_jax.benchmark --configs=unet128_dws,effnet_b5_256 --batch_sizes=1 \\
       --repeats=3 --skip_train --output=benchmark.json
 
 Per config: parameter count; MB of float32 parameters and of a training checkpoint (parameters,
-BatchNorm statistics and the AdamW state, the seed's "size"); inference images/s at the
-evaluation resolution (480x640 x data.input_scale) per batch size; training images/s at the
-training crop (416x544 x data.input_scale) with the real train step of steps.py; compile
-seconds; FLOPs per image from XLA's cost analysis of the model compiled with direct
-convolutions (the model's own count, whichever convolution algorithm runs) and the GFLOP/s that
-makes; the JSON also has the FLOPs of the program that ran (fewer where Winograd replaces
-convolutions). Times are medians
-over ``--repeats`` synchronised runs after a warm-up. Weights are random (speed does not depend
-on them) and filled on the host, since random initialisation compiles a program per shape.
-Runs on whatever backend JAX picks: CPU or GPU alike.
+BatchNorm statistics and the AdamW state: the variant study's "size", see docs/reference.md);
+inference images/s at the evaluation resolution (480x640 x data.input_scale) per batch size;
+training images/s at the training crop (416x544 x data.input_scale) with the real train step of
+steps.py; compile seconds; FLOPs per image from XLA's cost analysis of the model compiled with
+direct convolutions (the model's own count, whichever convolution algorithm runs) and the
+GFLOP/s that makes; the JSON also has the FLOPs of the program that ran (fewer where Winograd
+replaces convolutions). Times are medians over ``--repeats`` synchronised runs after a warm-up.
+Weights are random (speed does not depend on them) and filled on the host, since random
+initialisation compiles a program per shape. Runs on whatever backend JAX picks: CPU or GPU alike.
 """
 
 from __future__ import annotations
@@ -43,15 +42,20 @@ from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import nyu
 from adabins_jax import optim
-from adabins_jax import report
+from adabins_jax import reference
 from adabins_jax import steps
 from adabins_jax.models import layers
 
-SEED_CONFIGS = tuple(report.SEED_TABLE)
+# The configs benchmarked by default: those with published speed and size.
+REFERENCE_CONFIGS = tuple(reference.REFERENCE)
 # The table's resolutions before data.input_scale: NYU test frames and the training crop.
 EVAL_HW = nyu.FRAME_HW
 TRAIN_HW = nyu.TRAIN_CROP_HW
-_MB = 1e6  # The seed's sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
+# Published sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
+_MB = 1e6
+# Steps of the one-cycle schedule the optimizer is built with. The schedule only sets learning
+# rates, which change neither the optimizer state's size nor a step's speed.
+_SCHEDULE_STEPS = 1000
 
 
 def load_config(name: str):
@@ -90,7 +94,7 @@ def _nbytes(tree: Any) -> int:
 def sizes(model: nnx.Module, config) -> dict[str, float]:
   """Parameter count, and MB of the float parameters and of a training checkpoint."""
   params = nnx.state(model, nnx.Param)
-  tx = optim.create_optimizer(config.optim, total_steps=1000)
+  tx = optim.create_optimizer(config.optim, total_steps=_SCHEDULE_STEPS)
   opt_state = jax.eval_shape(tx.init, params)
   saved = _nbytes(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))) + _nbytes(opt_state)
   return {'params': models.count_params(model), 'param_mb': _nbytes(params) / _MB,
@@ -211,7 +215,7 @@ def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
   def jitted_forward(model):
     graphdef = nnx.graphdef(model)
 
-    # Closed over, not static: jit would hash the graphdef, which list attributes can prevent.
+    # The graphdef is closed over, as steps.py's steps do: one program per model.
     def forward(state, images):
       return nnx.merge(graphdef, state)(images)[1]
 
@@ -226,15 +230,14 @@ def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
 def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
                        depth_hw: Sequence[int], batch: int, repeats: int) -> dict[str, float]:
   """steps.py's train step (loss, gradients, clipped AdamW update) on random data."""
-  total_steps = 1000
-  tx = optim.create_optimizer(config.optim, total_steps)
+  tx = optim.create_optimizer(config.optim, _SCHEDULE_STEPS)
   optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   rng = np.random.default_rng(0)
   batch_arrays = {
       'image': jnp.asarray(rng.standard_normal((batch, *image_hw, 3), np.float32)),
       'depth': jnp.asarray(rng.uniform(0.5, 9.0, (batch, *depth_hw, 1)).astype(np.float32)),
   }
-  schedule = optim.learning_rate_schedule(config.optim, total_steps)
+  schedule = optim.learning_rate_schedule(config.optim, _SCHEDULE_STEPS)
 
   def train_step(model):
     return steps.make_train_step(config, nnx.graphdef((model, optimizer)), schedule)
@@ -264,8 +267,9 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
   scale = float(config.data.input_scale)
   start = time.perf_counter()
   model = random_model(config.model, seed)
-  row: dict[str, Any] = {'bins': int(config.model.n_bins), 'build_s': time.perf_counter() - start,
-                         **sizes(model, config)}
+  row: dict[str, Any] = {'bins': int(config.model.n_bins),
+                         'reference': config.eval.get('reference'),
+                         'build_s': time.perf_counter() - start, **sizes(model, config)}
   infer_hw = _scaled(eval_hw, scale)
   row['inference'] = {'height': infer_hw[0], 'width': infer_hw[1]}
   for batch in batch_sizes:
@@ -302,21 +306,22 @@ def _fmt(value, spec: str) -> str:
 
 
 def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> str:
-  """report.SEED_TABLE's rows with measured columns beside the seed's fps and size."""
+  """One line per config: measured columns beside the published size and fps of its row."""
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
-  header = (['model (seed names)', 'config', 'bins', 'params', 'param MB', 'size MB',
-             'seed size'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,
-                                          'train img/s', 'train GB', 'GFLOP/img', 'GFLOP/s',
-                                          'compile s', 'seed fps (RTX 2070 S)'])
+  header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB',
+             'published size MB'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,
+                                                  'train img/s', 'train GB', 'GFLOP/img',
+                                                  'GFLOP/s', 'compile s',
+                                                  'published fps (RTX 2070 S)'])
   header = [h for h in header if h is not None]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for name, row in rows.items():
-    seed = report.SEED_TABLE.get(name, {})
+    published = reference.REFERENCE.get(row.get('reference') or '')
     inference = row['inference']
     first = inference[str(batch_sizes[0])]
-    cells = [seed.get('model', '—'), name, str(row.get('bins', seed.get('bins', '—'))),
+    cells = [published.model if published else '—', name, str(row['bins']),
              f'{row["params"] / 1e6:.2f} M', _fmt(row['param_mb'], '.1f'),
-             _fmt(row['checkpoint_mb'], '.1f'), _fmt(seed.get('size_mb'), 'g')]
+             _fmt(row['checkpoint_mb'], '.1f'), _fmt(published and published.size_mb, 'g')]
     cells += [_fmt(inference[str(b)]['images_per_s'], '.2f') for b in batch_sizes]
     if 1 in batch_sizes:
       cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
@@ -325,26 +330,32 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) 
               _fmt(train.get('peak_gb'), '.1f') if train else '—',
               _fmt(first['gflop_per_image'], '.1f'),
               _fmt(first['achieved_gflop_per_s'], '.1f'),
-              _fmt(first['compile_s'], '.1f'), _fmt(seed.get('fps'), 'g')]
+              _fmt(first['compile_s'], '.1f'), _fmt(published and published.fps, 'g')]
     lines.append('| ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
-def seed_claims(rows: dict[str, dict[str, Any]], batch: int) -> str:
-  """The seed's claim (depthwise U-Net vs paper model: speed and size ratios), if both ran."""
+def study_ratios(rows: dict[str, dict[str, Any]], batch: int) -> str:
+  """The depthwise U-Net against the paper model, measured and published: speed and size
+  ratios, if both configs ran ('' otherwise)."""
   fast, paper = rows.get('unet128_dws'), rows.get('effnet_b5_256')
   if not (fast and paper):
     return ''
   speed = (fast['inference'][str(batch)]['images_per_s']
            / paper['inference'][str(batch)]['images_per_s'])
   smaller = paper['checkpoint_mb'] / fast['checkpoint_mb']
+  published_fast = reference.REFERENCE['unet128_dws']
+  published_paper = reference.REFERENCE['effnet_b5_256']
+  published_speed = published_fast.fps / published_paper.fps
+  published_smaller = published_paper.size_mb / published_fast.size_mb
   return (f'unet128_dws vs effnet_b5_256: {speed:.1f}x the inference speed at batch {batch} '
-          f'(claim: >= 3x), {smaller:.1f}x smaller checkpoint (claim: >= 12x).')
+          f'(published: {published_speed:.1f}x), {smaller:.1f}x smaller checkpoint '
+          f'(published: {published_smaller:.1f}x).')
 
 
 def _define_flags() -> None:
   """The command line's flags; only when run as a script, since predict_flags also has --output."""
-  flags.DEFINE_list('configs', list(SEED_CONFIGS),
+  flags.DEFINE_list('configs', list(REFERENCE_CONFIGS),
                     'Config names under configs/ or paths to config files.')
   flags.DEFINE_string('output', None, 'Write the results as JSON to this file.')
   flags.DEFINE_list('batch_sizes', ['1', '8'], 'Inference batch sizes.')
@@ -390,9 +401,9 @@ def main(argv):
   print(f'{env["device"]} ({env["backend"]}, {env["cpu_count"]} CPUs, load average '
         f'{", ".join(f"{x:.2f}" for x in env["load_average"])}), jax {env["jax"]}')
   print(markdown_table(results['rows'], batch_sizes))
-  claims = seed_claims(results['rows'], batch_sizes[0])
-  if claims:
-    print(claims)
+  ratios = study_ratios(results['rows'], batch_sizes[0])
+  if ratios:
+    print(ratios)
   if f.output:
     files.write_bytes(f.output, json.dumps(results, indent=2).encode())
     print(f'Wrote {f.output}.')

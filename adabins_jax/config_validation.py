@@ -2,7 +2,8 @@
 
 ``validate(config)`` raises one ``ValueError`` listing every invalid field by its dotted name,
 so a typo in an override fails in a second, not after a data build and a compile. Allowed
-values come from the modules that use them (``models``, ``metrics``, ``input_pipeline``).
+values come from the modules that use them (``models``, ``metrics``, ``input_pipeline``,
+``reference``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from adabins_jax import input_pipeline
 from adabins_jax import metrics
 from adabins_jax import models
+from adabins_jax import reference
 from adabins_jax.models import adabins
 from adabins_jax.models import layers
 
@@ -103,6 +105,8 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'eval.crop': _one_of(metrics.CROPS),
     'eval.checkpoint': _checkpoint_name,
     'eval.num_images_to_show': _int(0),
+    'eval.reference': lambda v: None if v is None or v in reference.REFERENCE else (
+        f'must be None or one of {tuple(reference.REFERENCE)}'),
 }
 
 

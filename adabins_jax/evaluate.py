@@ -150,6 +150,6 @@ def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, floa
     path = workdir / f'eval_{config.data.eval_split}_step_{step}.json'
     files.write_bytes(path, json.dumps(results, indent=2, sort_keys=True).encode())
     logging.info('Wrote %s.', path)
-    report.write_report(workdir, report.config_key(config), results,
+    report.write_report(workdir, config.eval.get('reference'), results,
                         workdir / f'eval_predictions_{step:08d}.png')
   return results

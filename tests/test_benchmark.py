@@ -130,24 +130,27 @@ def test_random_model_is_concrete_and_scaled():
   assert np.std(kernel) * math.sqrt(fan_in) == pytest.approx(1.0, rel=0.1)
 
 
-def _row(images_per_s, checkpoint_mb):
+def _row(images_per_s, checkpoint_mb, reference):
   measured = {'images_per_s': images_per_s, 'ms_per_image': 1e3 / images_per_s,
               'compile_s': 2.0, 'gflop_per_image': 10.0, 'achieved_gflop_per_s': 100.0}
   return {'bins': 128, 'params': 1_500_000, 'param_mb': 6.0, 'checkpoint_mb': checkpoint_mb,
-          'inference': {'1': measured}}
+          'inference': {'1': measured}, 'reference': reference}
 
 
-def test_table_rows_and_the_seed_claim():
-  rows = {'effnet_b5_256': _row(1.0, 940.0), 'unet128_dws': _row(4.5, 47.0)}
+def test_table_rows_and_the_published_ratios():
+  rows = {'effnet_b5_256': _row(1.0, 940.0, 'effnet_b5_256'),
+          'unet128_dws': _row(4.5, 47.0, 'unet128_dws'), 'mine': _row(2.0, 47.0, None)}
   table = benchmark.markdown_table(rows, [1])
   lines = table.splitlines()
-  assert len(lines) == 4 and lines[0].startswith('| model (seed names) | config |')
+  assert len(lines) == 5 and lines[0].startswith('| model | config | bins |')
   assert lines[3].startswith('| U-Net, depthwise separable | unet128_dws | 128 | 1.50 M |')
-  assert '| 78 |' in lines[3] and '| 34.85 |' in lines[3]  # the seed's size and fps
-  assert benchmark.seed_claims(rows, 1) == (
-      'unet128_dws vs effnet_b5_256: 4.5x the inference speed at batch 1 (claim: >= 3x), '
-      '20.0x smaller checkpoint (claim: >= 12x).')
-  assert benchmark.seed_claims({'unet128_dws': rows['unet128_dws']}, 1) == ''
+  assert '| 78 |' in lines[3] and '| 34.85 |' in lines[3]  # the published size and fps
+  assert lines[4].startswith('| — | mine | 128 |') and lines[4].endswith('| — |')
+  # Published: 34.85 / 11.53 fps and 940 / 78 MB.
+  assert benchmark.study_ratios(rows, 1) == (
+      'unet128_dws vs effnet_b5_256: 4.5x the inference speed at batch 1 (published: 3.0x), '
+      '20.0x smaller checkpoint (published: 12.1x).')
+  assert benchmark.study_ratios({'unet128_dws': rows['unet128_dws']}, 1) == ''
 
 
 def test_load_config_by_name_and_path():

@@ -40,8 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   # the scale the model learns, which prediction brings photos to (network_input.py). 480x640
   # for NYU and synthetic_rooms/vga; set it with data.dataset.
   data.frame_size = (480, 640)
-  # Multiplies the network's input size (0.75 for the seed's 75% rows); ground truth for
-  # evaluation stays at full resolution.
+  # Multiplies the network's input size (0.75 for the variant study's 75%-input model);
+  # ground truth for evaluation stays at full resolution.
   data.input_scale = 1.0
   # Maximum random rotation in degrees (the paper's +-2.5).
   data.rotation_deg = 2.5
@@ -154,4 +154,7 @@ def get_config() -> ml_collections.ConfigDict:
   evaluation.checkpoint = 'best'
   # Predictions shown in the image | ground truth | prediction strip of each evaluation.
   evaluation.num_images_to_show = 4
+  # The published results report.md sets this config's beside: a key of
+  # adabins_jax.reference.REFERENCE (None: no published numbers). See docs/reference.md.
+  evaluation.reference = config_dict.placeholder(str)
   return config

@@ -1,17 +1,14 @@
 """The embedded demo: a small U-Net 128-bin AdaBins trained on rendered rooms, on a CPU.
 
-  python -m adabins_jax.main --config=configs/demo.py --workdir=runs/demo
+  python -m adabins_jax.main --config=demo --workdir=runs/demo
 
 Needs no download: the first run renders `synthetic_rooms/demo` (2000 train / 200 test rooms
 at 120x160 with exact depth, about a minute on 2 cores) into the TFDS data directory, then
 trains and evaluates with the full protocol (flip averaging, d1 ... silog on whole frames).
 The network sees the frames at half size (60x80); ground truth and scoring stay at 120x160.
-775,696 parameters, 3000 steps of batch 8.
-
-Measured on an idle 2-core CPU from empty data and work directories: 14.8 min for the whole
-command (46 s to build the data, 13.6 min to train and evaluate), reaching d1 0.831, d2 0.979,
-d3 0.995, abs_rel 0.135, rmse 0.504 m on the 200 held-out rooms. See docs/demo.md for the run, the
-variants tried and what a longer run reaches.
+775,696 parameters, 3000 steps of batch 8; no published numbers to compare with. What it
+reaches and how long it takes, per machine: docs/benchmark.md; how its settings were chosen:
+docs/demo.md.
 """
 
 from adabins_jax.configs import default

@@ -1,9 +1,9 @@
-"""EfficientNet-B0 encoder + AdaBins decoder (bottleneck 1280) + 256 bins: the seed's B0 row.
+"""EfficientNet-B0 encoder + AdaBins decoder (bottleneck 1280) + 256 bins, from the variant study.
 
-27,164,188 parameters (27.2 M; about 326 MB as a training checkpoint, the seed's size).
-Seed result on NYU Depth V2: d1 0.836, d2 0.974, d3 0.995::
+27,164,188 parameters (27.2 M; about 326 MB as a training checkpoint with AdamW's state). Its
+published results are ``adabins_jax.reference.REFERENCE['effnet_b0_256']`` (docs/reference.md)::
 
-  python -m adabins_jax.main --config=configs/effnet_b0_256.py --workdir=runs/effnet_b0_256
+  python -m adabins_jax.main --config=effnet_b0_256 --workdir=runs/effnet_b0_256
 """
 
 from adabins_jax.configs import default
@@ -15,4 +15,5 @@ def get_config():
   config.model.name = 'effnet_b0'
   config.model.n_bins = 256
   config.data.dataset = 'nyu_depth_v2_bts'
+  config.eval.reference = 'effnet_b0_256'
   return config

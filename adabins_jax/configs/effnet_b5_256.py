@@ -1,12 +1,12 @@
 """The paper model: EfficientNet-B5 encoder + AdaBins decoder + 256 adaptive bins.
 
-78,257,328 parameters (78.3 M; a training checkpoint with Adam state is about 940 MB).
-Target on NYU Depth V2 (official test split, raw depth, Eigen crop): d1 0.903, d2 0.984,
-d3 0.997, abs_rel 0.103, rmse 0.364, log10 0.044. Loads the released AdaBins_nyu.pt::
+78,257,328 parameters (78.3 M; about 940 MB as a training checkpoint with AdamW's state). Its
+published results on NYU Depth V2 are ``adabins_jax.reference.REFERENCE['effnet_b5_256']``
+(docs/reference.md). Loads the released AdaBins_nyu.pt::
 
-  python -m adabins_jax.import_torch --config=configs/effnet_b5_256.py \
-      --checkpoint=AdaBins_nyu.pt --workdir=runs/effnet_b5_256
-  python -m adabins_jax.main --config=configs/effnet_b5_256.py --workdir=runs/effnet_b5_256
+  python -m adabins_jax.import_torch --config=effnet_b5_256 \\
+      --weights=AdaBins_nyu.pt --workdir=runs/effnet_b5_256
+  python -m adabins_jax.main --config=effnet_b5_256 --workdir=runs/effnet_b5_256
 """
 
 from adabins_jax.configs import default
@@ -18,4 +18,5 @@ def get_config():
   config.model.name = 'effnet_b5'
   config.model.n_bins = 256
   config.data.dataset = 'nyu_depth_v2_bts'
+  config.eval.reference = 'effnet_b5_256'
   return config

@@ -1,10 +1,10 @@
-"""Depthwise-separable U-Net + 128 adaptive bins: the seed's "U-Net, depthwise separable" row.
+"""Depthwise-separable U-Net + 128 adaptive bins: the variant study's depthwise U-Net.
 
-6,401,792 parameters (6.4 M, about 77 MB with Adam state; seed: 78 MB). Every U-Net 3x3 conv but
-the first is depthwise 3x3 + pointwise 1x1; the bins head is unchanged.
-Seed result on NYU Depth V2: d1 0.689, d2 0.919, d3 0.981::
+6,401,792 parameters (6.4 M; about 77 MB as a training checkpoint with AdamW's state). Every
+U-Net 3x3 conv but the first is depthwise 3x3 + pointwise 1x1; the bins head is unchanged. Its
+published results are ``adabins_jax.reference.REFERENCE['unet128_dws']`` (docs/reference.md)::
 
-  python -m adabins_jax.main --config=configs/unet128_dws.py --workdir=runs/unet128_dws
+  python -m adabins_jax.main --config=unet128_dws --workdir=runs/unet128_dws
 """
 
 from adabins_jax.configs import unet128
@@ -14,4 +14,5 @@ def get_config():
   """unet128 with depthwise-separable convolutions."""
   config = unet128.get_config()
   config.model.conv = 'dws'
+  config.eval.reference = 'unet128_dws'
   return config

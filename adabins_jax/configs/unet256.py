@@ -1,9 +1,9 @@
-"""U-Net (widths 24-48-96-192-384) + 256 adaptive bins: the seed's "U-Net, 256" row.
+"""U-Net (widths 24-48-96-192-384) + 256 adaptive bins: the variant study's "U-Net, 256".
 
-10,376,472 parameters (10.4 M, about 125 MB with Adam state; seed: 131 MB).
-Seed result on NYU Depth V2: d1 0.721, d2 0.932, d3 0.984::
+10,376,472 parameters (10.4 M; about 125 MB as a training checkpoint with AdamW's state). Its
+published results are ``adabins_jax.reference.REFERENCE['unet256']`` (docs/reference.md)::
 
-  python -m adabins_jax.main --config=configs/unet256.py --workdir=runs/unet256
+  python -m adabins_jax.main --config=unet256 --workdir=runs/unet256
 """
 
 from adabins_jax.configs import default
@@ -15,4 +15,5 @@ def get_config():
   config.model.name = 'unet'
   config.model.n_bins = 256
   config.data.dataset = 'nyu_depth_v2_bts'
+  config.eval.reference = 'unet256'
   return config

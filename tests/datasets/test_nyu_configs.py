@@ -1,4 +1,4 @@
-"""The NYU configs of the seed table run on the local-folder builders (tiny generated NYU)."""
+"""The NYU Depth V2 configs run on the local-folder builders (tiny generated NYU)."""
 
 import numpy as np
 
@@ -8,7 +8,7 @@ from adabins_jax.configs import smoke, unet128, unet128_dws_75
 
 
 def _tiny_model(config, patch_size):
-  """The seed config with the smoke model's sizes, keeping its data and eval settings."""
+  """``config`` with the smoke model's sizes, keeping its data and eval settings."""
   model = smoke.get_config().model
   model.patch_size = patch_size
   config.model = model

@@ -1,0 +1,52 @@
+"""adabins_jax.reference: each config's published numbers, named by the config, as documented."""
+
+import pathlib
+
+import pytest
+
+from adabins_jax import config_validation
+from adabins_jax import configs
+from adabins_jax import reference
+
+_DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'reference.md'
+
+
+@pytest.mark.parametrize('name', configs.names())
+def test_each_config_names_its_own_row_or_none(name):
+  config = configs.load(name)
+  if name in reference.REFERENCE:
+    assert config.eval.reference == name
+    assert reference.REFERENCE[name].bins == config.model.n_bins
+  else:
+    assert config.eval.reference is None
+
+
+def test_validation_rejects_an_unknown_row():
+  config = configs.load('unet128')
+  config.eval.reference = 'unet512'
+  assert config_validation.problems(config) == [
+      f"eval.reference='unet512': must be None or one of {tuple(reference.REFERENCE)}"]
+  config.eval.reference = None
+  assert not config_validation.problems(config)
+
+
+def _doc_rows():
+  """The variant-study table of docs/reference.md: {config: cells after the config}."""
+  rows = {}
+  for line in _DOC.read_text().splitlines():
+    if line.startswith('| `'):
+      cells = [c.strip() for c in line.strip('|').split('|')]
+      rows[cells[0].strip('`')] = cells[1:]
+  return rows
+
+
+def test_documented_table_agrees_with_the_module():
+  rows = _doc_rows()
+  assert list(rows) == list(reference.REFERENCE)
+  for name, (model, bins, d1, d2, d3, fps, size_mb) in rows.items():
+    ref = reference.REFERENCE[name]
+    assert (model, int(bins)) == (ref.model, ref.bins)
+    assert [float(d1), float(d2), float(d3)] == [ref.metrics[k] for k in ('d1', 'd2', 'd3')]
+    assert (float(fps), float(size_mb)) == (ref.fps, ref.size_mb)
+  assert reference.REFERENCE['effnet_b5_256'].source == reference.PAPER
+  assert '| 0.903 | 0.984 | 0.997 | 0.103 | 0.364 | 0.044 |' in _DOC.read_text()
