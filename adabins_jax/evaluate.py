@@ -1,9 +1,12 @@
-"""Evaluation: the SPEC 3 protocol over a whole split, its reporting, and the eval-only mode.
+"""Evaluation: the protocol over a whole split, its reporting, and the eval-only mode.
+
+The protocol (flip averaging, clipping, crops, metrics) is the release's, described in
+docs/reference.md; metrics.py computes it per batch.
 
 ``evaluate_model`` is shared by the training loop (every ``train.eval_every_steps``) and by
 ``evaluate(config, workdir)``, which restores a trained model and scores it::
 
-  python -m adabins_jax.main --mode=eval --config=configs/unet128.py --workdir=runs/unet128
+  python -m adabins_jax.main --mode=eval --config=unet128 --workdir=runs/unet128
 """
 
 from __future__ import annotations

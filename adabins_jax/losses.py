@@ -1,4 +1,6 @@
-"""Training losses of AdaBins (SPEC 2): scale-invariant log loss and the bin-centre chamfer term.
+"""Training losses of AdaBins: scale-invariant log loss and the bin-centre chamfer term.
+
+Their definitions, as the paper trains with them: docs/reference.md ("The training recipe").
 
 Both work on static shapes with masked sums, so they jit once per input size, and both stay
 finite -- value and gradient -- when a mask is empty or a depth is zero or negative. That needs

@@ -1,4 +1,6 @@
-"""The optimiser of SPEC 2: global-norm clip, then AdamW on a PyTorch ``OneCycleLR`` schedule.
+"""The paper's optimiser: global-norm clip, then AdamW on a PyTorch ``OneCycleLR`` schedule.
+
+The recipe and its release's quirks are described in docs/reference.md ("The training recipe").
 
 The learning rate and Adam's beta1 follow ``torch.optim.lr_scheduler.OneCycleLR`` with cosine
 annealing and two phases: lr ``max/div_factor -> max -> max/div_factor/final_div_factor`` while

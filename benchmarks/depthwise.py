@@ -3,7 +3,7 @@
   python benchmarks/depthwise.py            # on whatever backend JAX picks
 
 Prints median milliseconds over repeated runs (compile and warm-up excluded) for the forward
-pass at the shapes the issue measured, and forward+backward, for XLA's grouped convolution
+pass at the shapes in ``CASES``, and forward+backward, for XLA's grouped convolution
 ('xla') and the sum of shifted copies ('shifted'); 'auto' in the models picks the faster per
 backend.
 """

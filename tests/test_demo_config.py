@@ -30,7 +30,7 @@ def _double_conv(i, o):
 
 
 def _expected_params(m):
-  """Trainable parameters of a standard-conv U-Net AdaBins, counted by hand (SPEC 1)."""
+  """Trainable parameters of a standard-conv U-Net AdaBins, counted by hand from its layers."""
   w = m.unet_widths
   unet = _double_conv(3, w[0]) + sum(_double_conv(w[i - 1], w[i]) for i in range(1, len(w)))
   unet += sum(_double_conv(w[i + 1] + w[i], w[i]) for i in range(1, len(w) - 1))  # up blocks

@@ -1,8 +1,9 @@
 """The adaptive-bins head (mViT) and the AdaBins model that joins encoder, decoder and head.
 
-Follows the release's ``mViT`` / ``UnetAdaptiveBins`` (SPEC 1): patch embedding + post-norm
-transformer; token 0 regresses bin widths, the next ``n_queries`` tokens are dotted with every
-pixel's feature into range-attention maps; depth is the softmax-weighted sum of bin centres.
+Follows the release's ``mViT`` / ``UnetAdaptiveBins`` (see docs/reference.md): patch embedding +
+post-norm transformer; token 0 regresses bin widths, the next ``n_queries`` tokens are dotted with
+every pixel's feature into range-attention maps; depth is the softmax-weighted sum of bin
+centres.
 """
 
 from __future__ import annotations
