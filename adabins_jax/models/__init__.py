@@ -1,7 +1,7 @@
 """Model zoo: every architecture the configs can name, built by ``build_model``.
 
-``MODELS`` maps ``config.model.name`` to a builder; no string imports. Tiny variants for tests sit
-beside the real ones.
+``MODELS`` maps ``config.model.name`` to a builder; no string imports. Small variants for tests
+are configs of these builders (configs/smoke.py), not separate models.
 """
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ from adabins_jax.models.unet import UNet
 __all__ = ['AdaBins', 'DTYPES', 'MODELS', 'build_abstract_model', 'build_model', 'count_params']
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
+# Channels of the half-resolution feature map that the decoder (or the U-Net) hands the bins
+# head: the release's fixed 128 (its decoder's ``num_classes``), whatever the encoder, so the
+# released weights load.
+_FEATURE_CHANNELS = 128
 
 
 def _dtype(name):
@@ -40,7 +44,7 @@ def _head(cfg, in_ch: int, kw) -> AdaptiveBinsHead:
 
 
 def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
-  return AdaBins(encoder, decoder, _head(cfg, 128, kw), n_bins=cfg.n_bins,
+  return AdaBins(encoder, decoder, _head(cfg, _FEATURE_CHANNELS, kw), n_bins=cfg.n_bins,
                  n_queries=cfg.n_queries, min_depth_m=cfg.min_depth_m,
                  max_depth_m=cfg.max_depth_m, min_input_size=min_input_size, **kw)
 
@@ -48,13 +52,14 @@ def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
 def _efficientnet_adabins(cfg, kw, *, variant: str) -> AdaBins:
   encoder = EfficientNet(variant, drop_path_rate=cfg.get('drop_path_rate', 0.0),
                          depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
-  decoder = Decoder(encoder.feature_channels, features=cfg.get('decoder_features') or None, **kw)
+  decoder = Decoder(encoder.feature_channels, features=cfg.get('decoder_features') or None,
+                    out_ch=_FEATURE_CHANNELS, **kw)
   # Five stride-2 stages: anything smaller than 32 px collapses to nothing.
   return _assemble(cfg, encoder, decoder, 32, kw)
 
 
 def _unet_adabins(cfg, kw) -> AdaBins:
-  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=128,
+  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=_FEATURE_CHANNELS,
               depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
   return _assemble(cfg, unet, None, unet.min_input_size, kw)
 
