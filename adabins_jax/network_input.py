@@ -22,6 +22,12 @@ from adabins_jax import predict_io
 _MAX_ASPECT = 8.0
 # EfficientNet encoders reach stride 32 in five stride-2 stages (models/__init__.py).
 _EFFICIENTNET_STRIDE = 32
+# network_size's search for an input the bins head accepts: per try, the area is multiplied by
+# _AREA_SHRINK when the patches overflow the positional table and by _AREA_GROW when they are
+# too few for the queries (each side moves by about 5%), for at most _MAX_SIZE_TRIES tries,
+# enough to scale the area by 0.9**100 (about 1/38,000) or 1.1**100 (about 14,000).
+_AREA_SHRINK, _AREA_GROW = 0.9, 1.1
+_MAX_SIZE_TRIES = 100
 
 
 def frame_size(config) -> tuple[int, int]:
@@ -95,13 +101,13 @@ def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
   if whole == trained and not _patch_excess(trained, model_config):
     return trained
   multiple = size_multiple(model_config)
-  for _ in range(100):
+  for _ in range(_MAX_SIZE_TRIES):
     hw = (_round_to(math.sqrt(area / aspect), multiple),
           _round_to(math.sqrt(area * aspect), multiple))
     excess = _patch_excess(hw, model_config)
     if not excess:
       return hw
-    area *= 0.9 if excess > 0 else 1.1
+    area *= _AREA_SHRINK if excess > 0 else _AREA_GROW
   raise ValueError(f'No network input size fits an image of {h0}x{w0} with patch_size='
                    f'{model_config.patch_size}, n_queries={model_config.n_queries} and '
                    f'pos_table_size={model_config.pos_table_size}; pass --size=HxW.')
