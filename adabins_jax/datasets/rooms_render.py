@@ -19,6 +19,26 @@ _SPECULAR_LEVEL = 0.6
 # Relative depth jump that counts as an edge, and the chance an edge pixel loses depth.
 _EDGE_JUMP, _EDGE_DROP_PROB = 0.08, 0.4
 
+# Shading, chosen by eye for plausible indoor pictures. Room corners are darkened by up to this
+# fraction, fading over this distance in metres (a cheap ambient occlusion).
+_CORNER_DARKENING, _CORNER_FADE_M = 0.35, 0.3
+# The ceiling light's power falls off as 1 / (1 + (distance / this many metres)^2).
+_LIGHT_FALLOFF_M = 3.0
+# Strength of the fill light from the camera, relative to a surface facing it.
+_FILL_LIGHT = 0.15
+# Blinn highlights of glossy materials: strength and exponent (higher: smaller, sharper).
+_SPECULAR_STRENGTH, _SPECULAR_EXPONENT = 0.8, 200
+# Shadow rays start this far (metres) off the surface, so a surface does not shadow itself.
+_SHADOW_OFFSET_M = 1e-3
+
+# The camera: auto-exposure maps this percentile of the image's radiance to this level, the
+# vignette darkens the corners by this fraction, then a display gamma and sensor noise (standard
+# deviation, on the 0-1 scale).
+_EXPOSURE_PERCENTILE, _EXPOSURE_LEVEL = 97, 0.92
+_VIGNETTE = 0.25
+_GAMMA = 2.2
+_SENSOR_NOISE = 0.01
+
 
 def _hash(tables, i, j):
   """Pseudo-random value in [0, 1) for integer lattice points (i, j)."""
@@ -128,7 +148,7 @@ def _first_hits(scene, origin, rays):
   # A ray that slips through an edge of the room meets a wall plane ~1e9 m away (its depth is
   # invalid): its distance is hugely negative and would overflow exp.
   corner = np.maximum(corner, -1.0)
-  colours[:, on_room] = room_colour * (1.0 - 0.35 * np.exp(-corner / 0.3))
+  colours[:, on_room] = room_colour * (1.0 - _CORNER_DARKENING * np.exp(-corner / _CORNER_FADE_M))
   for k, (prim, material) in enumerate(scene.solids, start=1):
     m = which == k
     if m.any():
@@ -141,7 +161,7 @@ def _first_hits(scene, origin, rays):
 def _shadowed(scene, points, normals, to_light):
   """Whether the segment from each point to the light is blocked by a solid."""
   blocked = np.zeros(points.shape[1], bool)
-  origin = points + 1e-3 * normals
+  origin = points + _SHADOW_OFFSET_M * normals
   for prim, _ in scene.solids:
     blocked |= prim.intersect(origin, to_light) < 1.0
   return blocked
@@ -156,15 +176,16 @@ def _shade(scene, rays, points, normals, colours, glossy):
   lit = cos_light > 0
   visible = np.zeros(lit.shape, bool)
   visible[lit] = ~_shadowed(scene, points[:, lit], normals[:, lit], to_light[:, lit])
-  falloff = scene.light_power / (1.0 + (dist / 3.0) ** 2)
+  falloff = scene.light_power / (1.0 + (dist / _LIGHT_FALLOFF_M) ** 2)
   direct = np.where(visible, cos_light * falloff, 0.0)
   view = -rays / np.sqrt((rays * rays).sum(axis=0))
-  fill = 0.15 * np.clip((normals * view).sum(axis=0), 0.0, None)
+  fill = _FILL_LIGHT * np.clip((normals * view).sum(axis=0), 0.0, None)
   radiance = colours * (scene.ambient + direct + fill)
   half = light_dir + view
   half /= np.sqrt((half * half).sum(axis=0))
   cos_half = np.clip((normals * half).sum(axis=0), 0.0, None)
-  specular = np.where(glossy & visible, 0.8 * falloff * cos_half**200, 0.0)
+  specular = np.where(glossy & visible,
+                      _SPECULAR_STRENGTH * falloff * cos_half**_SPECULAR_EXPONENT, 0.0)
   return radiance + specular, specular
 
 
@@ -209,14 +230,14 @@ def render(scene: rooms_scene.Scene, rng: np.random.Generator):
   rays = camera_rays(camera)
   t, points, normals, colours, glossy = _first_hits(scene, camera.position, rays)
   radiance, specular = _shade(scene, rays, points, normals, colours, glossy)
-  # Auto-exposure puts the 97th percentile near white, then a display gamma.
-  exposure = 0.92 / max(np.percentile(radiance.mean(axis=0), 97), 1e-6)
+  exposure = _EXPOSURE_LEVEL / max(
+      np.percentile(radiance.mean(axis=0), _EXPOSURE_PERCENTILE), 1e-6)
   yy, xx = np.mgrid[:camera.height, :camera.width]
-  vignette = 1.0 - 0.25 * ((xx - camera.width / 2) ** 2 + (yy - camera.height / 2) ** 2) / (
-      camera.width / 2) ** 2
+  vignette = 1.0 - _VIGNETTE * (
+      (xx - camera.width / 2) ** 2 + (yy - camera.height / 2) ** 2) / (camera.width / 2) ** 2
   linear = np.moveaxis(radiance.reshape(3, *shape), 0, -1)
-  pixel = np.clip(linear * (exposure * vignette)[..., None], 0.0, 1.0) ** (1 / 2.2)
-  pixel = pixel + rng.normal(0.0, 0.01, pixel.shape)
+  pixel = np.clip(linear * (exposure * vignette)[..., None], 0.0, 1.0) ** (1 / _GAMMA)
+  pixel = pixel + rng.normal(0.0, _SENSOR_NOISE, pixel.shape)
   image = np.clip(np.round(pixel * 255.0), 0, 255).astype(np.uint8)
   depth = t.reshape(shape).astype(np.float32)
   invalid = ((pixel.mean(-1) < _DARK_LEVEL)
