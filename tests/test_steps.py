@@ -194,8 +194,9 @@ def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average, ima
 
 
 def test_steps_accept_a_graphdef_jit_cannot_hash():
-  # EfficientNet keeps static lists (stage settings) on its modules; a static-argument jit
-  # would fail on them with "unhashable type: 'list'".
+  # The shipped models keep static settings in tuples, so their graphdefs hash; a user's model
+  # with a list attribute does not, and the steps, which close over the graphdef rather than
+  # take it as a static argument, still compile for it.
   model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=1))
   model.stage_repeats = [1, 2]
   optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
