@@ -224,9 +224,9 @@ class MetricSums:
     return result
 
 
-def batch_metric_sums(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | None, *,
-                      min_depth: float, max_depth: float, crop: str,
-                      example_mask: jax.Array | None = None) -> MetricSums:
+def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | None, *,
+                min_depth: float, max_depth: float, crop: str,
+                example_mask: jax.Array | None = None) -> tuple[MetricSums, jax.Array]:
   """The whole protocol for one batch: post-process raw depth, score each image, sum.
 
   Args:
@@ -239,8 +239,8 @@ def batch_metric_sums(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Arr
     example_mask: optional (B,) bool, False for padding examples.
 
   Returns:
-    The batch's ``MetricSums``.
+    The batch's ``MetricSums``, and the post-processed depth (B, H, W, 1) that was scored.
   """
   final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
   values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop)
-  return MetricSums.from_per_image(values, valid, example_mask)
+  return MetricSums.from_per_image(values, valid, example_mask), final

@@ -101,12 +101,9 @@ def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_de
   # Two forward passes rather than one on a doubled batch: concatenating along the sharded
   # batch axis would make the devices exchange images.
   flipped_back = model(images[:, :, ::-1])[1][:, :, ::-1] if flip_average else None
-  final = metrics_lib.postprocess_prediction(pred, flipped_back, gt.shape[1:3], min_depth_m,
-                                             max_depth_m)
-  values, valid = metrics_lib.compute_depth_metrics_batch(gt, final, min_depth_m, max_depth_m,
-                                                          crop)
-  sums = metrics_lib.MetricSums.from_per_image(values, valid, batch.get('example_mask'))
-  return sums, final
+  return metrics_lib.score_batch(gt, pred, flipped_back, min_depth=min_depth_m,
+                                 max_depth=max_depth_m, crop=crop,
+                                 example_mask=batch.get('example_mask'))
 
 
 def make_eval_step(config, graphdef: nnx.GraphDef):

@@ -124,16 +124,17 @@ def test_accumulator_is_exact_across_batch_splits():
     np.testing.assert_allclose(whole[k], np.asarray(values[k])[keep].mean(), rtol=1e-6)
 
 
-def test_batch_metric_sums_skips_padding_and_empty_images():
+def test_score_batch_skips_padding_and_empty_images():
   rng = np.random.default_rng(3)
   gt = jnp.asarray(rng.uniform(0.5, 9.0, (4, 6, 8, 1)), jnp.float32)
   gt = gt.at[1].set(0.0)  # no valid pixel
   raw = gt[:, ::2, ::2] * 1.1
-  fn = jax.jit(metrics.batch_metric_sums, static_argnames=('min_depth', 'max_depth', 'crop'))
-  sums = fn(gt, raw, raw, min_depth=1e-3, max_depth=10.0, crop='none',
-            example_mask=jnp.array([True, True, True, False]))
+  fn = jax.jit(metrics.score_batch, static_argnames=('min_depth', 'max_depth', 'crop'))
+  sums, depth = fn(gt, raw, raw, min_depth=1e-3, max_depth=10.0, crop='none',
+                   example_mask=jnp.array([True, True, True, False]))
   assert int(sums.count) == 2  # image 1 is empty, image 3 is padding
   final = metrics.postprocess_prediction(raw, None, (6, 8), 1e-3, 10.0)
+  np.testing.assert_allclose(depth, final, rtol=1e-6)
   want = [metrics.compute_depth_metrics(gt[i], final[i], 1e-3, 10.0, 'none') for i in (0, 2)]
   got = sums.compute()
   for k in metrics.METRIC_NAMES:
