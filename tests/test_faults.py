@@ -1,7 +1,7 @@
 """Faults and bad input, as a user meets them: nothing lost or corrupted without a word.
 
-Each test states one promise of README's "What happens when things go wrong": output names
-never collide, one run per workdir, corrupt checkpoints are found, non-finite weights and
+Each test states one promise of docs/training.md's "What happens when things go wrong": output
+names never collide, one run per workdir, corrupt checkpoints are found, non-finite weights and
 predictions are refused, literal names stay literal, no partial files, invalid configs fail
 before any work, disk-full saves end in one line, signals give 128 + N. Cases covered where
 the code lives are listed at the end of this file.
