@@ -32,9 +32,10 @@ from adabins_jax import configs
 from adabins_jax import export_formats
 from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
-from adabins_jax import nyu
+from adabins_jax import network_input
 from adabins_jax import predict
 from adabins_jax import predict_io
+from adabins_jax import steps
 from adabins_jax.models import layers
 
 FORMATS = tuple(export_formats.LOADERS)
@@ -60,7 +61,7 @@ class ExportOptions:
   calibration: int = 100
 
   def __post_init__(self):
-    self.size = predict.parse_size(self.size)
+    self.size = network_input.parse_size(self.size, 'export: size')
     if self.batch is not None and self.batch < 1:
       raise ValueError(f'export: batch={self.batch} must be at least 1 (or dynamic).')
     if self.fp16 and self.int8:
@@ -70,12 +71,9 @@ class ExportOptions:
 
 
 def default_size(config) -> tuple[int, int]:
-  """The input the model learned and evaluation feeds it: its frames x ``data.input_scale``.
-
-  Frames are ``data.frame_size`` (NYU's 480x640 where a config has no such field).
-  """
-  frame = config.data.get('frame_size', nyu.FRAME_HW)
-  return tuple(round(s * config.data.input_scale) for s in frame)
+  """The network input ``Predictor`` uses for a frame of the config's dataset: the input the
+  model learned (``network_input.trained_input_size``, where the bins head allows it)."""
+  return network_input.network_size(network_input.frame_size(config), config)
 
 
 def use_plain_convolutions(model: nnx.Module) -> None:
@@ -100,8 +98,7 @@ def depth_function(model: nnx.Module, config, flip_average: bool = True):
     # As Predictor: [0, 1] by /255 (predict_io.as_rgb), then ImageNet-normalised.
     x = imagenet.normalize(image.astype(jnp.float32) / 255.0)
     # Predictor's own forward pass, so that both compute the same function.
-    forward = predict._forward  # pylint: disable=protected-access
-    edges, depth, flipped = forward(graphdef, state, x, flip_average)
+    edges, depth, flipped = steps.forward(graphdef, state, x, flip_average=flip_average)
     depth = metrics_lib.postprocess_prediction(depth, flipped, x.shape[1:3], min_depth,
                                                max_depth)
     return {'depth': depth[..., 0], 'bin_centers': 0.5 * (edges[:, 1:] + edges[:, :-1])}
@@ -134,6 +131,17 @@ def calibration_frames(config, hw: tuple[int, int], count: int) -> Iterator[np.n
     yield predict_io.to_uint8(predict_io.resize_image(rgb, hw))[None]
 
 
+def check_format(fmt: str, options: ExportOptions) -> None:
+  """Raises ValueError if ``fmt`` is unknown or cannot have ``options``."""
+  if fmt not in FORMATS:
+    raise ValueError(f'export: format must be one of {FORMATS}, got {fmt!r}.')
+  if (options.fp16 or options.int8) and fmt != 'tflite':
+    raise ValueError('export: --fp16 and --int8 apply to --format=tflite only.')
+  if options.batch is None and fmt in ('tflite', 'onnx'):
+    raise ValueError(f'export: --format={fmt} needs a fixed --batch (the TFLite converter, '
+                     'which ONNX export goes through, cannot lower a dynamic batch).')
+
+
 def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
            options: ExportOptions | None = None) -> dict[str, str]:
   """Writes ``model`` as ``fmt`` to ``output`` (a folder for 'savedmodel').
@@ -150,13 +158,7 @@ def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
     The graph's signature (``signature``), also stored in ONNX files.
   """
   options = options or ExportOptions()
-  if fmt not in FORMATS:
-    raise ValueError(f'export: format must be one of {FORMATS}, got {fmt!r}.')
-  if (options.fp16 or options.int8) and fmt != 'tflite':
-    raise ValueError('export: --fp16 and --int8 apply to --format=tflite only.')
-  if options.batch is None and fmt in ('tflite', 'onnx'):
-    raise ValueError(f'export: --format={fmt} needs a fixed --batch (the TFLite converter, '
-                     'which ONNX export goes through, cannot lower a dynamic batch).')
+  check_format(fmt, options)
   hw = options.size or default_size(config)
   use_plain_convolutions(model)
   model.eval()
@@ -190,9 +192,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   args = flags.FLAGS
+  if args.batch != 'dynamic' and not args.batch.isdigit():
+    raise app.UsageError(f"--batch={args.batch}: a number of images or 'dynamic'.")
   batch = None if args.batch == 'dynamic' else int(args.batch)
-  options = ExportOptions(args.size, batch, args.flip_average, args.fp16, args.int8,
-                          args.calibration)
+  try:
+    options = ExportOptions(args.size, batch, args.flip_average, args.fp16, args.int8,
+                            args.calibration)
+    check_format(args.format, options)  # Before the weights load: a typo costs nothing.
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
   model, source = predict.load_model(args.config, args.workdir, args.weights)
   meta = export(model, args.config, args.format, args.output, options)
   logging.info('Exported %s to %s.', source, args.output)

@@ -165,6 +165,16 @@ def test_command_exports_a_training_run(demo, tmp_path):
   _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
 
 
+def test_command_checks_options_before_loading_weights(tmp_path):
+  done = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.export', '--config=demo',
+       f'--workdir={tmp_path / "missing"}', '--format=onnx', '--fp16',
+       f'--output={tmp_path / "x.onnx"}'],
+      capture_output=True, text=True, timeout=120, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert done.returncode != 0
+  assert '--fp16 and --int8 apply to --format=tflite only' in done.stderr, done.stderr[-2000:]
+
+
 # Run before the documented script: no module of the JAX stack (nor TF) can be imported.
 _NO_JAX = '''
 import importlib.abc, runpy, sys
