@@ -33,6 +33,10 @@ OUTPUT_NAMES = ('depth', 'bin_centers')
 # tf2onnx's own default; every op this model needs exists from opset 13 on.
 ONNX_OPSET = 17
 
+# TF's calibration and tf2onnx read TFLite files with tf.lite.Interpreter, whose deprecation
+# notice is theirs to act on, not this project's (which runs files with LiteRT).
+_TF_INTERPRETER_NOTICE = '.*tf.lite.Interpreter is deprecated'
+
 DepthFn = Callable[..., Mapping[str, jax.Array]]
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -93,7 +97,9 @@ def write_tflite(savedmodel: str | os.PathLike, output: str | os.PathLike, *,
     frames = list(calibration)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ({INPUT_NAME: f} for f in frames)
-  pathlib.Path(output).write_bytes(converter.convert())
+  with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=_TF_INTERPRETER_NOTICE)
+    pathlib.Path(output).write_bytes(converter.convert())
 
 
 def write_onnx(tflite: str | os.PathLike, output: str | os.PathLike,
@@ -110,8 +116,7 @@ def write_onnx(tflite: str | os.PathLike, output: str | os.PathLike,
   renames = {d['name']: name for name, d in details.get_input_details().items()}
   renames.update({d['name']: name for name, d in details.get_output_details().items()})
   with warnings.catch_warnings():
-    # tf2onnx reads the file with tf.lite.Interpreter, whose deprecation notice is not ours.
-    warnings.filterwarnings('ignore', message='.*tf.lite.Interpreter is deprecated')
+    warnings.filterwarnings('ignore', message=_TF_INTERPRETER_NOTICE)
     model, _ = tf2onnx.convert.from_tflite(os.fspath(tflite), opset=ONNX_OPSET)
   graph = model.graph
   for node in graph.node:

@@ -117,7 +117,6 @@ def test_fp16_tflite_is_half_the_size_within_tolerance(demo, tmp_path):
 
 
 def test_int8_tflite_is_calibrated_on_the_configs_frames(demo, tmp_path):
-  from adabins_jax import datasets  # pylint: disable=g-import-not-at-top,unused-import
   config = demo.config.copy_and_resolve_references()
   config.data.dataset = 'synthetic_rooms/tiny'
   config.data.tfds_data_dir = str(tmp_path / 'tfds')
