@@ -40,6 +40,7 @@ import numpy as np
 from adabins_jax import configs
 from adabins_jax import files
 from adabins_jax import models
+from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import optim
 from adabins_jax import reference
@@ -213,13 +214,7 @@ def benchmark_inference(model: nnx.Module, hw: Sequence[int], batch: int,
   model.eval()
 
   def jitted_forward(model):
-    graphdef = nnx.graphdef(model)
-
-    # The graphdef is closed over, as steps.py's steps do: one program per model.
-    def forward(state, images):
-      return nnx.merge(graphdef, state)(images)[1]
-
-    return jax.jit(forward)
+    return steps.make_forward(nnx.graphdef(model))
 
   images = jnp.asarray(np.random.default_rng(0).standard_normal((batch, *hw, 3), np.float32))
   args = (nnx.state(model), images)
@@ -371,10 +366,9 @@ def _define_flags() -> None:
 
 def _hw(text: str, flag: str) -> tuple[int, int]:
   try:
-    h, w = (int(v) for v in text.lower().split('x'))
-  except ValueError:
-    raise app.UsageError(f'--{flag}={text!r}: expected HxW, e.g. 480x640.') from None
-  return h, w
+    return network_input.parse_size(text, f'--{flag}')
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
 
 
 def run(config_names: Sequence[str], **kwargs) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 
 from adabins_jax import augment
 from adabins_jax import imagenet
+from adabins_jax import parallel
 import adabins_jax.datasets  # noqa: F401  (registers the project's builders)
 
 # Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
@@ -124,13 +125,6 @@ def _processes(process_index, process_count):
   return index, count
 
 
-def _local_batch_size(global_batch_size, process_count):
-  if global_batch_size % process_count:
-    raise ValueError(f'batch size {global_batch_size} is not divisible by the '
-                     f'{process_count} processes')
-  return global_batch_size // process_count
-
-
 def _shuffled_stream(examples, num_examples, shuffle_buffer, seed, index, count, start):
   """(position, example) pairs of this host's endless stream, from position `start` on.
 
@@ -173,7 +167,7 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
     B = global_batch_size / process_count.
   """
   index, count = _processes(process_index, process_count)
-  batch_size = _local_batch_size(global_batch_size, count)
+  batch_size = parallel.check_batch_size(global_batch_size, what='batch_size', process_count=count)
   if builder is None:
     builder = get_builder(data_config)
   # Equal shards, so every host has the same number of batches per epoch.
@@ -223,7 +217,7 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
     `example_mask` bool (B,).
   """
   index, count = _processes(process_index, process_count)
-  batch_size = _local_batch_size(global_batch_size, count)
+  batch_size = parallel.check_batch_size(global_batch_size, what='batch_size', process_count=count)
   if builder is None:
     builder = get_builder(data_config)
   name = _split(builder, data_config.eval_split)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax import arrays
 from adabins_jax import nyu
 from adabins_jax.models.layers import resize_bilinear
 
@@ -51,16 +52,6 @@ def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
   else:
     raise ValueError(f'crop must be one of {CROPS}, got {crop!r}.')
   return mask
-
-
-def _as_hw(name: str, x: jax.Array, ndim: int) -> jax.Array:
-  """Drops a trailing channel axis of size 1; checks the rank."""
-  if x.ndim == ndim + 1 and x.shape[-1] == 1:
-    x = x[..., 0]
-  if x.ndim != ndim:
-    raise ValueError(f'{name} must have shape {"(B, H, W)" if ndim == 3 else "(H, W)"} '
-                     f'(optionally with a trailing 1), got {x.shape}.')
-  return x
 
 
 def _masked_metrics(gt: jax.Array, pred: jax.Array,
@@ -114,7 +105,7 @@ def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_
   Returns:
     Dict of scalar float32 arrays keyed by ``METRIC_NAMES``.
   """
-  gt, pred = _as_hw('gt', gt, 2), _as_hw('pred', pred, 2)
+  gt, pred = arrays.squeeze_channel('gt', gt, 2), arrays.squeeze_channel('pred', pred, 2)
   if gt.shape != pred.shape:
     raise ValueError(f'compute_depth_metrics: gt {gt.shape} and pred {pred.shape} differ in size.')
   values, _ = _masked_metrics(gt, pred, _valid_pixels(gt, min_depth, max_depth, crop))
@@ -137,7 +128,7 @@ def compute_depth_metrics_batch(gt: jax.Array, pred: jax.Array, min_depth: float
     (metrics, valid): a dict of (B,) float32 arrays keyed by ``METRIC_NAMES``, and a (B,) bool
     array, False for images without a valid pixel (their metric values are meaningless).
   """
-  gt, pred = _as_hw('gt', gt, 3), _as_hw('pred', pred, 3)
+  gt, pred = arrays.squeeze_channel('gt', gt, 3), arrays.squeeze_channel('pred', pred, 3)
   if gt.shape != pred.shape:
     raise ValueError(f'compute_depth_metrics_batch: gt {gt.shape} and pred {pred.shape} differ '
                      'in size.')

@@ -30,6 +30,32 @@ _AREA_SHRINK, _AREA_GROW = 0.9, 1.1
 _MAX_SIZE_TRIES = 100
 
 
+def parse_size(size: str | Sequence[int] | None, what: str = 'size') -> tuple[int, int] | None:
+  """A size given as 'HxW' or (h, w), checked; None stays None.
+
+  Args:
+    size: 'HxW' (e.g. '480x640') or a pair of ints.
+    what: Names the setting in the error message (e.g. '--size').
+
+  Raises:
+    ValueError: Not two positive integers.
+  """
+  if size is None:
+    return None
+  text = size
+  if isinstance(size, str):
+    try:
+      size = tuple(int(s) for s in size.lower().split('x'))
+    except ValueError:
+      size = ()
+  size = tuple(size)
+  if len(size) != 2:
+    raise ValueError(f'{what} {text!r} must look like 480x640 (height x width).')
+  if min(size) < 1:
+    raise ValueError(f'{what} {size} must be positive.')
+  return size
+
+
 def frame_size(config) -> tuple[int, int]:
   """The (height, width) of the frames the config's model learns and is evaluated on.
 

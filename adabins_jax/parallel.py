@@ -96,20 +96,26 @@ def replicated_sharding(mesh: jax.sharding.Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def check_batch_size(global_batch_size: int, mesh: jax.sharding.Mesh, what: str = 'batch') -> int:
+def check_batch_size(global_batch_size: int, mesh: jax.sharding.Mesh | None = None,
+                     what: str = 'batch', *, process_count: int | None = None) -> int:
   """Returns the per-process batch size, or raises if the batch does not split evenly.
 
   Args:
     global_batch_size: Examples per step over all processes.
-    mesh: The data mesh.
+    mesh: The data mesh, over whose devices the batch splits; None: over the processes only
+      (a host's input pipeline).
     what: Name of the setting, for the error message (e.g. 'train.batch_size').
+    process_count: Processes sharing the batch; None: ``jax.process_count()``.
   """
-  num_devices = mesh.devices.size
-  if global_batch_size <= 0 or global_batch_size % num_devices:
-    raise ValueError(
-        f'{what}={global_batch_size} must be a positive multiple of the device count '
-        f'({num_devices} devices over {jax.process_count()} processes).')
-  return global_batch_size // jax.process_count()
+  processes = jax.process_count() if process_count is None else process_count
+  if mesh is None:
+    parts, of = processes, f'process count ({processes} processes)'
+  else:
+    parts = mesh.devices.size
+    of = f'device count ({parts} devices over {processes} processes)'
+  if global_batch_size <= 0 or global_batch_size % parts:
+    raise ValueError(f'{what}={global_batch_size} must be a positive multiple of the {of}.')
+  return global_batch_size // processes
 
 
 def shard_batch(batch: Any, mesh: jax.sharding.Mesh) -> Any:

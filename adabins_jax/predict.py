@@ -44,6 +44,7 @@ from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import predict_io
 from adabins_jax import predict_video
+from adabins_jax import steps
 from adabins_jax import torch_weights
 from adabins_jax import visualize
 
@@ -81,28 +82,10 @@ class PredictOptions:
     if self.batch_size < 1 or self.ply_stride < 1:
       raise ValueError(f'predict: batch_size={self.batch_size} and ply_stride='
                        f'{self.ply_stride} must be at least 1.')
-    self.size = parse_size(self.size)
+    self.size = network_input.parse_size(self.size, 'predict: size')
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
     predict_io.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
-
-
-def parse_size(size: str | Sequence[int] | None) -> tuple[int, int] | None:
-  """A network input size given as 'HxW' or (h, w), checked; None stays None."""
-  if size is None:
-    return None
-  text = size
-  if isinstance(size, str):
-    try:
-      size = tuple(int(s) for s in size.lower().split('x'))
-    except ValueError:
-      size = ()
-  size = tuple(size)
-  if len(size) != 2:
-    raise ValueError(f'predict: size {text!r} must look like 480x640 (height x width).')
-  if min(size) < 1:
-    raise ValueError(f'predict: size {size} must be positive.')
-  return size
 
 
 @dataclasses.dataclass
@@ -153,18 +136,6 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
   return model, source
 
 
-def _forward(graphdef, state, images, flip_average: bool):
-  """Bin edges and raw depth of the images and, if asked, the depth of their mirrors mirrored
-  back: one network call."""
-  model = nnx.merge(graphdef, state)
-  model.eval()
-  n = images.shape[0]
-  if flip_average:
-    images = jnp.concatenate([images, images[:, :, ::-1]], axis=0)
-  edges, depth = model(images)
-  return edges[:n], depth[:n], (depth[n:, :, ::-1] if flip_average else None)
-
-
 # The evaluation protocol's clip, average, resize and clip; compiled per output size.
 _postprocess = jax.jit(metrics_lib.postprocess_prediction, static_argnums=(2, 3, 4))
 
@@ -184,8 +155,7 @@ class _Network:
     graphdef, self._state = nnx.split(model)
     self.config = config
     self.depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
-    self._forward = jax.jit(
-        lambda state, images: _forward(graphdef, state, images, flip_average))
+    self._forward = steps.make_forward(graphdef, flip_average=flip_average)
     self._shapes_seen = set()
 
   def input_for(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -312,7 +282,8 @@ class Predictor:
       config.eval.checkpoint = str(checkpoint)
     if batch_size < 1:
       raise ValueError(f'Predictor: batch_size={batch_size} must be at least 1.')
-    self._size, self._batch_size, self._cmap = parse_size(size), batch_size, cmap
+    self._size = network_input.parse_size(size, 'predict: size')
+    self._batch_size, self._cmap = batch_size, cmap
     if cmap not in visualize.COLORMAPS:
       raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
                        f'{visualize.COLORMAPS}.')

@@ -20,6 +20,7 @@ from typing import Any
 
 from flax import nnx
 import jax
+import jax.numpy as jnp
 import optax
 
 from adabins_jax import losses
@@ -87,6 +88,32 @@ def train_loss_kwargs(config) -> dict[str, float]:
   return {'silog_weight': float(config.train.silog_weight),
           'chamfer_weight': float(config.train.chamfer_weight),
           'min_depth_m': float(config.model.min_depth_m)}
+
+
+def forward(graphdef: nnx.GraphDef, state: nnx.State, images: jax.Array, *,
+            flip_average: bool = False) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+  """The eval-mode model on ``images`` (N, H, W, 3): bin edges, depth and, with
+  ``flip_average``, the depth of the mirrored images mirrored back (else None).
+
+  The mirrors go through the same network call, on a doubled batch: fine on one device;
+  ``eval_step`` runs two passes instead, since its batch is sharded.
+  """
+  model = nnx.merge(graphdef, state)
+  model.eval()
+  if not flip_average:
+    edges, depth = model(images)
+    return edges, depth, None
+  n = images.shape[0]
+  edges, depth = model(jnp.concatenate([images, images[:, :, ::-1]], axis=0))
+  return edges[:n], depth[:n], depth[n:, :, ::-1]
+
+
+def make_forward(graphdef: nnx.GraphDef, *, flip_average: bool = False):
+  """Returns the jitted ``forward(state, images) -> (bin_edges, depth, flipped_back)``.
+
+  ``graphdef, state = nnx.split(model)``; see ``forward``. One program per input shape.
+  """
+  return jax.jit(functools.partial(forward, graphdef, flip_average=flip_average))
 
 
 def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,

@@ -57,22 +57,28 @@ def torch_name(path: tuple, prefixes=_PREFIXES) -> str:
   return name
 
 
-def to_torch_layout(value: np.ndarray, path: tuple) -> np.ndarray:
-  """NNX layout (HWIO convs, (in, out) linears) -> PyTorch layout (OIHW, (out, in))."""
+# Axes of an NNX convolution kernel (HWIO) in PyTorch's order (OIHW); a linear kernel's two
+# axes swap either way.
+_CONV_TO_TORCH = (3, 2, 0, 1)
+_CONV_FROM_TORCH = tuple(int(axis) for axis in np.argsort(_CONV_TO_TORCH))
+
+
+def _relayout(value: np.ndarray, path: tuple, conv_axes: tuple[int, ...]) -> np.ndarray:
   if value.ndim == 4:
-    return np.transpose(value, (3, 2, 0, 1))
+    return np.transpose(value, conv_axes)
   if value.ndim == 2 and str(path[-1]) == 'kernel':
     return value.T
   return value
+
+
+def to_torch_layout(value: np.ndarray, path: tuple) -> np.ndarray:
+  """NNX layout (HWIO convs, (in, out) linears) -> PyTorch layout (OIHW, (out, in))."""
+  return _relayout(value, path, _CONV_TO_TORCH)
 
 
 def from_torch_layout(value: np.ndarray, path: tuple) -> np.ndarray:
   """PyTorch layout -> NNX layout; inverse of ``to_torch_layout``."""
-  if value.ndim == 4:
-    return np.transpose(value, (2, 3, 1, 0))
-  if value.ndim == 2 and str(path[-1]) == 'kernel':
-    return value.T
-  return value
+  return _relayout(value, path, _CONV_FROM_TORCH)
 
 
 def _weights(model: nnx.Module):

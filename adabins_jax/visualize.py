@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from adabins_jax import annotate
+from adabins_jax import arrays
 from adabins_jax import files
 from adabins_jax import imagenet
 
@@ -62,16 +63,6 @@ def colormap(name: str = 'turbo') -> np.ndarray:
   return table
 
 
-def _squeeze_channel(name: str, x: np.ndarray, ndim: int) -> np.ndarray:
-  x = np.asarray(x)
-  if x.ndim == ndim + 1 and x.shape[-1] == 1:
-    x = x[..., 0]
-  if x.ndim != ndim:
-    raise ValueError(f'{name}: expected {ndim} dims (plus an optional trailing 1), got shape '
-                     f'{x.shape}.')
-  return x
-
-
 def colorize_depth(depth: np.ndarray, vmin: float, vmax: float,
                    cmap: str = 'turbo') -> np.ndarray:
   """Maps depth to colour: ``vmin`` to the first table entry, ``vmax`` to the last.
@@ -87,7 +78,7 @@ def colorize_depth(depth: np.ndarray, vmin: float, vmax: float,
   Returns:
     (H, W, 3) uint8 RGB.
   """
-  depth = _squeeze_channel('colorize_depth: depth', depth, 2).astype(np.float64)
+  depth = arrays.squeeze_channel('colorize_depth: depth', np.asarray(depth), 2).astype(np.float64)
   return _apply_colormap(depth, np.isfinite(depth) & (depth > 0), vmin, vmax, cmap)
 
 
@@ -154,8 +145,8 @@ def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin
     (N * H, 4 * W, 3) uint8 RGB panels, plus the bands' rows above and below with ``labels``.
   """
   images = np.asarray(images)
-  gt = _squeeze_channel('comparison_strip: gt', gt, 3).astype(np.float32)
-  preds = _squeeze_channel('comparison_strip: preds', preds, 3).astype(np.float32)
+  gt = arrays.squeeze_channel('comparison_strip: gt', np.asarray(gt), 3).astype(np.float32)
+  preds = arrays.squeeze_channel('comparison_strip: preds', np.asarray(preds), 3).astype(np.float32)
   if not images.shape[0] == gt.shape[0] == preds.shape[0]:
     raise ValueError(f'comparison_strip: batch sizes differ: images {images.shape}, gt '
                      f'{gt.shape}, preds {preds.shape}.')

@@ -31,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from adabins_jax import benchmark
+from adabins_jax import network_input
 from adabins_jax import optim
 from adabins_jax import steps
 
@@ -90,11 +91,6 @@ def breakdown(compiled, run_step) -> dict[str, float]:
   return dict(groups)
 
 
-def _hw(text: str) -> tuple[int, int]:
-  height, width = (int(v) for v in text.split('x'))
-  return height, width
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', default='effnet_b5_256', help='Config name or path.')
@@ -104,7 +100,8 @@ def main():
   parser.add_argument('--repeats', type=int, default=3, help='Timed steps before profiling.')
   args = parser.parse_args()
   config = benchmark.load_config(args.config)
-  (h, w), (dh, dw) = _hw(args.size), _hw(args.depth_size or args.size)
+  h, w = network_input.parse_size(args.size, '--size')
+  dh, dw = network_input.parse_size(args.depth_size, '--depth_size') or (h, w)
   model = benchmark.random_model(config.model)
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, 1000), wrt=nnx.Param)
   rng = np.random.default_rng(0)

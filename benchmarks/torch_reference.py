@@ -58,6 +58,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
                    '(pip install torch geffnet==1.0.2 --no-deps)') from error
 
 from adabins_jax import models  # noqa: E402
+from adabins_jax import network_input  # noqa: E402
 from adabins_jax import optim  # noqa: E402
 from adabins_jax import steps  # noqa: E402
 from adabins_jax import torch_weights  # noqa: E402
@@ -210,8 +211,8 @@ def _rel_l2(a, b) -> float:
 def jitted_forward(model):
   """``images (N, H, W, 3) -> (bin_edges, pred)`` of ``model``, jitted once per shape."""
   graphdef, state = nnx.split(model)
-  forward = jax.jit(lambda s, v: nnx.merge(graphdef, s)(v))
-  return lambda images: forward(state, images)
+  forward = steps.make_forward(graphdef)
+  return lambda images: forward(state, images)[:2]
 
 
 def build_both(conv3x3_impls=('auto',)):
@@ -433,7 +434,7 @@ def main():
   parser.add_argument('--train_side', choices=('both', 'release', 'ours'), default='both',
                       help='--train: time one side alone, e.g. for its own peak memory.')
   args = parser.parse_args()
-  height, width = (int(v) for v in args.size.split('x'))
+  height, width = network_input.parse_size(args.size, '--size')
   torch.set_num_threads(args.threads)
   if args.train:
     benchmark_train(args, height, width)
