@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 import jax
 import jax.numpy as jnp
 
+from adabins_jax.models import recompute
+
 
 def _shifted_taps(x: jax.Array, kernel_hw: tuple[int, int], strides: tuple[int, int],
                   pads) -> Iterator[tuple[int, int, jax.Array]]:
@@ -48,7 +50,8 @@ def _depthwise_shifted_fwd(x, kernel, strides, pads):
 
 
 def _depthwise_shifted_bwd(strides, pads, saved, cotangent):
-  x, kernel = saved
+  # Made after the forward pass, so that its k*k shifted copies are not kept for the ones below.
+  x, kernel = recompute.after(saved, cotangent)
   # JAX names a custom VJP's backward ops as forward ones; the scope tells profiles apart.
   with jax.named_scope('backward'):
     # Linear in x: its transpose needs only the kernel, no saved activations.

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax.models import recompute
+
 TILE = 4  # output tile edge m of F(m x m, 3 x 3)
 _ALPHA = TILE + 2  # input tile edge
 
@@ -147,7 +149,9 @@ def _conv3x3_fwd(x, kernel, pads):
 
 
 def _conv3x3_bwd(pads, saved, cotangent):
-  x, kernel = saved
+  # Made after the forward pass, so that its transformed tiles and kernel are not kept for the
+  # ones made again below.
+  x, kernel = recompute.after(saved, cotangent)
   (top, bottom), (left, right) = pads
   # JAX names a custom VJP's backward ops as forward ones; the scope tells profiles apart.
   with jax.named_scope('backward'):
