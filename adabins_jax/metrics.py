@@ -1,4 +1,6 @@
-"""The evaluation protocol (SPEC 3): post-processing, crops, per-image depth metrics, accumulation.
+"""The evaluation protocol: post-processing, crops, per-image depth metrics, accumulation.
+
+The protocol is the AdaBins release's, described in docs/reference.md.
 
 Metrics are computed per image (the reported number is a mean over images, not over pixels) in
 jnp, so they run batched inside a jitted eval step. Means across batches and hosts are exact
@@ -90,7 +92,7 @@ def _valid_pixels(gt: jax.Array, min_depth: float, max_depth: float, crop: str) 
 
 def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_depth: float,
                           crop: str) -> dict[str, jax.Array]:
-  """Depth metrics of one image as SPEC 3 (and the BTS / AdaBins ``compute_errors``).
+  """Depth metrics of one image, as the BTS / AdaBins ``compute_errors`` computes them.
 
   Valid pixels: ``min_depth < gt < max_depth`` inside the crop. An image without one gets all
   metrics 0; use ``compute_depth_metrics_batch``, which flags such images, to average.

@@ -7,8 +7,8 @@ global batch and the compiler adds the gradient all-reduce. BatchNorm layers the
 statistics, which only matters for tiny per-device batches.
 
 The model and optimizer are carried as ``nnx.split((model, optimizer))``: the step closes
-over the graphdef (not a static argument: some graphdefs hold lists, which jit cannot hash)
-and takes the state, a pytree that is donated and returned, which keeps the per-step Python
+over the graphdef, so it compiles once per model (for any graphdef, hashable or not), and
+takes the state, a pytree that is donated and returned, which keeps the per-step Python
 overhead to a pytree flatten.
 """
 
@@ -138,8 +138,9 @@ def make_eval_step(config, graphdef: nnx.GraphDef):
 
   ``graphdef, state = nnx.split(model)``; the model is put in eval mode inside. ``batch``
   holds 'image' (N, h, w, 3), 'depth' (N, H, W, 1) at full resolution and optionally
-  'example_mask' (N,) (False for padding). The protocol is SPEC 3: predict on the image (and
-  its mirror, un-mirrored), clip, average, resize to the ground truth, score each image.
+  'example_mask' (N,) (False for padding). The protocol is the release's (docs/reference.md):
+  predict on the image (and its mirror, un-mirrored), clip, average, resize to the ground truth,
+  score each image.
   ``metric_sums`` is a ``metrics.MetricSums`` over the real images; ``depth`` is the
   post-processed (N, H, W, 1) prediction, for pictures.
 
