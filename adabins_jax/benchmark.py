@@ -159,15 +159,14 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
 @contextlib.contextmanager
 def _direct_convolutions(model: nnx.Module) -> Iterator[None]:
   """Within: every convolution of ``model`` is XLA's direct one (``conv3x3_impl='xla'``)."""
-  convs = [m for _, m in nnx.iter_graph(model) if isinstance(m, layers.Conv)]
-  saved = [conv.conv3x3_impl for conv in convs]
-  for conv in convs:
-    conv.conv3x3_impl = 'xla'
+  saved = [(conv, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
+           if isinstance(conv, layers.Conv)]
+  layers.set_conv_impls(model, conv3x3_impl='xla')
   try:
     yield
   finally:
-    for conv, impl in zip(convs, saved):
-      conv.conv3x3_impl = impl
+    for conv, impl in saved:
+      layers.set_conv_impls(conv, conv3x3_impl=impl)
 
 
 def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],

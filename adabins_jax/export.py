@@ -78,10 +78,7 @@ def default_size(config) -> tuple[int, int]:
 
 def use_plain_convolutions(model: nnx.Module) -> None:
   """Makes every convolution of ``model`` run as ``EXPORT_CONV_IMPL`` (see its comment)."""
-  layers.set_conv3x3_impl(model, EXPORT_CONV_IMPL)
-  for _, module in nnx.iter_graph(model):
-    if isinstance(module, layers.Conv):
-      module.depthwise_impl = EXPORT_CONV_IMPL
+  layers.set_conv_impls(model, depthwise_impl=EXPORT_CONV_IMPL, conv3x3_impl=EXPORT_CONV_IMPL)
 
 
 def depth_function(model: nnx.Module, config, flip_average: bool = True):

@@ -50,8 +50,7 @@ def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
 
 
 def _efficientnet_adabins(cfg, kw, *, variant: str) -> AdaBins:
-  encoder = EfficientNet(variant, drop_path_rate=cfg.get('drop_path_rate', 0.0),
-                         depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
+  encoder = EfficientNet(variant, drop_path_rate=cfg.get('drop_path_rate', 0.0), **kw)
   decoder = Decoder(encoder.feature_channels, features=cfg.get('decoder_features') or None,
                     out_ch=_FEATURE_CHANNELS, **kw)
   # Five stride-2 stages: anything smaller than 32 px collapses to nothing.
@@ -59,8 +58,7 @@ def _efficientnet_adabins(cfg, kw, *, variant: str) -> AdaBins:
 
 
 def _unet_adabins(cfg, kw) -> AdaBins:
-  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=_FEATURE_CHANNELS,
-              depthwise_impl=cfg.get('depthwise_impl', 'auto'), **kw)
+  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=_FEATURE_CHANNELS, **kw)
   return _assemble(cfg, unet, None, unet.min_input_size, kw)
 
 
@@ -86,7 +84,8 @@ def build_model(model_config: ml_collections.ConfigDict, *, rngs: nnx.Rngs) -> A
   kw = dict(dtype=_dtype(model_config.dtype), param_dtype=_dtype(model_config.param_dtype),
             rngs=rngs)
   model = MODELS[model_config.name](model_config, kw)
-  layers.set_conv3x3_impl(model, model_config.get('conv3x3_impl', 'auto'))
+  layers.set_conv_impls(model, depthwise_impl=model_config.get('depthwise_impl', 'auto'),
+                        conv3x3_impl=model_config.get('conv3x3_impl', 'auto'))
   return model
 
 

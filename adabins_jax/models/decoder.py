@@ -16,13 +16,11 @@ class UpBlock(nnx.Module):
 
   def __init__(self, in_ch: int, skip_ch: int, out_ch: int, *, conv: str = 'standard',
                activation=layers.leaky_relu, dtype=None, param_dtype=jnp.float32,
-               depthwise_impl: str = 'auto', rngs: nnx.Rngs):
+               rngs: nnx.Rngs):
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    self.conv1 = layers.make_conv(conv, in_ch + skip_ch, out_ch, 3, padding=1,
-                                  depthwise_impl=depthwise_impl, **kw)
+    self.conv1 = layers.make_conv(conv, in_ch + skip_ch, out_ch, 3, padding=1, **kw)
     self.bn1 = layers.batch_norm(out_ch, **kw)
-    self.conv2 = layers.make_conv(conv, out_ch, out_ch, 3, padding=1,
-                                  depthwise_impl=depthwise_impl, **kw)
+    self.conv2 = layers.make_conv(conv, out_ch, out_ch, 3, padding=1, **kw)
     self.bn2 = layers.batch_norm(out_ch, **kw)
     self.activation = activation
 

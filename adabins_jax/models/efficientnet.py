@@ -70,7 +70,7 @@ class MBConv(nnx.Module):
   """Inverted residual (expand > 1) or depthwise-separable block (expand == 1)."""
 
   def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand: int,
-               drop_path_rate: float, *, dtype, param_dtype, depthwise_impl, rngs):
+               drop_path_rate: float, *, dtype, param_dtype, rngs):
     kw = dict(dtype=dtype, param_dtype=param_dtype)
     mid = in_ch * expand
     self.expand = expand
@@ -78,7 +78,7 @@ class MBConv(nnx.Module):
       self.conv_pw = layers.Conv(in_ch, mid, 1, use_bias=False, rngs=rngs, **kw)
       self.bn1 = _bn(mid, rngs, **kw)
     self.conv_dw = layers.Conv(mid, mid, kernel, strides=stride, groups=mid, use_bias=False,
-                               depthwise_impl=depthwise_impl, rngs=rngs, **kw)
+                               rngs=rngs, **kw)
     bn_dw = _bn(mid, rngs, **kw)
     self.se = SqueezeExcite(mid, max(1, int(in_ch * 0.25)), rngs=rngs, **kw)
     proj = layers.Conv(mid, out_ch, 1, use_bias=False, rngs=rngs, **kw)
@@ -115,7 +115,7 @@ class EfficientNet(nnx.Module):
   """
 
   def __init__(self, variant: str = 'b5', *, drop_path_rate: float = 0.0, dtype=None,
-               param_dtype=jnp.float32, depthwise_impl: str = 'auto', rngs: nnx.Rngs):
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
     if variant not in SPECS:
       raise ValueError(f'EfficientNet variant must be one of {sorted(SPECS)}, got {variant!r}.')
     spec = SPECS[variant]
@@ -130,8 +130,7 @@ class EfficientNet(nnx.Module):
       out_ch, blocks = round_channels(out * spec.width), []
       for i in range(n):
         blocks.append(MBConv(in_ch, out_ch, kernel, stride if i == 0 else 1, expand,
-                             drop_path_rate * index / total, depthwise_impl=depthwise_impl,
-                             rngs=rngs, **kw))
+                             drop_path_rate * index / total, rngs=rngs, **kw))
         in_ch, index = out_ch, index + 1
       stages.append(nnx.List(blocks))
       channels.append(out_ch)

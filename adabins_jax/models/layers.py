@@ -267,12 +267,10 @@ class SeparableConv(nnx.Module):
 
   def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int], *,
                strides: int | Sequence[int] = 1, padding: Padding = 'SAME',
-               use_bias: bool = True, depthwise_impl: str = 'auto', dtype=None,
-               param_dtype=jnp.float32, rngs: nnx.Rngs):
+               use_bias: bool = True, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.depthwise = Conv(in_features, in_features, kernel_size, strides=strides,
-                          padding=padding, groups=in_features, use_bias=False,
-                          depthwise_impl=depthwise_impl, dtype=dtype, param_dtype=param_dtype,
-                          rngs=rngs)
+                          padding=padding, groups=in_features, use_bias=False, dtype=dtype,
+                          param_dtype=param_dtype, rngs=rngs)
     self.pointwise = Conv(in_features, out_features, 1, padding=0, use_bias=use_bias,
                           dtype=dtype, param_dtype=param_dtype, rngs=rngs)
 
@@ -283,12 +281,24 @@ class SeparableConv(nnx.Module):
 CONV_KINDS = {'standard': Conv, 'dws': SeparableConv}
 
 
-def set_conv3x3_impl(model: nnx.Module, impl: str) -> None:
-  """Sets ``conv3x3_impl`` (see ``Conv``) on every convolution inside ``model``."""
-  _check_conv3x3_impl(impl)
+def set_conv_impls(model: nnx.Module, *, depthwise_impl: str | None = None,
+                   conv3x3_impl: str | None = None) -> None:
+  """Chooses how every convolution inside ``model`` runs (``Conv``'s arguments of those names).
+
+  Models are built with the defaults and configured by this, after building or at any time
+  later (export, benchmarks); only speed and rounding change, never the weights. None leaves a
+  choice as it is.
+  """
+  if depthwise_impl is not None and depthwise_impl not in DEPTHWISE_IMPLS:
+    raise ValueError(f'depthwise impl must be one of {DEPTHWISE_IMPLS}, got {depthwise_impl!r}.')
+  if conv3x3_impl is not None:
+    _check_conv3x3_impl(conv3x3_impl)
   for _, module in nnx.iter_graph(model):
     if isinstance(module, Conv):
-      module.conv3x3_impl = impl
+      if depthwise_impl is not None:
+        module.depthwise_impl = depthwise_impl
+      if conv3x3_impl is not None:
+        module.conv3x3_impl = conv3x3_impl
 
 
 def make_conv(kind: str, in_features: int, out_features: int, kernel_size, **kwargs):

@@ -22,13 +22,11 @@ class DoubleConv(nnx.Module):
   """(3x3 conv -> BatchNorm -> ReLU) twice."""
 
   def __init__(self, in_ch: int, out_ch: int, *, conv: str, dtype, param_dtype,
-               depthwise_impl: str, rngs: nnx.Rngs):
+               rngs: nnx.Rngs):
     kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
-    self.conv1 = layers.make_conv(conv, in_ch, out_ch, 3, padding=1,
-                                  depthwise_impl=depthwise_impl, **kw)
+    self.conv1 = layers.make_conv(conv, in_ch, out_ch, 3, padding=1, **kw)
     self.bn1 = layers.batch_norm(out_ch, **kw)
-    self.conv2 = layers.make_conv(conv, out_ch, out_ch, 3, padding=1,
-                                  depthwise_impl=depthwise_impl, **kw)
+    self.conv2 = layers.make_conv(conv, out_ch, out_ch, 3, padding=1, **kw)
     self.bn2 = layers.batch_norm(out_ch, **kw)
 
   def __call__(self, x):
@@ -51,12 +49,11 @@ class UNet(nnx.Module):
   """
 
   def __init__(self, widths: Sequence[int] = (24, 48, 96, 192, 384), *, conv: str = 'standard',
-               out_ch: int = 128, dtype=None, param_dtype=jnp.float32,
-               depthwise_impl: str = 'auto', rngs: nnx.Rngs):
+               out_ch: int = 128, dtype=None, param_dtype=jnp.float32, rngs: nnx.Rngs):
     widths = tuple(int(w) for w in widths)
     if len(widths) < 3:
       raise ValueError(f'UNet needs at least 3 levels of widths, got {widths}.')
-    kw = dict(dtype=dtype, param_dtype=param_dtype, depthwise_impl=depthwise_impl, rngs=rngs)
+    kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.widths = widths
     self.down = nnx.List([DoubleConv(3, widths[0], conv='standard', **kw)] + [
         DoubleConv(widths[i - 1], widths[i], conv=conv, **kw) for i in range(1, len(widths))])

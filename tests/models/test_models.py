@@ -104,7 +104,7 @@ def test_train_mode_is_stochastic_and_eval_mode_deterministic():
 def test_drop_path_drops_whole_examples_in_training_only():
   from adabins_jax.models import efficientnet  # pylint: disable=g-import-not-at-top
   block = efficientnet.MBConv(8, 8, 3, 1, 6, 0.5, dtype=None, param_dtype=jnp.float32,
-                              depthwise_impl='auto', rngs=nnx.Rngs(params=0, dropout=0))
+                              rngs=nnx.Rngs(params=0, dropout=0))
   x = jax.random.normal(jax.random.key(1), (16, 5, 5, 8))
   block.eval()
   np.testing.assert_array_equal(_forward(block, x), _forward(block, x))

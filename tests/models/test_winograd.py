@@ -159,7 +159,7 @@ def test_unknown_impl_is_named():
   with pytest.raises(ValueError, match="'fft'"):
     _conv('fft')(jnp.zeros((1, 8, 8, 64)))
   with pytest.raises(ValueError, match="'fft'"):
-    layers.set_conv3x3_impl(_conv('auto'), 'fft')
+    layers.set_conv_impls(_conv('auto'), conv3x3_impl='fft')
 
 
 @pytest.mark.parametrize('impl', ['xla', 'winograd'])
