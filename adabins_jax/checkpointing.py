@@ -231,7 +231,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   args = ocp.args.Composite(
       model=ocp.args.StandardSave(nnx.state(model, _MODEL_VARIABLES)),
       optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
-      meta=ocp.args.JsonSave({'step': int(step), 'train_batches_consumed': int(step)}))
+      meta=ocp.args.JsonSave({'step': int(step)}))
   metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
   finish(manager)  # The previous save is complete: record it before starting this one.
   with _explain_save_errors(manager, f'Saving checkpoint step {step}'):

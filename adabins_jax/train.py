@@ -12,7 +12,9 @@ One run at a time may train in a workdir (``workdir_lock``)::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import contextlib
+import dataclasses
 import signal
 from typing import Any
 
@@ -22,6 +24,7 @@ from clu import periodic_actions
 from etils import epath
 from flax import nnx
 import jax
+import ml_collections
 import numpy as np
 
 from adabins_jax import checkpointing
@@ -186,10 +189,16 @@ def _train(config, workdir: epath.Path) -> dict[str, float]:
     writer.write_hparams(_flat_hparams(config))
   logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
                start_step, models.count_params(model), mesh.devices.size)
+  eval_step = steps.make_eval_step(config, nnx.graphdef(model))
+  # From here on the model and optimizer exist only as `state`, which each step donates and
+  # replaces; _evaluate_and_save merges them from it when it needs them.
+  graphdef, state = nnx.split((model, optimizer))
+  del model, optimizer
   try:
     with _StopSignal() as stop, jax.set_mesh(mesh):
-      return _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropout_key,
-                         start_step, total_steps, stop)
+      loop = _Loop(config, workdir, mesh, writer, manager, graphdef, eval_step, dropout_key,
+                   total_steps, stop)
+      return _train_loop(loop, state, start_step)
   finally:
     # Also on errors: a save in flight is a good state and must land.
     checkpointing.finish(manager)
@@ -197,28 +206,45 @@ def _train(config, workdir: epath.Path) -> dict[str, float]:
     writer.close()
 
 
-def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropout_key,
-                start_step: int, total_steps: int, stop: _StopSignal) -> dict[str, float]:
-  """Steps ``start_step + 1 .. total_steps`` with logging, evaluation and checkpoints."""
+@dataclasses.dataclass(frozen=True)
+class _Loop:
+  """What the training loop runs with; the model and optimizer travel beside it as one state."""
+  config: ml_collections.ConfigDict
+  workdir: epath.Path
+  mesh: jax.sharding.Mesh
+  writer: metric_writers.MetricWriter
+  manager: Any  # checkpointing.create_manager's
+  graphdef: nnx.GraphDef  # of (model, optimizer)
+  eval_step: Callable[..., Any]
+  dropout_key: jax.Array
+  total_steps: int
+  stop: _StopSignal
+
+
+def _train_loop(loop: _Loop, state: nnx.State, start_step: int) -> dict[str, float]:
+  """Steps ``start_step + 1 .. total_steps`` with logging, evaluation and checkpoints.
+
+  ``state`` is ``nnx.split((model, optimizer))``'s; returns the last evaluation's metrics.
+  """
+  config, manager, stop = loop.config, loop.manager, loop.stop
   # Closed explicitly, so the pipeline's threads stop here rather than whenever the garbage
   # collector gets to them (see input_pipeline._without_autotune_thread for what that cost).
   with contextlib.closing(input_pipeline.create_train_dataset(
       config.data, config.train.batch_size, seed=config.seed,
       start_step=start_step)) as train_iter:
-    graphdef, state = nnx.split((model, optimizer))
     train_step = steps.make_train_step(
-        config, graphdef, optim.learning_rate_schedule(config.optim, total_steps))
-    eval_step = steps.make_eval_step(config, nnx.graphdef(model))
-    report_progress = periodic_actions.ReportProgress(num_train_steps=total_steps, writer=writer)
-    log = _TrainLog(writer)
+        config, loop.graphdef, optim.learning_rate_schedule(config.optim, loop.total_steps))
+    report_progress = periodic_actions.ReportProgress(num_train_steps=loop.total_steps,
+                                                      writer=loop.writer)
+    log = _TrainLog(loop.writer)
     results = {}
-    for step in range(start_step + 1, total_steps + 1):
+    for step in range(start_step + 1, loop.total_steps + 1):
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        batch = parallel.shard_batch(next(train_iter), mesh)
-        state, metrics = train_step(state, batch, jax.random.fold_in(dropout_key, step))
+        batch = parallel.shard_batch(next(train_iter), loop.mesh)
+        state, metrics = train_step(state, batch, jax.random.fold_in(loop.dropout_key, step))
       log.push(step, metrics)
       report_progress(step)
-      last = step == total_steps
+      last = step == loop.total_steps
       stopping = stop.received is not None or manager.reached_preemption(step)
       eval_now = last or (config.train.eval_every_steps > 0
                           and step % config.train.eval_every_steps == 0)
@@ -228,12 +254,9 @@ def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropou
       if not (eval_now or save_now):
         continue
       log.sync()  # Never evaluate or save a state that came from a non-finite loss.
-      nnx.update((model, optimizer), state)
-      if eval_now:
-        with report_progress.timed('eval'):
-          results = _evaluate(config, eval_step, model, mesh, writer, step, workdir)
-      checkpointing.save(manager, step, model, optimizer, force=True,
-                         metrics={f'eval/{k}': v for k, v in results.items()} if eval_now else None)
+      evaluated = _evaluate_and_save(loop, state, step, eval_now, report_progress)
+      if evaluated is not None:
+        results = evaluated
       if stopping:
         checkpointing.finish(manager)
         logging.warning('Stopped at step %d on request; run again to resume.', step)
@@ -241,13 +264,33 @@ def _train_loop(config, workdir, mesh, writer, manager, model, optimizer, dropou
     return results
 
 
-def _evaluate(config, eval_step, model, mesh, writer, step: int,
-              workdir: epath.Path) -> dict[str, float]:
+def _evaluate_and_save(loop: _Loop, state: nnx.State, step: int, evaluate_now: bool,
+                       report_progress: periodic_actions.ReportProgress) -> dict[str, float] | None:
+  """Evaluates (if ``evaluate_now``) and checkpoints the state of ``step``; the metrics or None.
+
+  The model and optimizer merged from ``state`` live only in this call: the next train step
+  donates their arrays.
+  """
+  model, optimizer = nnx.merge(loop.graphdef, state)
+  results = None
+  if evaluate_now:
+    with report_progress.timed('eval'):
+      results = _evaluate(loop, model, step)
+  checkpointing.save(loop.manager, step, model, optimizer, force=True,
+                     metrics=None if results is None else {
+                         f'eval/{k}': v for k, v in results.items()})
+  return results
+
+
+def _evaluate(loop: _Loop, model: nnx.Module, step: int) -> dict[str, float]:
+  config = loop.config
   dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
   results, samples = evaluate.evaluate_model(
-      eval_step, model, dataset, mesh, num_images_to_show=config.eval.num_images_to_show)
+      loop.eval_step, model, dataset, loop.mesh,
+      num_images_to_show=config.eval.num_images_to_show)
   logging.info('Evaluation at step %d:\n%s', step, evaluate.format_table(results))
-  evaluate.write_results(writer, step, results, samples, workdir, config.model.max_depth_m)
+  evaluate.write_results(loop.writer, step, results, samples, loop.workdir,
+                         config.model.max_depth_m)
   return results
 
 
