@@ -27,12 +27,15 @@ DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_
 _SPLIT_ALIASES = {'nyu_depth_v2': {'test': 'validation'}}
 Batch = dict[str, np.ndarray]
 
-# tf.data must not reserve accelerator memory that JAX needs. (If TensorFlow was set up
-# before this import, the devices are fixed already and this cannot change them.)
-try:
-  tf.config.set_visible_devices([], 'GPU')
-except RuntimeError:
-  pass
+
+def hide_gpus_from_tensorflow() -> None:
+  """Keeps TensorFlow (tf.data here) off the GPUs, so that it reserves none of the memory JAX
+  needs. Call before TensorFlow's first op: once it has set up its devices they are fixed, and
+  this leaves them as they are."""
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:
+    pass
 
 
 def _without_autotune_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:

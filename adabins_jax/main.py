@@ -10,8 +10,6 @@ Any config field can be overridden as ``--config.<group>.<field>=<value>``. On a
 process runs this same command; see launch.sh.
 """
 
-import logging as std_logging
-import os
 import sys
 
 from absl import app
@@ -36,8 +34,6 @@ _MODE = flags.DEFINE_enum('mode', 'train', ['train', 'eval', 'predict'],
 config_flags.DEFINE_config_file(
     'config', None, 'A config file, or the name of a shipped one (unet128, demo, ...: see '
     'adabins_jax/configs).', lock_config=True)
-_LIBRARY_LOGS = flags.DEFINE_bool(
-    'library_logs', False, "Also log Orbax's INFO lines (about 30 per checkpoint saved).")
 _COMPILATION_CACHE = flags.DEFINE_string(
     'compilation_cache_dir', str(compilation_cache.default_directory()),
     "JAX's persistent compilation cache, so that a rerun does not compile again (one "
@@ -45,20 +41,6 @@ _COMPILATION_CACHE = flags.DEFINE_string(
 flags.mark_flags_as_required(['config'])
 # --help lists them with main's own flags, not only under --helpfull.
 flags.adopt_module_key_flags(predict_flags)
-
-_ORBAX_DIR = f'{os.sep}orbax{os.sep}'
-
-
-class QuietOrbaxFilter(std_logging.Filter):
-  """Drops Orbax's INFO records, keeps its warnings and errors and everything else.
-
-  Each checkpoint save logs about 30 INFO lines from Orbax, which would bury the training
-  progress and the metrics tables (the demo writes one every 500 steps).
-  """
-
-  def filter(self, record: std_logging.LogRecord) -> bool:
-    return record.levelno >= std_logging.WARNING or _ORBAX_DIR not in record.pathname
-
 
 def _dispatch(mode: str):
   """The function for a mode, imported only when chosen (predict may pull in more)."""
@@ -101,6 +83,10 @@ def main(argv):
   so that a scheduler can requeue the run."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
+  if _MODE.value != 'predict':
+    # pylint: disable-next=g-import-not-at-top
+    from adabins_jax import input_pipeline  # Prediction runs without TensorFlow.
+    input_pipeline.hide_gpus_from_tensorflow()
   # Prediction can read released PyTorch weights (--weights) instead of a workdir.
   if _WORKDIR.value is None and _MODE.value != 'predict':
     raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
@@ -109,8 +95,6 @@ def main(argv):
   if problems:
     print('Invalid config:\n  ' + '\n  '.join(problems), file=sys.stderr)
     sys.exit(2)
-  if not _LIBRARY_LOGS.value:
-    logging.get_absl_handler().addFilter(QuietOrbaxFilter())
   parallel.maybe_initialize_distributed()
   compilation_cache.enable(_COMPILATION_CACHE.value)
   logging.info('Process %d of %d; devices: %s', jax.process_index(), jax.process_count(),

@@ -1,6 +1,5 @@
 """Tests for adabins_jax.main: flags reach the chosen mode; the cluster is set up first."""
 
-import logging as std_logging
 import pathlib
 import sys
 
@@ -129,18 +128,3 @@ def test_launch_script_shows_its_usage_without_arguments():
                           timeout=30)
   assert result.returncode == 2
   assert 'srun ./launch.sh' in result.stderr and 'JAX_COORDINATOR_ADDRESS' in result.stderr
-
-
-def _record(pathname, level):
-  return std_logging.LogRecord('absl', level, pathname, 1, 'message', None, None)
-
-
-def test_orbax_info_is_dropped_but_its_warnings_and_our_logs_are_kept():
-  quiet = main.QuietOrbaxFilter()
-  orbax_file = '/venv/lib/python3.11/site-packages/orbax/checkpoint/checkpoint_manager.py'
-  assert not quiet.filter(_record(orbax_file, std_logging.INFO))
-  assert quiet.filter(_record(orbax_file, std_logging.WARNING))
-  assert quiet.filter(_record(orbax_file, std_logging.ERROR))
-  assert quiet.filter(_record('/repo/adabins_jax/train.py', std_logging.INFO))
-  assert quiet.filter(_record('/venv/lib/python3.11/site-packages/clu/metric_writers/x.py',
-                              std_logging.INFO))
