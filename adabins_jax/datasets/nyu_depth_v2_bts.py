@@ -14,7 +14,7 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 from adabins_jax import nyu
-from adabins_jax.datasets import features
+from adabins_jax.datasets import depth_builder
 
 TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'
 TEST_LIST = 'nyudepthv2_test_files_with_gt.txt'
@@ -22,7 +22,7 @@ TEST_LIST = 'nyudepthv2_test_files_with_gt.txt'
 _DEPTH_SCALE = 1000.0
 
 
-class NyuDepthV2Bts(features.DepthBuilder):
+class NyuDepthV2Bts(depth_builder.DepthBuilder):
   """NYU Depth V2 in the BTS/AdaBins layout, from a local folder."""
 
   name = 'nyu_depth_v2_bts'
@@ -48,7 +48,7 @@ class NyuDepthV2Bts(features.DepthBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='NYU Depth V2, BTS/AdaBins train (sync) and official test split.',
-        features=features.depth_features(*nyu.FRAME_HW, image_format='jpeg'),
+        features=depth_builder.depth_features(*nyu.FRAME_HW, image_format='jpeg'),
         supervised_keys=('image', 'depth'),
         homepage='https://github.com/shariqfarooq123/AdaBins',
     )
@@ -137,4 +137,4 @@ def read_depth_png(path) -> np.ndarray:
   if image.format != 'PNG' or depth.dtype not in (np.uint16, np.int32):
     raise ValueError(f'{path}: expected a 16-bit PNG of millimetres, got {image.format} '
                      f'{image.mode}')
-  return features.depth_to_float16(depth / _DEPTH_SCALE, nyu.FRAME_HW, path)
+  return depth_builder.depth_to_float16(depth / _DEPTH_SCALE, nyu.FRAME_HW, path)

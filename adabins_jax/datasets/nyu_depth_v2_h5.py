@@ -13,11 +13,11 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from adabins_jax import nyu
-from adabins_jax.datasets import features
+from adabins_jax.datasets import depth_builder
 
 
 
-class NyuDepthV2H5(features.DepthBuilder):
+class NyuDepthV2H5(depth_builder.DepthBuilder):
   """NYU Depth V2 (fast-depth HDF5 layout) from a local folder."""
 
   name = 'nyu_depth_v2_h5'
@@ -38,7 +38,7 @@ class NyuDepthV2H5(features.DepthBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description='NYU Depth V2 frames and depth maps from the fast-depth HDF5 files.',
-        features=features.depth_features(*nyu.FRAME_HW, image_format='png'),
+        features=depth_builder.depth_features(*nyu.FRAME_HW, image_format='png'),
         supervised_keys=('image', 'depth'),
         homepage='https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html',
     )
@@ -105,5 +105,5 @@ def read_h5(path) -> tuple[np.ndarray, np.ndarray]:
   if rgb.shape != (3, *nyu.FRAME_HW):
     raise ValueError(f'{path}: expected rgb of shape {(3, *nyu.FRAME_HW)}, got {rgb.shape}')
   image = np.ascontiguousarray(np.transpose(rgb, (1, 2, 0)))
-  features.check_image(image, nyu.FRAME_HW, path)
-  return image, features.depth_to_float16(depth, nyu.FRAME_HW, path)
+  depth_builder.check_image(image, nyu.FRAME_HW, path)
+  return image, depth_builder.depth_to_float16(depth, nyu.FRAME_HW, path)

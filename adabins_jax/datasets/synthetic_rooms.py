@@ -1,7 +1,7 @@
 """`synthetic_rooms`: procedurally rendered indoor scenes with exact depth, no download.
 
 Rooms with furniture-like boxes, cylinders and spheres, procedural textures and a ceiling light,
-ray cast with NumPy (see rooms_scene.py and rooms_render.py). Depth is z-depth in metres below
+ray cast with NumPy (see rooms/scene.py and rooms/render.py). Depth is z-depth in metres below
 10 m like NYU, with a few sensor-like invalid (0) pixels. Example `i` of a split is rendered from
 the seed (split, i), so every build gives the same data. Build with::
 
@@ -14,8 +14,8 @@ import os
 
 import tensorflow_datasets as tfds
 
-from adabins_jax.datasets import features
-from adabins_jax.datasets import rooms_render
+from adabins_jax.datasets import depth_builder
+from adabins_jax.datasets.rooms import render as rooms_render
 
 # Seeds of the splits' scenes: (split id, example index).
 _SPLIT_IDS = {'train': 0, 'test': 1}
@@ -32,7 +32,7 @@ class SyntheticRoomsConfig(tfds.core.BuilderConfig):
   num_test: int = 200
 
 
-class SyntheticRooms(features.DepthBuilder):
+class SyntheticRooms(depth_builder.DepthBuilder):
   """Procedural indoor scenes with image and exact depth."""
 
   name = 'synthetic_rooms'
@@ -55,7 +55,7 @@ class SyntheticRooms(features.DepthBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__.splitlines()[0],
-        features=features.depth_features(config.height, config.width, image_format='png'),
+        features=depth_builder.depth_features(config.height, config.width, image_format='png'),
         supervised_keys=('image', 'depth'),
     )
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from adabins_jax.datasets import rooms_geometry as geo
-from adabins_jax.datasets import rooms_render
-from adabins_jax.datasets import rooms_scene
+from adabins_jax.datasets.rooms import geometry as geo
+from adabins_jax.datasets.rooms import render as rooms_render
+from adabins_jax.datasets.rooms import scene as rooms_scene
 
 
 def _scene(solids=(), size=(4.0, 3.0, 6.0), position=(2.0, 1.5, 1.0), height=30, width=40):

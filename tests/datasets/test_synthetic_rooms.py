@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 import adabins_jax.datasets  # noqa: F401  (registers the builders)
-from adabins_jax.datasets import rooms_render
+from adabins_jax.datasets.rooms import render as rooms_render
 
 
 def test_tiny_config_builds_and_matches_the_renderer(tmp_path):

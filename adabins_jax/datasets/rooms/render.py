@@ -1,4 +1,4 @@
-"""Renders a `rooms_scene.Scene` by ray casting every pixel at once with NumPy.
+"""Renders a `scene.Scene` by ray casting every pixel at once with NumPy.
 
 Shading is Lambertian from a ceiling point light with hard shadows (one shadow ray per pixel),
 a weak fill light from the camera, darkened room corners and Blinn highlights on glossy
@@ -10,7 +10,7 @@ few random holes.
 
 import numpy as np
 
-from adabins_jax.datasets import rooms_scene
+from adabins_jax.datasets.rooms import scene as rooms_scene
 
 # A surface whose pixel is darker than this (0-1, after the camera curve) has no depth.
 _DARK_LEVEL = 0.04

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from adabins_jax.datasets import rooms_geometry as geo
+from adabins_jax.datasets.rooms import geometry as geo
 
 # z-depth must stay below NYU's 10 m cap; every visible point is nearer than the room's
 # farthest corner, so rooms are redrawn until that corner is within this distance.

@@ -1,4 +1,5 @@
-"""What every depth builder of the project yields, and the checks that guard it.
+"""The base of the project's TFDS builders, the features they yield and the checks that guard
+them.
 
 The features match TFDS's own `nyu_depth_v2` (`image` uint8 (H, W, 3), `depth` float16 (H, W) in
 metres, 0 = invalid) plus the focal length in pixels and a readable example name, so the input
