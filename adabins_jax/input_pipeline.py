@@ -45,7 +45,8 @@ def _without_autotune_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
   on 2 cores sat 45-60 s after its last checkpoint before exiting (a demo run of 200 steps: 61 s
   from the last save to exit; 8 s with this). That also eats a preempted job's grace period.
   Without the model, AUTOTUNE parallelism is min(16, cores) and prefetch buffers still grow on
-  demand; measured throughput was the same (56-62 images/s, `datasets.measure`, 2 cores).
+  demand; measured throughput was the same (56-62 images/s,
+  benchmarks/pipeline_throughput.py, 2 cores).
   """
   options = tf.data.Options()
   options.autotune.enabled = False

@@ -4,8 +4,8 @@ By default it renders a small 480x640 synthetic_rooms config ('bench', PNG-store
 h5 builder) into --data_dir and reads it with the paper's augmentation; a built dataset can be
 named instead::
 
-  python -m adabins_jax.datasets.measure --data_dir=/tmp/bench
-  python -m adabins_jax.datasets.measure --dataset=nyu_depth_v2_bts --manual_dir=/data/nyu
+  python benchmarks/pipeline_throughput.py --data_dir=/tmp/bench
+  python benchmarks/pipeline_throughput.py --dataset=nyu_depth_v2_bts --manual_dir=/data/nyu
 
 A pipeline that keeps up needs more images/s than the training step consumes (steps/s x batch).
 """
@@ -19,6 +19,7 @@ from absl import flags
 import tensorflow_datasets as tfds
 
 from adabins_jax import input_pipeline
+from adabins_jax import nyu
 from adabins_jax.configs import default
 from adabins_jax.datasets import synthetic_rooms
 
@@ -60,8 +61,9 @@ def measure_train_pipeline(data_config, batch_size: int, num_batches: int,
 
 def bench_builder(data_dir: str, num_examples: int):
   """A prepared synthetic_rooms builder of `num_examples` 480x640 training frames."""
+  height, width = nyu.FRAME_HW
   config = synthetic_rooms.SyntheticRoomsConfig(
-      name=f'bench{num_examples}', height=480, width=640, num_train=num_examples, num_test=1,
+      name=f'bench{num_examples}', height=height, width=width, num_train=num_examples, num_test=1,
       description='480x640 frames for pipeline benchmarks.')
   builder = tfds.builder('synthetic_rooms', config=config, data_dir=data_dir)
   builder.download_and_prepare()
@@ -80,8 +82,9 @@ def main(argv):
       builder = input_pipeline.get_builder(data_config)
     else:
       builder = bench_builder(_DATA_DIR.value or tmp, _NUM_EXAMPLES.value)
-    images_per_s, cpu_ms = measure_train_pipeline(data_config, _BATCH_SIZE.value, _NUM_BATCHES.value,
-                                          _WARMUP_BATCHES.value, builder=builder)
+    images_per_s, cpu_ms = measure_train_pipeline(data_config, _BATCH_SIZE.value,
+                                                  _NUM_BATCHES.value, _WARMUP_BATCHES.value,
+                                                  builder=builder)
   config_name = builder.builder_config.name if builder.builder_config else ''
   print(f'{builder.name}/{config_name}: {images_per_s:.1f} images/s on {os.cpu_count()} '
         f'cores, {cpu_ms:.1f} CPU ms per image (batch {_BATCH_SIZE.value}, crop '
