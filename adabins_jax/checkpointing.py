@@ -367,9 +367,9 @@ def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str
 def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> None:
   """Loads a released PyTorch AdaBins ``.pt`` into a built model, in place (strict by name).
 
-  See ``adabins_jax.torch_weights`` for the formats accepted; ``adabins_jax.import_torch``
+  See ``adabins_jax.torch_mapping`` for the formats accepted; ``adabins_jax.import_torch``
   turns such a file into this project's Orbax checkpoint.
   """
   # pylint: disable=g-import-not-at-top
-  from adabins_jax import torch_weights
-  torch_weights.load_torch_checkpoint(model, path)
+  from adabins_jax import torch_mapping
+  torch_mapping.load_torch_checkpoint(model, path)

@@ -31,7 +31,7 @@ from adabins_jax import models
 from adabins_jax import parallel
 from adabins_jax import report
 from adabins_jax import steps
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax import visualize
 
 
@@ -130,7 +130,7 @@ def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, floa
   # Shape-only until restored: random initialisation would only be overwritten.
   model = models.build_abstract_model(config.model, seed=config.seed)
   if weights:
-    torch_weights.load_torch_checkpoint(model, weights)
+    torch_mapping.load_torch_checkpoint(model, weights)
     nnx.update(model, parallel.replicate(nnx.state(model), mesh))
     step = 0
   else:

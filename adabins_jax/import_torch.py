@@ -5,7 +5,7 @@
 
 The workdir then holds step 0: the released weights plus a fresh optimizer state, which
 ``--mode=eval`` and ``--mode=predict`` read, and from which ``--mode=train`` fine-tunes.
-Accepts every format the release used (see ``torch_weights.normalise_state_dict``).
+Accepts every format the release used (see ``torch_mapping.normalise_state_dict``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import optim
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 
 
 def _define_flags():
@@ -52,7 +52,7 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
                           'workdir.')
   # Read and check the weights first: a file that fails leaves no checkpoints/ folder behind.
   model = models.build_abstract_model(config.model, seed=config.seed)
-  torch_weights.load_torch_checkpoint(model, checkpoint)
+  torch_mapping.load_torch_checkpoint(model, checkpoint)
   manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
   # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),

@@ -45,7 +45,7 @@ from adabins_jax import nyu
 from adabins_jax import predict_io
 from adabins_jax import predict_video
 from adabins_jax import steps
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax import visualize
 
 
@@ -120,7 +120,7 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
   # Shape-only until loaded: random initialisation would compile a program per weight shape.
   model = models.build_abstract_model(config.model, seed=config.seed)
   if weights:
-    torch_weights.load_torch_checkpoint(model, weights)
+    torch_mapping.load_torch_checkpoint(model, weights)
     source = os.fspath(weights)
   elif workdir:
     step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)

@@ -61,7 +61,7 @@ from adabins_jax import models  # noqa: E402
 from adabins_jax import network_input  # noqa: E402
 from adabins_jax import optim  # noqa: E402
 from adabins_jax import steps  # noqa: E402
-from adabins_jax import torch_weights  # noqa: E402
+from adabins_jax import torch_mapping  # noqa: E402
 from adabins_jax.configs import effnet_b5_256  # noqa: E402
 from tests import fixture_weights  # noqa: E402
 
@@ -239,7 +239,7 @@ def build_both(conv3x3_impls=('auto',)):
     config = effnet_b5_256.get_config()
     config.model.conv3x3_impl = impl
     ours = models.build_abstract_model(config.model)
-    torch_weights.load_state_dict(ours, state, source='parity fixture')
+    torch_mapping.load_state_dict(ours, state, source='parity fixture')
     ours.eval()
     forwards[impl] = jitted_forward(ours)
     edges_j, pred_j = (np.asarray(t) for t in forwards[impl](x.transpose(0, 2, 3, 1)))
@@ -294,7 +294,7 @@ def release_free_memory() -> None:
 
 def _ours_for_training(state, config):
   model = models.build_abstract_model(config.model)
-  torch_weights.load_state_dict(model, state, source='parity fixture')
+  torch_mapping.load_state_dict(model, state, source='parity fixture')
   return model
 
 

@@ -37,7 +37,7 @@ from adabins_jax import predict
 from adabins_jax import predict_flags
 from adabins_jax import predict_io
 from adabins_jax import steps
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax import train
 from adabins_jax import workdir_lock
 from adabins_jax.configs import smoke
@@ -187,14 +187,14 @@ def _write_pt(state, path):
 
 
 def test_non_finite_and_non_floating_weights_are_refused_by_name(tmp_path, model):
-  state = torch_weights.model_to_state_dict(model)
+  state = torch_mapping.model_to_state_dict(model)
   key_nan, key_int = sorted(state)[:2]
   state[key_nan] = np.full_like(state[key_nan], np.nan)
   state[key_int] = state[key_int].astype(np.int64)
   _write_pt(state, tmp_path / 'bad.pt')
   target = benchmark.random_model(smoke.get_config().model, seed=2)
   with pytest.raises(ValueError) as info:
-    torch_weights.load_torch_checkpoint(target, tmp_path / 'bad.pt')
+    torch_mapping.load_torch_checkpoint(target, tmp_path / 'bad.pt')
   assert f'{key_nan} has ' in str(info.value) and 'non-finite' in str(info.value)
   assert f'{key_int} is not floating point (dtype int64)' in str(info.value)
 
@@ -202,7 +202,7 @@ def test_non_finite_and_non_floating_weights_are_refused_by_name(tmp_path, model
 def test_empty_pt_files_give_a_reason_and_failed_imports_leave_no_folder(tmp_path, config):
   (tmp_path / 'zero.pt').write_bytes(b'')
   with pytest.raises(ValueError, match=r'zero.pt: .*empty, 0 bytes'):
-    torch_weights.read_torch_file(tmp_path / 'zero.pt')
+    torch_mapping.read_torch_file(tmp_path / 'zero.pt')
   _write_pt({}, tmp_path / 'empty.pt')
   workdir = tmp_path / 'run'
   with pytest.raises(ValueError, match='empty.pt holds no tensors'):
@@ -467,7 +467,7 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path):
   marker = tmp_path / 'payload_ran'
   torch.save({'conv_out.0.weight': _RunsCode(str(marker))}, tmp_path / 'evil.pt')
   with pytest.raises(ValueError, match='evil.pt: not a readable PyTorch checkpoint'):
-    torch_weights.read_torch_file(tmp_path / 'evil.pt')
+    torch_mapping.read_torch_file(tmp_path / 'evil.pt')
   assert not marker.exists()
 
 
@@ -494,6 +494,6 @@ def test_a_batch_without_valid_depth_has_a_finite_loss_and_gradient(model, confi
 #   test_checkpointing.test_killed_save_leaves_the_last_good_checkpoint
 # - SIGTERM saves and resumes exactly: test_train.test_train_kill_resume_evaluate
 # - weights of the wrong shape or with missing keys:
-#   test_torch_weights.test_importer_errors_name_the_key
+#   test_torch_mapping.test_importer_errors_name_the_key
 # - corrupt images named and skipped:
 #   test_predict.test_main_with_pt_weights_skips_a_corrupt_file_and_exits_non_zero

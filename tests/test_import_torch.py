@@ -11,7 +11,7 @@ from flax import nnx
 
 from adabins_jax import checkpointing
 from adabins_jax import import_torch
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax.models import build_model
 from adabins_jax.configs import smoke
 
@@ -22,7 +22,7 @@ def _forward(model, images):
 
 
 def _released_pt(model, path):
-  state = torch_weights.model_to_state_dict(model)
+  state = torch_mapping.model_to_state_dict(model)
   torch.save({'model': {f'module.{k}': torch.from_numpy(v)
                         for k, v in state.items()}, 'epoch': 24}, path)
 
@@ -46,7 +46,7 @@ def test_import_then_restore_gives_the_same_model(tmp_path):
 def test_import_command_reports_a_bad_key(tmp_path):
   config = smoke.get_config()
   source = build_model(config.model, rngs=nnx.Rngs(7))
-  state = torch_weights.model_to_state_dict(source)
+  state = torch_mapping.model_to_state_dict(source)
   state.pop('conv_out.0.bias')
   torch.save({k: torch.from_numpy(v) for k, v in state.items()},
              tmp_path / 'partial.pt')

@@ -22,7 +22,7 @@ from adabins_jax import nyu
 from adabins_jax import predict
 from adabins_jax import predict_io
 from adabins_jax import steps
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax import visualize
 from adabins_jax.configs import demo
 from adabins_jax.datasets import synthetic_rooms
@@ -127,7 +127,7 @@ def test_find_images_expands_folders_globs_and_lists(tmp_path):
 
 def _write_pt(model, path):
   torch = pytest.importorskip('torch')
-  state = torch_weights.model_to_state_dict(model)
+  state = torch_mapping.model_to_state_dict(model)
   torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
 
 

@@ -7,7 +7,7 @@ import pytest
 import adabins_jax
 from adabins_jax import benchmark
 from adabins_jax import predict
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax.configs import smoke
 
 _SIZE = '64x80'
@@ -18,7 +18,7 @@ def weights(tmp_path_factory):
   torch = pytest.importorskip('torch')
   model = benchmark.random_model(smoke.get_config().model, seed=1)
   path = tmp_path_factory.mktemp('weights') / 'smoke.pt'
-  state = torch_weights.model_to_state_dict(model)
+  state = torch_mapping.model_to_state_dict(model)
   torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
   return str(path)
 

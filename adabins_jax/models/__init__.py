@@ -99,7 +99,7 @@ def build_abstract_model(model_config: ml_collections.ConfigDict, *, seed: int =
 
   Random initialisation of a full-size model compiles one XLA program per distinct weight shape
   (tens of seconds for B5 on a CPU) only to be overwritten; this skips it. Weights stay
-  ``jax.ShapeDtypeStruct`` until loaded (``torch_weights.load_state_dict``, an Orbax restore);
+  ``jax.ShapeDtypeStruct`` until loaded (``torch_mapping.load_state_dict``, an Orbax restore);
   the RNG streams of dropout layers are made concrete so the loaded model runs at once.
   """
   model = nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(seed)))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from flax import nnx
 
-from adabins_jax import torch_weights
+from adabins_jax import torch_mapping
 from adabins_jax.models import build_abstract_model, build_model
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.configs import effnet_b5_256, smoke
@@ -32,7 +32,7 @@ def test_paper_model_matches_reference_outputs(tmp_path):
               'optimizer': {}, 'epoch': 0}, path)
   del state
   model = build_abstract_model(effnet_b5_256.get_config().model)
-  torch_weights.load_torch_checkpoint(model, path)
+  torch_mapping.load_torch_checkpoint(model, path)
   model.eval()
   ref = np.load(fixture_weights.B5_OUTPUTS)
   edges, depth = _forward(model, jnp.asarray(ref['input'].transpose(0, 2, 3, 1)))
@@ -61,18 +61,18 @@ def _fresh_smoke(seed=1):
 
 
 def test_round_trip_through_torch_names_reproduces_outputs(smoke_model, tmp_path):
-  state = torch_weights.model_to_state_dict(smoke_model)
+  state = torch_mapping.model_to_state_dict(smoke_model)
   path = tmp_path / 'bare.pt'
   torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
   other = _fresh_smoke()
   images = jax.random.normal(jax.random.key(0), (1, 64, 80, 3))
   assert not np.allclose(_forward(other, images)[1], _forward(smoke_model, images)[1])
-  torch_weights.load_torch_checkpoint(other, path)
+  torch_mapping.load_torch_checkpoint(other, path)
   np.testing.assert_array_equal(_forward(other, images)[1], _forward(smoke_model, images)[1])
 
 
 def test_release_names_and_legacy_renames(smoke_model):
-  state = torch_weights.model_to_state_dict(smoke_model)
+  state = torch_mapping.model_to_state_dict(smoke_model)
   assert 'adaptive_bins_layer.patch_transformer.embedding_convPxP.weight' in state
   assert 'adaptive_bins_layer.regressor.4.bias' in state
   assert 'conv_out.0.weight' in state
@@ -81,9 +81,9 @@ def test_release_names_and_legacy_renames(smoke_model):
             .replace('patch_transformer.embedding_convPxP.',
                      'patch_transformer.embedding_encoder.'): v for k, v in state.items()}
   assert 'adaptive_bins_layer.embedding_conv.weight' in legacy
-  normalised = torch_weights.normalise_state_dict({'model': legacy, 'epoch': 3})
+  normalised = torch_mapping.normalise_state_dict({'model': legacy, 'epoch': 3})
   assert set(normalised) == set(state)
-  torch_weights.load_state_dict(_fresh_smoke(), normalised)
+  torch_mapping.load_state_dict(_fresh_smoke(), normalised)
 
 
 @pytest.mark.parametrize('corrupt,message', [
@@ -96,36 +96,36 @@ def test_release_names_and_legacy_renames(smoke_model):
      r'\(16, 16, 1, 1\)'),
 ])
 def test_importer_errors_name_the_key(smoke_model, corrupt, message):
-  state = torch_weights.model_to_state_dict(smoke_model)
+  state = torch_mapping.model_to_state_dict(smoke_model)
   corrupt(state)
   target = _fresh_smoke()
   before = np.asarray(target.conv_out.kernel[...]).copy()
   with pytest.raises(ValueError, match=message):
-    torch_weights.load_state_dict(target, state, source='bad.pt')
+    torch_mapping.load_state_dict(target, state, source='bad.pt')
   # Nothing is half-loaded on error.
   np.testing.assert_array_equal(target.conv_out.kernel[...], before)
 
 
 def test_importer_rejects_non_checkpoints(tmp_path):
   with pytest.raises(FileNotFoundError, match='missing.pt'):
-    torch_weights.read_torch_file(tmp_path / 'missing.pt')
+    torch_mapping.read_torch_file(tmp_path / 'missing.pt')
   junk = tmp_path / 'junk.pt'
   junk.write_bytes(b'not a checkpoint')
   with pytest.raises(ValueError, match='junk.pt: not a readable PyTorch checkpoint'):
-    torch_weights.read_torch_file(junk)
+    torch_mapping.read_torch_file(junk)
   with pytest.raises(ValueError, match='expected a dict'):
-    torch_weights.normalise_state_dict([1, 2])
+    torch_mapping.normalise_state_dict([1, 2])
 
 
 def test_imagenet_efficientnet_weights_initialise_the_encoder(tmp_path):
   source = EfficientNet('b0', rngs=nnx.Rngs(0))
-  state = torch_weights.model_to_state_dict(source, torch_weights._IMAGENET_PREFIXES)
+  state = torch_mapping.model_to_state_dict(source, torch_mapping._IMAGENET_PREFIXES)
   assert 'blocks.1.0.conv_pwl.weight' in state and 'bn2.running_var' in state
   state['classifier.weight'] = np.zeros((1000, 1280), np.float32)
   state['classifier.bias'] = np.zeros((1000,), np.float32)
   path = tmp_path / 'tf_efficientnet_b0_ap.pth'
   torch.save({k: torch.from_numpy(v) for k, v in state.items()}, path)
   target = EfficientNet('b0', rngs=nnx.Rngs(1))
-  torch_weights.load_imagenet_efficientnet(target, path)
-  for (p, a), (_, b) in zip(torch_weights._weights(source), torch_weights._weights(target)):
+  torch_mapping.load_imagenet_efficientnet(target, path)
+  for (p, a), (_, b) in zip(torch_mapping._weights(source), torch_mapping._weights(target)):
     np.testing.assert_array_equal(a.get_value(), b.get_value(), err_msg=str(p))
