@@ -1,7 +1,7 @@
 """End-to-end smoke test of training: train, get killed, resume, evaluate; on 1 and 2 devices.
 
-Everything runs in one child process (``_SCENARIO``) on the smoke config and the tiny
-synthetic_rooms split, and the test checks what it reports. One process because the
+Everything runs in one child process (tests/train_program.py) on the smoke config and the
+tiny synthetic_rooms split, and the test checks what it reports. One process because the
 costly part is compiling: the child enables JAX's persistent compilation cache, so the
 programs of later runs with the same shapes and devices load in a fraction of a second, and
 compiles at XLA's lowest optimisation level. The interruption is a real SIGTERM, sent by the
@@ -13,119 +13,16 @@ import os
 import pathlib
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
+import train_program
+
 _REPO = pathlib.Path(__file__).resolve().parents[1]
-_TOTAL_STEPS = 5
-_KILL_AT_STEP = 3
-_BAD_STEP = 3
-
-_SCENARIO = textwrap.dedent('''
-    import json, os, shutil, signal, sys
-    import jax
-    jax.config.update('jax_num_cpu_devices', 2)
-    import numpy as np
-    from flax import nnx
-    from absl import flags
-    from adabins_jax import checkpointing, errors, evaluate, input_pipeline, main, models, train
-    from stand_ins import tiny_rooms_config
-
-    out = sys.argv[1]
-    real_dataset = input_pipeline.create_train_dataset
-    start_steps = {}
-
-    def config_for(num_devices):
-      return tiny_rooms_config(out, %(total)d, log_every_steps=2, num_devices=num_devices)
-
-    def patch_dataset(name, kill_at=None, nan_at=None):
-      def dataset(data_config, batch_size, seed, start_step=0):
-        start_steps[name] = start_step
-        for step, batch in enumerate(real_dataset(data_config, batch_size, seed, start_step),
-                                     start_step + 1):
-          if step == kill_at:
-            os.kill(os.getpid(), signal.SIGTERM)
-          if step == nan_at:
-            batch['image'][0, 0, 0, 0] = np.nan
-          yield batch
-      input_pipeline.create_train_dataset = dataset
-
-    def final_params(config, workdir):
-      model = models.build_model(config.model, rngs=nnx.Rngs(params=1, dropout=1))
-      step = checkpointing.restore_model(workdir, model, 'latest')
-      return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
-
-    def steps_in(workdir):
-      return sorted(checkpointing.create_manager(workdir, read_only=True).all_steps())
-
-    report = {}
-    params = {}
-    import time
-    t0 = time.time()
-    def mark(what):
-      print(f'TIMING {time.time() - t0:7.2f} s {what}', file=sys.stderr, flush=True)
-    config = config_for(1)
-    patch_dataset('uninterrupted')
-    workdir = os.path.join(out, 'uninterrupted')
-    report['uninterrupted'] = train.train_and_evaluate(config, workdir)
-    params['uninterrupted'] = final_params(config, workdir)[1]
-    mark('uninterrupted')
-
-    workdir = os.path.join(out, 'devices1')
-    patch_dataset('killed', kill_at=%(kill)d)
-    try:
-      train.train_and_evaluate(config, workdir)
-      report['killed'] = 'returned'
-    except errors.Interrupted as e:
-      report['killed'] = {'signal': e.signum, 'step': e.step, 'exit_status': e.exit_status}
-    report['after_kill'] = steps_in(workdir)
-    # The same checkpoint resumed twice: on one device, and on two.
-    shutil.copytree(workdir, os.path.join(out, 'devices2'))
-    mark('killed')
-    for num_devices in (1, 2):
-      workdir = os.path.join(out, f'devices{num_devices}')
-      patch_dataset(f'resumed{num_devices}')
-      report[f'resumed{num_devices}'] = train.train_and_evaluate(config_for(num_devices), workdir)
-      report[f'after_resume{num_devices}'] = steps_in(workdir)
-      params[f'resumed{num_devices}'] = final_params(config, workdir)[1]
-      report[f'pngs{num_devices}'] = sorted(p for p in os.listdir(workdir) if p.endswith('.png'))
-      mark(f'resumed on {num_devices}')
-
-    # Evaluation mode, through the command line's own entry point.
-    # config_flags reads overrides from sys.argv itself.
-    sys.argv = ['main', '--config=configs/smoke.py', '--workdir=' + workdir, '--mode=eval',
-                '--config.eval.crop=none', '--config.eval.batch_size=4',
-                '--config.data.dataset=synthetic_rooms/tiny',
-                '--config.data.crop_white_border=False', '--config.train.num_devices=2']
-    argv = flags.FLAGS(sys.argv)
-    flags.FLAGS.config.data.tfds_data_dir = os.path.join(out, 'tfds')
-    main.main(argv)
-    mark('eval mode')
-    report['eval_json'] = json.load(open(os.path.join(workdir, 'eval_test_step_%(total)d.json')))
-
-    # A NaN in the data: stop with an error naming the step, keep the checkpoints before it.
-    config = config_for(1)
-    config.train.checkpoint_every_steps = 1
-    workdir = os.path.join(out, 'nan')
-    patch_dataset('nan', nan_at=%(bad)d)
-    try:
-      train.train_and_evaluate(config, workdir)
-      report['nan_error'] = None
-    except FloatingPointError as e:
-      report['nan_error'] = str(e)
-    report['after_nan'] = steps_in(workdir)
-    mark('nan')
-    report['start_steps'] = start_steps
-    # Length from epochs: 2 passes over 16 training images in batches of 4.
-    config = config_for(1)
-    config.train.num_steps, config.train.num_epochs = 0, 2
-    report['steps_for_2_epochs'] = train.total_train_steps(config)
-    np.savez(os.path.join(out, 'params.npz'),
-             **{f'{k}_{i}': v for k, leaves in params.items() for i, v in enumerate(leaves)})
-    json.dump(report, open(os.path.join(out, 'report.json'), 'w'))
-''') % {'total': _TOTAL_STEPS, 'kill': _KILL_AT_STEP, 'bad': _BAD_STEP}
+_TOTAL_STEPS = train_program.TOTAL_STEPS
+_KILL_AT_STEP = train_program.KILL_AT_STEP
+_BAD_STEP = train_program.BAD_STEP
 
 
 def _run_scenario(out):
@@ -136,8 +33,8 @@ def _run_scenario(out):
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES='0',
              XLA_FLAGS='--xla_backend_optimization_level=0',
              TF_CPP_MIN_LOG_LEVEL='2')
-  result = subprocess.run([sys.executable, '-c', _SCENARIO, str(out)], cwd=_REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+  result = subprocess.run([sys.executable, train_program.__file__, str(out)], cwd=_REPO,
+                          env=env, capture_output=True, text=True, timeout=600)
   if result.returncode:
     pytest.fail(f'scenario failed ({result.returncode}):\n{result.stderr[-6000:]}')
   report = json.loads((out / 'report.json').read_text())
