@@ -36,17 +36,12 @@ import importlib.util
 import os
 import pathlib
 import statistics
-import sys
 import threading
 import time
 
+import jax
+from flax import nnx
 import numpy as np
-
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(_ROOT))
-
-import jax  # noqa: E402
-from flax import nnx  # noqa: E402
 
 try:
   import geffnet
@@ -57,25 +52,27 @@ except ImportError as error:  # pragma: no cover - depends on the environment
   raise SystemExit(f'{error}: this benchmark needs torch and geffnet '
                    '(pip install torch geffnet==1.0.2 --no-deps)') from error
 
-from adabins_jax import models  # noqa: E402
-from adabins_jax import network_input  # noqa: E402
-from adabins_jax import optim  # noqa: E402
-from adabins_jax import steps  # noqa: E402
-from adabins_jax import torch_mapping  # noqa: E402
-from adabins_jax.configs import effnet_b5_256  # noqa: E402
-from tests import fixture_weights  # noqa: E402
+from adabins_jax import models
+from adabins_jax import network_input
+from adabins_jax import optim
+from adabins_jax import steps
+from adabins_jax import torch_mapping
+from adabins_jax.configs import effnet_b5_256
+
+_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _load_beside(name: str):
-  """A module from this script's folder, whichever folder the script runs from."""
-  spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name(
-      f'{name}.py'))
+def _load_file(path: pathlib.Path):
+  """The module in the file ``path``, whichever folder the script runs from."""
+  spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
 
 
-_release = _load_beside('release_training')
+_release = _load_file(pathlib.Path(__file__).with_name('release_training.py'))
+# The parity fixture's weights and reference outputs, as the tests build them.
+fixture_weights = _load_file(_ROOT / 'tests' / 'fixture_weights.py')
 release_loss = _release.release_loss
 release_optimizer = _release.release_optimizer
 release_train_step = _release.release_train_step
