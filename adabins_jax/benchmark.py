@@ -125,7 +125,7 @@ def _peak_gb(compiled) -> float:
 
 
 def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args: int = 0,
-                  carry: bool = False) -> dict[str, float]:
+                  carry: bool = False) -> dict[str, Any]:
   """Compiles a jitted function for ``args``, warms up, and times ``repeats`` calls.
 
   Args:
@@ -138,7 +138,8 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
 
   Returns:
     'compile_s', 'seconds' (median per call), 'flops' (XLA's count per call) and 'peak_gb'
-    (XLA's buffer memory for a call).
+    (XLA's buffer memory for a call); with ``carry`` also 'carried', the first output of the
+    last call, which replaces the donated argument.
   """
   start = time.perf_counter()
   compiled = jitted.lower(*args).compile()
@@ -152,8 +153,11 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
       times.append(time.perf_counter() - start)
     if carry:
       call_args[0] = out[0]
-  return {'compile_s': compile_s, 'seconds': statistics.median(times),
-          'flops': _flops(compiled), 'peak_gb': _peak_gb(compiled)}
+  result = {'compile_s': compile_s, 'seconds': statistics.median(times),
+            'flops': _flops(compiled), 'peak_gb': _peak_gb(compiled)}
+  if carry:
+    result['carried'] = call_args[0]
+  return result
 
 
 @contextlib.contextmanager
@@ -238,7 +242,10 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
 
   args = (nnx.state((model, optimizer)), batch_arrays, jax.random.key(0))
   nominal = _nominal_flops(model, train_step, args)  # Before the step donates the arrays.
-  return _rates(time_compiled(train_step(model), args, repeats, carry=True), batch, nominal)
+  result = time_compiled(train_step(model), args, repeats, carry=True)
+  # The steps donated the model's arrays: it holds the trained ones instead.
+  nnx.update((model, optimizer), result.pop('carried'))
+  return _rates(result, batch, nominal)
 
 
 def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,
@@ -277,7 +284,7 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
     logging.info('Training, batch %d at %dx%d.', train_batch_size, *image_hw)
     row['train'] = {'height': image_hw[0], 'width': image_hw[1], 'batch': train_batch_size}
     try:
-      # Last: the train step donates, and so consumes, the model's arrays.
+      # Last: training changes the model's weights.
       row['train'].update(benchmark_training(model, config, image_hw, train_hw,
                                              train_batch_size, repeats))
     except (TypeError, ValueError) as e:  # One failed measurement keeps the rest of the table.
