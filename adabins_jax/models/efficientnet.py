@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from adabins_jax.models import activations
 from adabins_jax.models import layers
 
 # (repeats, kernel, stride, expand ratio, output channels) of the seven B0 stages; stage 0 uses
@@ -62,7 +63,7 @@ class SqueezeExcite(nnx.Module):
 
   def __call__(self, x):
     s = jnp.mean(x, axis=(1, 2), keepdims=True)
-    s = self.conv_expand(jax.nn.silu(self.conv_reduce(s)))
+    s = self.conv_expand(activations.silu(self.conv_reduce(s)))
     return x * jax.nn.sigmoid(s)
 
 
@@ -95,11 +96,11 @@ class MBConv(nnx.Module):
   def __call__(self, x):
     shortcut = x
     if self.expand == 1:
-      x = self.se(jax.nn.silu(self.bn1(self.conv_dw(x))))
+      x = self.se(activations.silu(self.bn1(self.conv_dw(x))))
       x = self.bn2(self.conv_pw(x))
     else:
-      x = jax.nn.silu(self.bn1(self.conv_pw(x)))
-      x = self.se(jax.nn.silu(self.bn2(self.conv_dw(x))))
+      x = activations.silu(self.bn1(self.conv_pw(x)))
+      x = self.se(activations.silu(self.bn2(self.conv_dw(x))))
       x = self.bn3(self.conv_pwl(x))
     if self.residual:
       x = self.drop_path(x) + shortcut
@@ -143,7 +144,7 @@ class EfficientNet(nnx.Module):
     self.feature_channels = tuple(channels[s] for s in SKIP_STAGES) + (head,)
 
   def __call__(self, x: jax.Array) -> list[jax.Array]:
-    x = jax.nn.silu(self.bn1(self.conv_stem(x)))
+    x = activations.silu(self.bn1(self.conv_stem(x)))
     taps = []
     for i, stage in enumerate(self.blocks):
       for block in stage:
