@@ -3,6 +3,7 @@
   python -m adabins_jax.benchmark                    # the six configs with published numbers
   python -m adabins_jax.benchmark --configs=unet128_dws,effnet_b5_256 --batch_sizes=1 \\
       --repeats=3 --skip_train --output=benchmark.json
+  python -m adabins_jax.benchmark --configs=demo --runtimes=jax,onnxruntime,litert
 
 Per config: parameter count; MB of float32 parameters and of a training checkpoint (parameters,
 BatchNorm statistics and the AdamW state: the variant study's "size", see docs/reference.md);
@@ -14,18 +15,23 @@ GFLOP/s that makes; the JSON also has the FLOPs of the program that ran (fewer w
 replaces convolutions). Times are medians over ``--repeats`` synchronised runs after a warm-up.
 Weights are random (speed does not depend on them) and filled on the host, since random
 initialisation compiles a program per shape. Runs on whatever backend JAX picks: CPU or GPU alike.
+--runtimes adds, per runtime beyond JAX, the model exported at batch 1 (``benchmark_exported``):
+CPU images/s, the file's MB and its depth's relative L2 error against JAX's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 import contextlib
+import importlib.util
 import json
 import math
 import os
+import pathlib
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -38,6 +44,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from adabins_jax import configs
+from adabins_jax import export
+from adabins_jax import export_formats
 from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import network_input
@@ -57,6 +65,19 @@ _MB = 1e6
 # Steps of the one-cycle schedule the optimizer is built with. The schedule only sets learning
 # rates, which change neither the optimizer state's size nor a step's speed.
 _SCHEDULE_STEPS = 1000
+# --runtimes: JAX (the columns above) and the exported format each other runtime runs.
+EXPORT_RUNTIMES = {'onnxruntime': 'onnx', 'litert': 'tflite'}
+RUNTIMES = ('jax', *EXPORT_RUNTIMES)
+# Packages each runtime needs, beyond JAX: to convert (TF, tf2onnx) and to run the file.
+_RUNTIME_PACKAGES = {'onnxruntime': ('tensorflow', 'onnx', 'tf2onnx', 'onnxruntime'),
+                     'litert': ('tensorflow', 'ai_edge_litert')}
+# Exported depth against JAX's: float32 files differ by rounding only (about 1e-7).
+EXPORT_TOLERANCE = 1e-4
+# The file each format is written to, and the file it is converted from (export_formats).
+_EXPORT_FILES = {'stablehlo': 'model.stablehlo', 'savedmodel': 'savedmodel',
+                 'tflite': 'model.tflite', 'tflite_fp16': 'model_fp16.tflite',
+                 'onnx': 'model.onnx'}
+_EXPORT_SOURCES = {'tflite': 'savedmodel', 'tflite_fp16': 'savedmodel', 'onnx': 'tflite'}
 
 
 def load_config(name: str):
@@ -161,16 +182,16 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
 
 
 @contextlib.contextmanager
-def _direct_convolutions(model: nnx.Module) -> Iterator[None]:
-  """Within: every convolution of ``model`` is XLA's direct one (``conv3x3_impl='xla'``)."""
-  saved = [(conv, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
+def _convolutions(model: nnx.Module, **impls: str) -> Iterator[None]:
+  """Within: every convolution of ``model`` runs as ``impls`` say (``layers.set_conv_impls``)."""
+  saved = [(conv, conv.depthwise_impl, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
            if isinstance(conv, layers.Conv)]
-  layers.set_conv_impls(model, conv3x3_impl='xla')
+  layers.set_conv_impls(model, **impls)
   try:
     yield
   finally:
-    for conv, impl in saved:
-      layers.set_conv_impls(conv, conv3x3_impl=impl)
+    for conv, depthwise_impl, conv3x3_impl in saved:
+      conv.depthwise_impl, conv.conv3x3_impl = depthwise_impl, conv3x3_impl
 
 
 def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
@@ -188,7 +209,7 @@ def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
   """
   shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(args))
   timed = build(model).lower(*shapes).as_text()
-  with _direct_convolutions(model):
+  with _convolutions(model, conv3x3_impl='xla'):
     direct = build(model).lower(*shapes)
   return None if direct.as_text() == timed else _flops(direct.compile())
 
@@ -248,10 +269,112 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
   return _rates(result, batch, nominal)
 
 
+def check_runtimes(runtimes: Sequence[str]) -> None:
+  """Raises ValueError for a runtime not in ``RUNTIMES``, ImportError if one lacks packages."""
+  for runtime in runtimes:
+    if runtime not in RUNTIMES:
+      raise ValueError(f'--runtimes: {runtime!r} is not one of {", ".join(RUNTIMES)}.')
+    missing = [p for p in _RUNTIME_PACKAGES.get(runtime, ())
+               if importlib.util.find_spec(p) is None]
+    if missing:
+      raise ImportError(f'--runtimes={runtime} needs {", ".join(missing)}: install the export '
+                        "extra, pip install 'adabins-jax[export]'.")
+
+
+def _images_per_second(run: Callable[[np.ndarray], Any], image: np.ndarray,
+                       repeats: int) -> float:
+  run(image)  # Warm-up: the runtime's first call plans and allocates.
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    run(image)
+    times.append(time.perf_counter() - start)
+  return 1.0 / statistics.median(times)
+
+
+def _relative_l2(got: np.ndarray, want: np.ndarray) -> float:
+  return float(np.linalg.norm(got - want) / np.linalg.norm(want))
+
+
+def _file_mb(path: pathlib.Path) -> float:
+  paths = path.rglob('*') if path.is_dir() else [path]
+  return sum(p.stat().st_size for p in paths if p.is_file()) / _MB
+
+
+def _export_file(fn: Callable[..., Any], fmt: str, folder: pathlib.Path, hw: tuple[int, int],
+                 metadata: dict[str, str], written: dict[str, pathlib.Path]) -> pathlib.Path:
+  """Writes ``fn`` as ``fmt`` at batch 1 in ``folder``, after the file it converts from."""
+  if fmt in written:
+    return written[fmt]
+  path = folder / _EXPORT_FILES[fmt]
+  source = _EXPORT_SOURCES.get(fmt)
+  source_path = source and _export_file(fn, source, folder, hw, metadata, written)
+  if fmt == 'stablehlo':
+    export_formats.write_stablehlo(fn, path, 1, hw)
+  elif fmt == 'savedmodel':
+    export_formats.write_savedmodel(fn, path, 1, hw)
+  elif fmt in ('tflite', 'tflite_fp16'):
+    export_formats.write_tflite(source_path, path, fp16=fmt == 'tflite_fp16')
+  else:
+    export_formats.write_onnx(source_path, path, metadata)
+  written[fmt] = path
+  return path
+
+
+def benchmark_exported(model: nnx.Module, config, hw: tuple[int, int], formats: Sequence[str],
+                       repeats: int, *, flip_average: bool = False,
+                       tolerance: float = EXPORT_TOLERANCE) -> dict[str, dict[str, Any]]:
+  """Exports ``model`` at batch 1 to each format and times the file in its runtime on the CPU.
+
+  Args:
+    model: The model; its convolutions are ``export.EXPORT_CONV_IMPL`` while exporting, as
+      ``export.export`` makes them, and return to what they were.
+    config: Its config.
+    hw: The input size.
+    formats: Keys of ``_EXPORT_FILES``; each is written once, in a temporary folder.
+    repeats: Timed calls per format (median kept) after one untimed call.
+    flip_average: Export with flip averaging (two network passes per image).
+    tolerance: The largest relative L2 error of 'depth' against JAX's on the same image.
+
+  Returns:
+    Per format: 'images_per_s', 'ms_per_image', 'size_mb' (decimal MB of the file or folder)
+    and 'depth_rel_l2' (against JAX with the same convolutions); 'error' where the export or
+    run failed or the depth is further than ``tolerance`` from JAX's.
+  """
+  model.eval()
+  image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
+  metadata = export.signature(config, export.ExportOptions(size=hw, flip_average=flip_average))
+  results = {}
+  with (_convolutions(model, depthwise_impl=export.EXPORT_CONV_IMPL,
+                      conv3x3_impl=export.EXPORT_CONV_IMPL),
+        tempfile.TemporaryDirectory(prefix='adabins-benchmark-') as tmp):
+    fn = export.depth_function(model, config, flip_average)
+    want = np.asarray(jax.jit(fn)(image)['depth'])
+    written = {}
+    for fmt in formats:
+      logging.info('Exporting to %s at %dx%d.', fmt, *hw)
+      results[fmt] = cell = {}
+      try:  # One failed format keeps the rest of the table.
+        path = _export_file(fn, fmt, pathlib.Path(tmp), hw, metadata, written)
+        run = export_formats.load(path)
+        cell['size_mb'] = _file_mb(path)
+        cell['depth_rel_l2'] = _relative_l2(run(image)['depth'], want)
+        cell['images_per_s'] = _images_per_second(run, image, repeats)
+        cell['ms_per_image'] = 1e3 / cell['images_per_s']
+      except Exception as e:  # pylint: disable=broad-exception-caught
+        logging.exception('Exporting to %s failed.', fmt)
+        cell['error'] = f'{type(e).__name__}: {str(e)[:300]}'
+        continue
+      if not cell['depth_rel_l2'] < tolerance:
+        cell['error'] = (f'depth relative L2 {cell["depth_rel_l2"]:.1e} against JAX, over '
+                         f'{tolerance:g}')
+  return results
+
+
 def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,
                      skip_train: bool = False, train_batch_size: int | None = None,
                      eval_hw: Sequence[int] = EVAL_HW, train_hw: Sequence[int] = TRAIN_HW,
-                     seed: int = 0) -> dict[str, Any]:
+                     runtimes: Sequence[str] = ('jax',), seed: int = 0) -> dict[str, Any]:
   """One config's row: sizes, inference per batch size and (unless skipped) training.
 
   Args:
@@ -263,6 +386,8 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
       a CPU.
     eval_hw: Inference size before ``data.input_scale``.
     train_hw: Training crop before ``data.input_scale`` (the depth target stays this size).
+    runtimes: Of ``RUNTIMES``; beside JAX (always measured), each other one runs the model
+      exported at batch 1 and the inference size (``benchmark_exported``).
     seed: Of the random weights and data.
   """
   scale = float(config.data.input_scale)
@@ -276,6 +401,12 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
   for batch in batch_sizes:
     logging.info('Inference, batch %d at %dx%d.', batch, *infer_hw)
     row['inference'][str(batch)] = benchmark_inference(model, infer_hw, batch, repeats)
+  exported = [r for r in runtimes if r in EXPORT_RUNTIMES]
+  if exported:
+    cells = benchmark_exported(model, config, infer_hw, [EXPORT_RUNTIMES[r] for r in exported],
+                               repeats)
+    row['runtimes'] = {'height': infer_hw[0], 'width': infer_hw[1], 'batch': 1,
+                       **{r: cells[EXPORT_RUNTIMES[r]] for r in exported}}
   if not skip_train:
     if train_batch_size is None:
       on_cpu = jax.default_backend() == 'cpu'
@@ -306,14 +437,28 @@ def _fmt(value, spec: str) -> str:
   return '—' if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) -> str:
-  """One line per config: measured columns beside the published size and fps of its row."""
+def _runtime_cells(cell: dict[str, Any] | None) -> list[str]:
+  """An exported runtime's img/s, file MB and depth error; 'error' leads a failed one."""
+  if cell is None:
+    return ['—'] * 3
+  speed = 'error' if 'error' in cell else _fmt(cell.get('images_per_s'), '.2f')
+  return [speed, _fmt(cell.get('size_mb'), '.1f'), _fmt(cell.get('depth_rel_l2'), '.1e')]
+
+
+def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int],
+                   runtimes: Sequence[str] = ()) -> str:
+  """One line per config: measured columns beside the published size and fps of its row.
+
+  Each of ``runtimes`` other than JAX adds its CPU img/s at batch 1, file MB and relative L2
+  error of the depth against JAX's.
+  """
+  exported = [r for r in runtimes if r in EXPORT_RUNTIMES]
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
-  header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB',
-             'published size MB'] + infer_cols + ['ms/img b1' if 1 in batch_sizes else None,
-                                                  'train img/s', 'train GB', 'GFLOP/img',
-                                                  'GFLOP/s', 'compile s',
-                                                  'published fps (RTX 2070 S)'])
+  header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB', 'published size MB']
+            + infer_cols + ['ms/img b1' if 1 in batch_sizes else None]
+            + [f'{r} {col}' for r in exported for col in ('img/s b1', 'MB', 'rel. L2')]
+            + ['train img/s', 'train GB', 'GFLOP/img', 'GFLOP/s', 'compile s',
+               'published fps (RTX 2070 S)'])
   header = [h for h in header if h is not None]
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for name, row in rows.items():
@@ -326,6 +471,8 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int]) 
     cells += [_fmt(inference[str(b)]['images_per_s'], '.2f') for b in batch_sizes]
     if 1 in batch_sizes:
       cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
+    for runtime in exported:
+      cells += _runtime_cells(row.get('runtimes', {}).get(runtime))
     train = row.get('train')
     cells += [_fmt(train.get('images_per_s'), '.2f') if train else '—',
               _fmt(train.get('peak_gb'), '.1f') if train else '—',
@@ -366,6 +513,9 @@ def _define_flags() -> None:
                        "Training batch (default: the config's on accelerators, 2 on a CPU).")
   flags.DEFINE_string('eval_size', 'x'.join(map(str, EVAL_HW)),
                       'Inference HxW before data.input_scale.')
+  flags.DEFINE_list('runtimes', ['jax'],
+                    'Runtimes to time: jax, and onnxruntime and litert, which run the model '
+                    "exported at batch 1 (they need the 'export' extra).")
   flags.DEFINE_string('train_size', 'x'.join(map(str, TRAIN_HW)),
                       'Training crop HxW before data.input_scale.')
 
@@ -393,14 +543,18 @@ def main(argv):
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   f = flags.FLAGS
   batch_sizes = [int(b) for b in f.batch_sizes]
+  try:
+    check_runtimes(f.runtimes)
+  except (ImportError, ValueError) as e:
+    raise app.UsageError(str(e)) from None
   results = run(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,
                 train_batch_size=f.train_batch_size, eval_hw=_hw(f.eval_size, 'eval_size'),
-                train_hw=_hw(f.train_size, 'train_size'))
+                train_hw=_hw(f.train_size, 'train_size'), runtimes=f.runtimes)
   results['environment']['command'] = ' '.join(sys.argv)
   env = results['environment']
   print(f'{env["device"]} ({env["backend"]}, {env["cpu_count"]} CPUs, load average '
         f'{", ".join(f"{x:.2f}" for x in env["load_average"])}), jax {env["jax"]}')
-  print(markdown_table(results['rows'], batch_sizes))
+  print(markdown_table(results['rows'], batch_sizes, f.runtimes))
   ratios = study_ratios(results['rows'], batch_sizes[0])
   if ratios:
     print(ratios)

@@ -65,6 +65,81 @@ def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
   assert train['gflop_per_image'] > 0.5 * one['gflop_per_image']
 
 
+@pytest.mark.slow  # Two conversions (SavedModel -> TFLite -> ONNX): about 30 s on 2 cores.
+def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
+  for package in ('onnxruntime', 'tf2onnx', 'ai_edge_litert'):
+    pytest.importorskip(package)
+  out = tmp_path / 'bench.json'
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  result = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.benchmark', '--configs=demo',
+       '--runtimes=jax,onnxruntime,litert', '--eval_size=128x160', '--batch_sizes=1',
+       '--repeats=1', '--skip_train', f'--output={out}'],
+      cwd=_REPO, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  header = next(line for line in result.stdout.splitlines() if line.startswith('| model |'))
+  for column in ('onnxruntime img/s b1', 'onnxruntime MB', 'onnxruntime rel. L2',
+                 'litert img/s b1', 'litert MB', 'litert rel. L2'):
+    assert f'| {column} |' in header
+  runtimes = json.loads(out.read_text())['rows']['demo']['runtimes']
+  # demo's input_scale halves the size.
+  assert (runtimes['height'], runtimes['width'], runtimes['batch']) == (64, 80, 1)
+  for runtime in ('onnxruntime', 'litert'):
+    cell = runtimes[runtime]
+    assert 'error' not in cell, cell['error']
+    assert _positive_finite(cell['images_per_s']) and _positive_finite(cell['size_mb'])
+    # The float32 weights, 4 bytes per parameter, are most of the file.
+    assert cell['size_mb'] == pytest.approx(4 * 775_696 / 1e6, rel=0.2)
+    assert 0 <= cell['depth_rel_l2'] < benchmark.EXPORT_TOLERANCE
+
+
+def test_default_runtimes_add_nothing_to_the_table():
+  rows = {'mine': _row(2.0, 47.0, None)}
+  assert benchmark.markdown_table(rows, [1], ['jax']) == benchmark.markdown_table(rows, [1])
+
+
+def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, tmp_path):
+  config = benchmark.load_config('smoke')
+  model = benchmark.random_model(config.model)
+  depth_hw = (32, 40)
+
+  def fake_load(path):
+    if path.name == 'model.onnx':
+      raise RuntimeError('no such op')
+    return lambda image: {'depth': np.ones((1, *depth_hw), np.float32)}
+
+  def fake_export(fn, fmt, folder, hw, metadata, written):
+    path = tmp_path / fmt
+    path.write_bytes(b'x' * 1000)
+    return path.with_name('model.onnx') if fmt == 'onnx' else path
+
+  monkeypatch.setattr(benchmark, '_export_file', fake_export)
+  monkeypatch.setattr(benchmark.export_formats, 'load', fake_load)
+  cells = benchmark.benchmark_exported(model, config, depth_hw, ['tflite', 'onnx'], repeats=1)
+  assert cells['onnx'] == {'error': 'RuntimeError: no such op'}
+  tflite = cells['tflite']
+  assert tflite['error'].startswith('depth relative L2') and tflite['depth_rel_l2'] > 1e-4
+  assert tflite['size_mb'] == pytest.approx(1e-3) and _positive_finite(tflite['images_per_s'])
+  # The model's convolutions are the ones it had before the export.
+  convs = [m for _, m in nnx.iter_graph(model) if isinstance(m, layers.Conv)]
+  assert all(c.conv3x3_impl == 'auto' and c.depthwise_impl == 'auto' for c in convs)
+  row = {**_row(2.0, 47.0, None), 'runtimes': {'onnxruntime': cells['onnx'],
+                                               'litert': tflite}}
+  line = benchmark.markdown_table({'mine': row}, [1], ['jax', 'onnxruntime', 'litert'])
+  assert '| 500 | error | — | — | error | 0.0 |' in line.splitlines()[2]
+
+
+def test_a_missing_runtime_package_names_the_export_extra(monkeypatch):
+  real = benchmark.importlib.util.find_spec
+  monkeypatch.setattr(benchmark.importlib.util, 'find_spec',
+                      lambda name: None if name == 'onnxruntime' else real(name))
+  benchmark.check_runtimes(['jax', 'litert'])
+  with pytest.raises(ImportError, match=r"onnxruntime: install the export extra"):
+    benchmark.check_runtimes(['jax', 'onnxruntime'])
+  with pytest.raises(ValueError, match='not one of jax, onnxruntime, litert'):
+    benchmark.check_runtimes(['tensorrt'])
+
+
 def test_flops_and_timing_of_a_known_program():
   x, y = jnp.ones((64, 128)), jnp.ones((128, 256))
   result = benchmark.time_compiled(jax.jit(jnp.dot), (x, y), repeats=3)
