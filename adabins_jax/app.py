@@ -274,9 +274,4 @@ def main(argv):
 if __name__ == '__main__':
   jax.config.config_with_absl()
   _define_flags()
-  try:
-    sys.argv = configs.resolve_argv(sys.argv)
-  except FileNotFoundError as e:
-    print(f'--config: {e}', file=sys.stderr)
-    sys.exit(2)
-  app.run(main)
+  configs.run_command(main)

@@ -18,13 +18,11 @@ from collections.abc import Iterator
 import dataclasses
 import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from flax import nnx
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -206,9 +204,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  try:
-    sys.argv = configs.resolve_argv(sys.argv)
-  except FileNotFoundError as e:
-    print(f'--config: {e}', file=sys.stderr)
-    sys.exit(2)
-  app.run(main)
+  configs.run_command(main)

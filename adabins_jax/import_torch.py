@@ -11,7 +11,6 @@ Accepts every format the release used (see ``torch_mapping.normalise_state_dict`
 from __future__ import annotations
 
 import os
-import sys
 
 from absl import app
 from absl import flags
@@ -74,9 +73,4 @@ def main(argv):
 
 if __name__ == '__main__':
   _define_flags()
-  try:
-    sys.argv = configs.resolve_argv(sys.argv)
-  except FileNotFoundError as e:
-    print(f'--config: {e}', file=sys.stderr)
-    sys.exit(2)
-  app.run(main)
+  configs.run_command(main)

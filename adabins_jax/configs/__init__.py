@@ -11,8 +11,11 @@ import importlib
 import importlib.util
 import os
 import pathlib
+import sys
+from collections.abc import Callable
 
 import ml_collections
+from absl import app
 
 _FOLDER = pathlib.Path(__file__).resolve().parent
 # Modules here that are not configs to train.
@@ -69,3 +72,14 @@ def resolve_argv(argv: list[str]) -> list[str]:
     elif arg == '--config' and i + 1 < len(argv):
       out[i + 1] = resolve(argv[i + 1])
   return out
+
+
+def run_command(main: Callable[[list[str]], None]) -> None:
+  """Runs an absl ``main`` whose ``--config`` may name a shipped config; a config that is
+  neither a file nor a shipped name is a usage error (exit status 2)."""
+  try:
+    sys.argv = resolve_argv(sys.argv)
+  except FileNotFoundError as e:
+    print(f'--config: {e}', file=sys.stderr)
+    sys.exit(2)
+  app.run(main)
