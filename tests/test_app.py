@@ -4,13 +4,10 @@ import os
 import pathlib
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 # Before gradio is imported: no analytics or update checks (the tests run offline), and its
 # upload cache in a folder of the tests' own.
@@ -24,6 +21,8 @@ import numpy as np
 import optax
 from PIL import Image
 import pytest
+
+from tests import app_server
 
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')
@@ -65,17 +64,11 @@ def photo(tmp_path_factory):
   return str(path)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
 @pytest.fixture(scope='module')
 def url(predictor):
   """The page served in this process, closed after the module's tests."""
   demo = app.build_app(predictor)
-  demo.launch(server_name='127.0.0.1', server_port=_free_port(), prevent_thread_lock=True,
+  demo.launch(server_name='127.0.0.1', server_port=app_server.free_port(), prevent_thread_lock=True,
               quiet=True)
   yield demo.local_url
   demo.close()
@@ -193,38 +186,11 @@ def test_command_needs_one_source_of_weights():
 
 
 def test_command_serves_the_page(workdir, tmp_path):
-  port = _free_port()
-  log = tmp_path / 'log'
-  with open(log, 'w') as out:
-    server = subprocess.Popen(_command(f'--workdir={workdir}', '--host=127.0.0.1',
-                                       f'--port={port}'),
-                              stdout=out, stderr=subprocess.STDOUT,
-                              env={**os.environ, **_OFFLINE_ENV})
-  try:
-    page = _wait_for_page(f'http://127.0.0.1:{port}/', server, log, timeout_s=90)
+  port = app_server.free_port()
+  command = _command(f'--workdir={workdir}', '--host=127.0.0.1', f'--port={port}')
+  with app_server.serving(command, port, tmp_path / 'log', timeout_s=90,
+                          env={**os.environ, **_OFFLINE_ENV}) as (url, page):
     assert 'AdaBins depth' in page, page[:500]
-    api = gradio_client.Client(f'http://127.0.0.1:{port}/', verbose=False).view_api(
-        print_info=False, return_format='dict')
+    api = gradio_client.Client(url, verbose=False).view_api(print_info=False,
+                                                            return_format='dict')
     assert '/predict' in api['named_endpoints']
-  finally:
-    server.send_signal(signal.SIGINT)
-    try:
-      server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      server.kill()
-      server.wait()
-
-
-def _wait_for_page(url: str, server: subprocess.Popen, log: pathlib.Path,
-                   timeout_s: float) -> str:
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
-    if server.poll() is not None:
-      pytest.fail(f'The app exited with status {server.returncode} before serving:\n'
-                  f'{log.read_text()[-3000:]}')
-    try:
-      with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode('utf-8', 'replace')
-    except OSError:
-      time.sleep(0.5)
-  pytest.fail(f'No page at {url} after {timeout_s} s:\n{log.read_text()[-3000:]}')

@@ -14,12 +14,8 @@ import dataclasses
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 
 # Before gradio_client is imported: no analytics or hub look-ups from this process either.
@@ -30,6 +26,8 @@ os.environ['HF_HUB_OFFLINE'] = '1'
 import numpy as np
 from PIL import Image
 import pytest
+
+from tests import app_server
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The whole module: building the wheel, training, three prediction processes and a server take
@@ -231,46 +229,14 @@ def test_cli_and_predictor_give_the_same_depth(installed, photo, cli_depth):
   np.testing.assert_array_equal(np.load(installed.home / 'predictor_depth.npy'), cli_depth)
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
-
-
-def _wait_for_page(url: str, server: subprocess.Popen, log: pathlib.Path, timeout_s: float):
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
-    if server.poll() is not None:
-      pytest.fail(f'The app exited with status {server.returncode} before serving:\n'
-                  f'{log.read_text()[-5000:]}')
-    try:
-      with urllib.request.urlopen(url, timeout=5):
-        return
-    except OSError:
-      time.sleep(0.5)
-  pytest.fail(f'No page at {url} after {timeout_s} s:\n{log.read_text()[-5000:]}')
-
-
 def test_web_app_serves_the_clis_depth(installed, photo, cli_depth):
   gradio_client = pytest.importorskip('gradio_client')
-  port = _free_port()
-  log = installed.home.parent / 'app.log'
-  with open(log, 'w') as out:
-    server = subprocess.Popen(
-        [sys.executable, '-m', 'adabins_jax.app', *installed.config_flags(),
-         f'--workdir={_WORKDIR}', '--host=127.0.0.1', f'--port={port}'],
-        cwd=installed.home, env=installed.env, stdout=out, stderr=subprocess.STDOUT)
-  try:
-    url = f'http://127.0.0.1:{port}/'
-    _wait_for_page(url, server, log, timeout_s=120)
+  port = app_server.free_port()
+  command = [sys.executable, '-m', 'adabins_jax.app', *installed.config_flags(),
+             f'--workdir={_WORKDIR}', '--host=127.0.0.1', f'--port={port}']
+  with app_server.serving(command, port, installed.home.parent / 'app.log', timeout_s=120,
+                          cwd=installed.home, env=installed.env) as (url, _):
     client = gradio_client.Client(url, verbose=False)
     _, files, _ = client.predict(gradio_client.handle_file(str(photo)), api_name='/predict')
     npy = next(f for f in files if f.endswith('_depth.npy'))
     np.testing.assert_array_equal(np.load(npy), cli_depth)
-  finally:
-    server.send_signal(signal.SIGINT)
-    try:
-      server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      server.kill()
-      server.wait()
