@@ -14,7 +14,9 @@ from typing import Any
 from adabins_jax import input_pipeline
 from adabins_jax import metrics
 from adabins_jax import models
+from adabins_jax import nyu
 from adabins_jax import reference
+from adabins_jax.datasets import rgbd_folder
 from adabins_jax.models import adabins
 from adabins_jax.models import layers
 
@@ -48,6 +50,17 @@ def _pair_of_positive_ints(v) -> str | None:
   return None if ok else 'must be (height, width), two positive integers'
 
 
+def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+  def check_or_none(v):
+    reason = None if v is None else check(v)
+    return reason and f'{reason}, or None'
+  return check_or_none
+
+
+def _text(v) -> str | None:
+  return None if isinstance(v, str) and v else 'must be a non-empty string'
+
+
 def _checkpoint_name(v) -> str | None:
   ok = v in ('best', 'latest') or (isinstance(v, int) and v >= 0) or str(v).isdigit()
   return None if ok else "must be 'best', 'latest' or a step number"
@@ -61,6 +74,13 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'data.input_scale': _number(0.0, 4.0, open_low=True),
     'data.rotation_deg': _number(0.0, 180.0),
     'data.shuffle_buffer': _int(1),
+    'data.frame_size': _pair_of_positive_ints,
+    'data.rgbd.folder': _optional(_text),
+    'data.rgbd.train_list': _optional(_text),
+    'data.rgbd.test_list': _optional(_text),
+    'data.rgbd.depth_scale': _number(0.0, open_low=True),
+    'data.rgbd.invalid_depth': _optional(_number(float('-inf'))),
+    'data.rgbd.focal_px': _number(0.0),
     'model.name': _one_of(models.MODELS),
     'model.n_bins': _int(2),
     'model.min_depth_m': _number(0.0, open_low=True),
@@ -140,10 +160,36 @@ def problems(config) -> list[str]:
     if model.embed_dim % model.num_heads:
       found.append(f'model.embed_dim={model.embed_dim}: must divide by model.num_heads='
                    f'{model.num_heads}')
+  if not found and str(_get(config, 'data.dataset')).split('/')[0] == rgbd_folder.NAME:
+    found += _rgbd_folder_problems(config)
   train = config.get('train')
   if train is not None and not found and train.num_steps == 0 and train.num_epochs <= 0:
     found.append('train.num_steps=0 and train.num_epochs=0: set one of them (steps win when '
                  'positive)')
+  return found
+
+
+def _rgbd_folder_problems(config) -> list[str]:
+  """What stops a config from reading the user's frames of data.rgbd at data.frame_size."""
+  data, found = config.data, []
+  if data.dataset != rgbd_folder.NAME:
+    found.append(f'data.dataset={data.dataset!r}: {rgbd_folder.NAME} takes no builder config; '
+                 'data.rgbd.* say where the frames are')
+  if not data.rgbd.folder:
+    found.append(f"data.rgbd.folder=None: data.dataset='{rgbd_folder.NAME}' needs the frames' "
+                 'folder')
+  if (data.rgbd.train_list is None) != (data.rgbd.test_list is None):
+    found.append(f'data.rgbd.train_list={data.rgbd.train_list!r}, data.rgbd.test_list='
+                 f'{data.rgbd.test_list!r}: set both or neither')
+  frame = tuple(data.frame_size)
+  if data.crop_white_border and frame != nyu.FRAME_HW:
+    found.append(f'data.crop_white_border=True: cuts NYU\'s border of 480x640 frames, but '
+                 f'data.frame_size={frame}; set it False')
+  if config.get('eval') is not None and config.eval.crop == 'eigen' and frame != nyu.FRAME_HW:
+    found.append(f"eval.crop='eigen': defined on 480x640 NYU frames, but data.frame_size="
+                 f"{frame}; use 'none' (or 'garg' for KITTI-like frames)")
+  if any(c > f for c, f in zip(data.crop_size, frame)):
+    found.append(f'data.crop_size={tuple(data.crop_size)}: must fit in data.frame_size={frame}')
   return found
 
 

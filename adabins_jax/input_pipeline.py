@@ -20,9 +20,11 @@ from adabins_jax import augment
 from adabins_jax import imagenet
 from adabins_jax import parallel
 import adabins_jax.datasets  # noqa: F401  (registers the project's builders)
+from adabins_jax.datasets import rgbd_folder
 
 # Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
-DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts')
+DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts',
+            'rgbd_folder')
 # TFDS's own nyu_depth_v2 calls its test split 'validation'.
 _SPLIT_ALIASES = {'nyu_depth_v2': {'test': 'validation'}}
 Batch = dict[str, np.ndarray]
@@ -63,7 +65,10 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   if name not in DATASETS:
     raise ValueError(f'data.dataset={data_config.dataset!r}: expected one of {DATASETS} '
                      "(optionally with a '/config' suffix)")
-  builder = tfds.builder(data_config.dataset, data_dir=data_config.tfds_data_dir)
+  # rgbd_folder's builder config is made from data.rgbd (a user's folder), not named.
+  kwargs = ({'config': rgbd_folder.builder_config(data_config)}
+            if name == rgbd_folder.NAME else {})
+  builder = tfds.builder(data_config.dataset, data_dir=data_config.tfds_data_dir, **kwargs)
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=data_config.manual_dir))
   return builder

@@ -47,6 +47,25 @@ def get_config() -> ml_collections.ConfigDict:
   data.rotation_deg = 2.5
   # Shuffle buffer in examples.
   data.shuffle_buffer = 1024
+  # Your own RGB-D frames, read when data.dataset = 'rgbd_folder' (docs/data.md, "Your own
+  # RGB-D frames"); set data.frame_size to their size. A changed setting prepares a new copy.
+  data.rgbd = rgbd = ml_collections.ConfigDict()
+  # The frames' folder (relative: to the working directory). Without lists it holds
+  # train/rgb/, train/depth/, test/rgb/ and test/depth/, with matching file names.
+  rgbd.folder = config_dict.placeholder(str)
+  # List files (relative: to rgbd.folder), both or neither: lines 'rgb_path depth_path [focal]',
+  # paths relative to the list's folder or absolute.
+  rgbd.train_list = config_dict.placeholder(str)
+  rgbd.test_list = config_dict.placeholder(str)
+  # Stored integer depth (16-bit PNG, integer TIFF / .npy) per metre: 1000 for millimetres, 256
+  # for KITTI-style PNGs. Float depth (.npy, TIFF, EXR) is read as metres.
+  rgbd.depth_scale = 1000.0
+  # The stored value meaning "no depth" (e.g. 0 or 65535), read as invalid (None: none; NaN and
+  # infinite floats always are). Depths outside model's range stay; evaluation masks them.
+  rgbd.invalid_depth = config_dict.placeholder(float)
+  rgbd.invalid_depth = 0.0
+  # Focal length in pixels of frames whose list line gives none (0: unknown).
+  rgbd.focal_px = 0.0
 
   # ---------------------------------------------------------------- model
   config.model = model = ml_collections.ConfigDict()

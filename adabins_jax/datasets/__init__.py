@@ -3,11 +3,14 @@
   nyu_depth_v2_h5   NYU Depth V2 from a local copy of the fast-depth .h5 files
   nyu_depth_v2_bts  NYU Depth V2 in the BTS/AdaBins layout (sync train, official test)
   synthetic_rooms   procedurally rendered rooms with exact depth (no download)
+  rgbd_folder       a user's own RGB-D frames from a folder (built from config.data.rgbd)
 """
 
 from adabins_jax.datasets.nyu_depth_v2_bts import NyuDepthV2Bts
 from adabins_jax.datasets.nyu_depth_v2_h5 import NyuDepthV2H5
+from adabins_jax.datasets.rgbd_folder import RgbdFolder
 from adabins_jax.datasets.synthetic_rooms import SyntheticRooms
 from adabins_jax.datasets.synthetic_rooms import SyntheticRoomsConfig
 
-__all__ = ['NyuDepthV2Bts', 'NyuDepthV2H5', 'SyntheticRooms', 'SyntheticRoomsConfig']
+__all__ = ['NyuDepthV2Bts', 'NyuDepthV2H5', 'RgbdFolder', 'SyntheticRooms',
+           'SyntheticRoomsConfig']

@@ -7,9 +7,11 @@ pipeline reads every dataset the same way.
 """
 
 import inspect
+import io
 
 from etils import epath
 import numpy as np
+from PIL import Image
 import tensorflow_datasets as tfds
 
 
@@ -38,6 +40,28 @@ def check_image(image: np.ndarray, shape: tuple[int, int], source) -> None:
   if image.dtype != np.uint8 or image.shape != (*shape, 3):
     raise ValueError(f'{source}: expected a uint8 RGB image of shape {(*shape, 3)}, got '
                      f'{image.dtype} {image.shape}')
+
+
+def open_image(path) -> tuple[Image.Image, bytes]:
+  """Decodes an image file fully, so that a missing or corrupt file fails here with its name.
+
+  Returns:
+    The decoded PIL image and the file's bytes.
+
+  Raises:
+    FileNotFoundError: the file is missing.
+    ValueError: the file does not decode as an image.
+  """
+  path = epath.Path(path)
+  if not path.exists():
+    raise FileNotFoundError(f'{path}: missing')
+  data = path.read_bytes()
+  try:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+  except Exception as e:  # PIL raises several types for corrupt files
+    raise ValueError(f'{path}: cannot be decoded as an image ({e})') from e
+  return image, data
 
 
 def depth_to_float16(depth: np.ndarray, shape: tuple[int, int], source) -> np.ndarray:
