@@ -52,6 +52,7 @@ from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import optim
 from adabins_jax import reference
+from adabins_jax import runtimes as runtimes_lib
 from adabins_jax import steps
 from adabins_jax.models import layers
 
@@ -66,11 +67,8 @@ _MB = 1e6
 # rates, which change neither the optimizer state's size nor a step's speed.
 _SCHEDULE_STEPS = 1000
 # --runtimes: JAX (the columns above) and the exported format each other runtime runs.
-EXPORT_RUNTIMES = {'onnxruntime': 'onnx', 'litert': 'tflite'}
-RUNTIMES = ('jax', *EXPORT_RUNTIMES)
-# Packages each runtime needs, beyond JAX: to convert (TF, tf2onnx) and to run the file.
-_RUNTIME_PACKAGES = {'onnxruntime': ('tensorflow', 'onnx', 'tf2onnx', 'onnxruntime'),
-                     'litert': ('tensorflow', 'ai_edge_litert')}
+EXPORT_RUNTIMES = runtimes_lib.EXPORT_FORMATS
+RUNTIMES = runtimes_lib.RUNTIMES
 # Exported depth against JAX's: float32 files differ by rounding only (about 1e-7).
 EXPORT_TOLERANCE = 1e-4
 # The file each format is written to, and the file it is converted from (export_formats).
@@ -272,13 +270,7 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
 def check_runtimes(runtimes: Sequence[str]) -> None:
   """Raises ValueError for a runtime not in ``RUNTIMES``, ImportError if one lacks packages."""
   for runtime in runtimes:
-    if runtime not in RUNTIMES:
-      raise ValueError(f'--runtimes: {runtime!r} is not one of {", ".join(RUNTIMES)}.')
-    missing = [p for p in _RUNTIME_PACKAGES.get(runtime, ())
-               if importlib.util.find_spec(p) is None]
-    if missing:
-      raise ImportError(f'--runtimes={runtime} needs {", ".join(missing)}: install the export '
-                        "extra, pip install 'adabins-jax[export]'.")
+    runtimes_lib.check(runtime, '--runtimes')
 
 
 def _images_per_second(run: Callable[[np.ndarray], Any], image: np.ndarray,

@@ -33,6 +33,9 @@ OUTPUT_NAMES = ('depth', 'bin_centers')
 # tf2onnx's own default; every op this model needs exists from opset 13 on.
 ONNX_OPSET = 17
 
+# The input types of the files written here, as onnxruntime names them.
+_ONNX_DTYPES = {'tensor(uint8)': np.uint8, 'tensor(float)': np.float32}
+
 # TF's calibration and tf2onnx read TFLite files with tf.lite.Interpreter, whose deprecation
 # notice is theirs to act on, not this project's (which runs files with LiteRT).
 _TF_INTERPRETER_NOTICE = '.*tf.lite.Interpreter is deprecated'
@@ -41,25 +44,27 @@ DepthFn = Callable[..., Mapping[str, jax.Array]]
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
-def _input_spec(batch: int | None, hw: tuple[int, int]):
-  """The image argument's shape: (batch or a symbolic 'b', h, w, 3) uint8."""
+def _input_spec(batch: int | None, hw: tuple[int, int], dtype=np.uint8):
+  """The image argument's shape: (batch or a symbolic 'b', h, w, 3), uint8 by default."""
   n = jax_export.symbolic_shape('b')[0] if batch is None else batch
-  return jax.ShapeDtypeStruct((n, *hw, 3), np.uint8)
+  return jax.ShapeDtypeStruct((n, *hw, 3), dtype)
 
 
 def write_stablehlo(fn: DepthFn, output: str | os.PathLike, batch: int | None,
-                    hw: tuple[int, int]) -> None:
+                    hw: tuple[int, int], input_dtype=np.uint8) -> None:
   """Serialises ``fn`` with ``jax.export``; ``load_stablehlo`` reloads it without the model.
 
   The keyword argument and the output dict keep the names inside the file (its pytree).
   """
-  exported = jax_export.export(jax.jit(fn))(**{INPUT_NAME: _input_spec(batch, hw)})
+  exported = jax_export.export(jax.jit(fn))(**{INPUT_NAME: _input_spec(batch, hw,
+                                                                      input_dtype)})
   pathlib.Path(output).write_bytes(exported.serialize())
 
 
 def write_savedmodel(fn: DepthFn, output: str | os.PathLike, batch: int | None,
-                     hw: tuple[int, int]) -> None:
-  """A SavedModel whose 'serving_default' signature maps 'image' to 'depth', 'bin_centers'."""
+                     hw: tuple[int, int], input_dtype=np.uint8) -> None:
+  """A SavedModel whose 'serving_default' signature maps 'image' to ``fn``'s outputs ('depth',
+  'bin_centers' for export.py's function)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jax.experimental import jax2tf  # pylint: disable=g-import-not-at-top
   polymorphic = f'({"b" if batch is None else batch}, {hw[0]}, {hw[1]}, 3)'
@@ -68,7 +73,7 @@ def write_savedmodel(fn: DepthFn, output: str | os.PathLike, batch: int | None,
   module = tf.Module()
   # The weights are constants of the converted graph: the file is the model, nothing to train.
   module.serve = tf.function(converted, autograph=False, input_signature=[
-      tf.TensorSpec((batch, *hw, 3), tf.uint8, name=INPUT_NAME)])
+      tf.TensorSpec((batch, *hw, 3), tf.as_dtype(input_dtype), name=INPUT_NAME)])
   tf.saved_model.save(module, os.fspath(output), signatures={
       'serving_default': module.serve.get_concrete_function()})
 
@@ -143,22 +148,24 @@ def _tflite_interpreter(path: str | os.PathLike, num_threads: int | None = None)
 
 
 def write_all(fn: DepthFn, fmt: str, output: str | os.PathLike, batch: int | None,
-              hw: tuple[int, int], metadata: Mapping[str, str], **tflite_kw: Any) -> None:
+              hw: tuple[int, int], metadata: Mapping[str, str], *, input_dtype=np.uint8,
+              **tflite_kw: Any) -> None:
   """Writes ``fn`` as ``fmt`` ('stablehlo', 'savedmodel', 'tflite' or 'onnx') to ``output``.
 
   The TFLite and ONNX files are built through a SavedModel (and a TFLite file) in a
-  temporary folder; ``tflite_kw`` goes to ``write_tflite``.
+  temporary folder; ``input_dtype`` is the 'image' input's; ``tflite_kw`` goes to
+  ``write_tflite``.
   """
   if fmt == 'stablehlo':
-    write_stablehlo(fn, output, batch, hw)
+    write_stablehlo(fn, output, batch, hw, input_dtype)
     return
   if fmt == 'savedmodel':
     if os.path.exists(output):
       shutil.rmtree(output)
-    write_savedmodel(fn, output, batch, hw)
+    write_savedmodel(fn, output, batch, hw, input_dtype)
     return
   with tempfile.TemporaryDirectory(prefix='adabins-export-') as tmp:
-    write_savedmodel(fn, f'{tmp}/savedmodel', batch, hw)
+    write_savedmodel(fn, f'{tmp}/savedmodel', batch, hw, input_dtype)
     tflite = output if fmt == 'tflite' else f'{tmp}/model.tflite'
     write_tflite(f'{tmp}/savedmodel', tflite, **tflite_kw)
     if fmt == 'onnx':
@@ -182,7 +189,8 @@ def load_tflite(path: str | os.PathLike, num_threads: int | None = None) -> Runn
   """Runs a .tflite file with LiteRT, resizing its input to each batch's size."""
   interpreter = _tflite_interpreter(path, num_threads)
   runner = interpreter.get_signature_runner()
-  return lambda images: runner(**{INPUT_NAME: np.asarray(images, np.uint8)})
+  dtype = runner.get_input_details()[INPUT_NAME]['dtype']
+  return lambda images: runner(**{INPUT_NAME: np.asarray(images, dtype)})
 
 
 def load_onnx(path: str | os.PathLike, num_threads: int | None = None) -> Runner:
@@ -191,8 +199,10 @@ def load_onnx(path: str | os.PathLike, num_threads: int | None = None) -> Runner
   if num_threads:
     options.intra_op_num_threads = num_threads
   session = ort.InferenceSession(os.fspath(path), options, providers=['CPUExecutionProvider'])
-  return lambda images: dict(zip(OUTPUT_NAMES, session.run(
-      list(OUTPUT_NAMES), {INPUT_NAME: np.asarray(images, np.uint8)})))
+  names = [output.name for output in session.get_outputs()]
+  dtype = _ONNX_DTYPES[session.get_inputs()[0].type]
+  return lambda images: dict(zip(names, session.run(
+      names, {INPUT_NAME: np.asarray(images, dtype)})))
 
 
 LOADERS = {'stablehlo': load_stablehlo, 'savedmodel': load_savedmodel, 'tflite': load_tflite,

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import os
 import pathlib
 import time
@@ -36,7 +37,6 @@ import numpy as np
 import tqdm
 
 from adabins_jax import checkpointing
-from adabins_jax import configs
 from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
@@ -44,9 +44,9 @@ from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import predict_io
 from adabins_jax import predict_video
+from adabins_jax import runtimes
 from adabins_jax import steps
 from adabins_jax import torch_mapping
-from adabins_jax import visualize
 
 
 @dataclasses.dataclass
@@ -56,7 +56,8 @@ class PredictOptions:
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
   ``network_input.network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
   (``predict_io.intrinsics_for``). ``frames``: a clip's depth as one .npy per frame instead of
-  one .npz (``predict_video``).
+  one .npz (``predict_video``). ``runtime``: 'jax', or 'litert' or 'onnxruntime', which run
+  the network as an exported file cached in ``runtime_cache`` (``runtimes.ExportedForward``).
   """
   inputs: str | Sequence[str]
   output: str
@@ -72,6 +73,8 @@ class PredictOptions:
   ply_stride: int = 1
   intrinsics: tuple[float | None, ...] = (None, None, None, None)
   frames: bool = False
+  runtime: str = 'jax'
+  runtime_cache: str | None = None
 
   def __post_init__(self):
     if not self.inputs and not self.input_list:
@@ -86,6 +89,7 @@ class PredictOptions:
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
     predict_io.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
+    runtimes.check(self.runtime, 'predict: runtime', packages=False)
 
 
 @dataclasses.dataclass
@@ -149,13 +153,23 @@ class _Image:
 
 
 class _Network:
-  """Depth maps for batches of same-size network inputs, post-processed as evaluation does."""
+  """Depth maps for batches of same-size network inputs, post-processed as evaluation does.
 
-  def __init__(self, model: nnx.Module, config, flip_average: bool):
-    graphdef, self._state = nnx.split(model)
+  ``runtime`` 'litert' or 'onnxruntime' runs the network as an exported file of batch
+  ``batch_size`` (``runtimes.ExportedForward``) instead of JAX; the rest is the same.
+  """
+
+  def __init__(self, model: nnx.Module, config, flip_average: bool, *, runtime: str = 'jax',
+               batch_size: int = 1, runtime_cache: str | os.PathLike | None = None):
     self.config = config
     self.depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
-    self._forward = steps.make_forward(graphdef, flip_average=flip_average)
+    if runtime == 'jax':
+      graphdef, state = nnx.split(model)
+      self._forward = functools.partial(
+          steps.make_forward(graphdef, flip_average=flip_average), state)
+    else:
+      self._forward = runtimes.ExportedForward(model, config, runtime, flip_average=flip_average,
+                                               batch_size=batch_size, cache_dir=runtime_cache)
     self._shapes_seen = set()
 
   def input_for(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -179,7 +193,7 @@ class _Network:
     if batch.shape not in self._shapes_seen:
       self._shapes_seen.add(batch.shape)
       logging.info('Compiling the network for input shape %s.', batch.shape)
-    edges, pred, flipped = self._forward(self._state, jnp.asarray(batch))
+    edges, pred, flipped = self._forward(batch)
     finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
     if flipped is not None:
       finite &= jnp.all(jnp.isfinite(flipped), axis=(1, 2, 3))
@@ -203,7 +217,8 @@ class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    self.network = _Network(model, config, options.flip_average)
+    self.network = _Network(model, config, options.flip_average, runtime=options.runtime,
+                            batch_size=options.batch_size, runtime_cache=options.runtime_cache)
     self._options = options
     self._write_kw = dict(
         depth_range=self.network.depth_range, per_image_range=options.per_image_range,
@@ -228,98 +243,6 @@ class _Predictor:
                                              **self._write_kw)
       except Exception as e:  # pylint: disable=broad-except
         yield item, e
-
-
-@dataclasses.dataclass
-class Prediction:
-  """One image's result.
-
-  Attributes:
-    depth: (H, W) float32 metres at the image's own size.
-    bin_centers: (n_bins,) float32 metres, the adaptive bins of this image.
-    colorized: (H, W, 3) uint8, ``depth`` coloured over the model's [min, max] depth.
-  """
-  depth: np.ndarray
-  bin_centers: np.ndarray
-  colorized: np.ndarray
-
-
-class Predictor:
-  """An image in, a depth map out, in memory; ``--mode=predict`` without the files.
-
-  >>> predictor = Predictor('effnet_b5_256', weights='AdaBins_nyu.pt')   # or workdir='runs/x'
-  >>> depth = predictor(image)              # (H, W) float32 metres
-  >>> depths = predictor([image1, image2])  # a list, batched by network input size
-  >>> result = predictor.predict(image)     # .depth, .bin_centers, .colorized
-
-  Images are paths, PIL images or arrays (see ``predict_io.as_rgb``). The numbers are those
-  of ``--mode=predict`` with the same options: the same network input size, flip averaging
-  and post-processing.
-  """
-
-  def __init__(self, config, *, weights: str | None = None, workdir: str | None = None,
-               checkpoint: str | None = None, flip_average: bool = True,
-               size: str | tuple[int, int] | None = None, batch_size: int = 4,
-               cmap: str = 'turbo'):
-    """Loads the model.
-
-    Args:
-      config: A shipped config's name ('demo'), a config file, or a ConfigDict.
-      weights: A released PyTorch ``.pt``.
-      workdir: A training run's folder (used when ``weights`` is None).
-      checkpoint: Which of the workdir's checkpoints: 'best', 'latest' or a step; default
-        the config's ``eval.checkpoint``.
-      flip_average: Average with the mirrored image's prediction, as evaluation does.
-      size: Network input 'HxW' for every image; None: chosen per image
-        (``network_input.network_size``).
-      batch_size: Images per network call.
-      cmap: Colour map of ``Prediction.colorized``.
-    """
-    if isinstance(config, (str, os.PathLike)):
-      config = configs.load(os.fspath(config))
-    if checkpoint is not None:
-      config = config.copy_and_resolve_references()
-      config.eval.checkpoint = str(checkpoint)
-    if batch_size < 1:
-      raise ValueError(f'Predictor: batch_size={batch_size} must be at least 1.')
-    self._size = network_input.parse_size(size, 'predict: size')
-    self._batch_size, self._cmap = batch_size, cmap
-    if cmap not in visualize.COLORMAPS:
-      raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
-                       f'{visualize.COLORMAPS}.')
-    self.config = config
-    model, self.source = load_model(config, workdir, weights)
-    self._network = _Network(model, config, flip_average)
-
-  def predict_batch(self, images: Sequence[Any]) -> list[Prediction]:
-    """A Prediction per image, in order; images of one input size share network calls."""
-    rgbs = [predict_io.as_rgb(image) for image in images]
-    inputs = [self._network.input_for(rgb, self._size) for rgb in rgbs]
-    results: list[Prediction | None] = [None] * len(rgbs)
-    groups = collections.defaultdict(list)
-    for i, x in enumerate(inputs):
-      groups[x.shape].append(i)
-    for indices in groups.values():
-      for start in range(0, len(indices), self._batch_size):
-        chunk = indices[start:start + self._batch_size]
-        outputs = self._network.run([inputs[i] for i in chunk],
-                                    [rgbs[i].shape[:2] for i in chunk], self._batch_size)
-        for i, (depth, centres) in zip(chunk, outputs):
-          if isinstance(depth, Exception):
-            raise ValueError(f'image {i}: {depth}')
-          colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
-          results[i] = Prediction(depth, centres, colour)
-    return results
-
-  def predict(self, image) -> Prediction:
-    """The Prediction of one image."""
-    return self.predict_batch([image])[0]
-
-  def __call__(self, images):
-    """Depth in metres: one (H, W) array for one image, a list for a list of images."""
-    if isinstance(images, (list, tuple)):
-      return [p.depth for p in self.predict_batch(images)]
-    return self.predict(images).depth
 
 
 def _read_ahead(pool: concurrent.futures.Executor, predictor: _Predictor,
@@ -459,6 +382,10 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
       predict_video.check_available()
     except ImportError as e:
       raise SystemExit(f'predict: {clips[0]}: {e}') from None
+  try:
+    runtimes.check(options.runtime, '--runtime')
+  except ImportError as e:
+    raise SystemExit(f'predict: {e}') from None
   prepare_output(options.output)
   model, source = load_model(config, workdir, options.weights)
   logging.info('Predicting %d files (%d video clips) with %s.', len(inputs.paths), len(clips),
@@ -468,3 +395,11 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
     raise SystemExit(f'{summary}\nOutputs in {options.output}.')
   print(f'{summary} Outputs in {options.output}.')
   return summary
+
+
+def __getattr__(name):
+  # Predictor lives in predictor.py, which imports this module; predict.Predictor still works.
+  if name in ('Predictor', 'Prediction'):
+    from adabins_jax import predictor  # pylint: disable=g-import-not-at-top
+    return getattr(predictor, name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

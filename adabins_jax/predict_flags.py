@@ -42,6 +42,13 @@ FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the inpu
 FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (default: fx).')
 CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (default: the '
                         'image centre when --fx is given, else NYU scaled).')
+RUNTIME = flags.DEFINE_enum(
+    'runtime', 'jax', ['jax', 'onnxruntime', 'litert'],
+    'predict: what runs the network: jax, or litert or onnxruntime (the export extra), which '
+    'export the weights once per input size to --runtime_cache and run the file.')
+RUNTIME_CACHE = flags.DEFINE_string(
+    'runtime_cache', None, 'predict: folder of the files --runtime exports (default: '
+    '$XDG_CACHE_HOME/adabins_jax/exported, or ~/.cache/adabins_jax/exported).')
 CY = flags.DEFINE_float('cy', None, 'predict: principal point row in pixels (see --cx).')
 
 
@@ -58,4 +65,5 @@ def values() -> dict:
       batch_size=BATCH_SIZE.value, flip_average=FLIP_AVERAGE.value, size=SIZE.value,
       per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
       ply=PLY.value, ply_stride=PLY_STRIDE.value, frames=FRAMES.value,
-      intrinsics=(FX.value, FY.value, CX.value, CY.value))
+      intrinsics=(FX.value, FY.value, CX.value, CY.value), runtime=RUNTIME.value,
+      runtime_cache=RUNTIME_CACHE.value)

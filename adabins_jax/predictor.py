@@ -1,0 +1,128 @@
+"""``Predictor``: depth for images in memory, with the numbers of ``--mode=predict``.
+
+  >>> from adabins_jax import Predictor
+  >>> predictor = Predictor('effnet_b5_256', weights='AdaBins_nyu.pt')
+  >>> depth = predictor('photo.jpg')       # (H, W) float32 metres
+
+``runtime='litert'`` or ``'onnxruntime'`` runs the network as an exported file (runtimes.py)
+instead of JAX; docs/predict.md says when that is faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import collections
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+
+from adabins_jax import configs
+from adabins_jax import network_input
+from adabins_jax import predict
+from adabins_jax import predict_io
+from adabins_jax import runtimes
+from adabins_jax import visualize
+
+
+@dataclasses.dataclass
+class Prediction:
+  """One image's result.
+
+  Attributes:
+    depth: (H, W) float32 metres at the image's own size.
+    bin_centers: (n_bins,) float32 metres, the adaptive bins of this image.
+    colorized: (H, W, 3) uint8, ``depth`` coloured over the model's [min, max] depth.
+  """
+  depth: np.ndarray
+  bin_centers: np.ndarray
+  colorized: np.ndarray
+
+
+class Predictor:
+  """An image in, a depth map out, in memory; ``--mode=predict`` without the files.
+
+  >>> predictor = Predictor('effnet_b5_256', weights='AdaBins_nyu.pt')   # or workdir='runs/x'
+  >>> depth = predictor(image)              # (H, W) float32 metres
+  >>> depths = predictor([image1, image2])  # a list, batched by network input size
+  >>> result = predictor.predict(image)     # .depth, .bin_centers, .colorized
+
+  Images are paths, PIL images or arrays (see ``predict_io.as_rgb``). The numbers are those
+  of ``--mode=predict`` with the same options: the same network input size, flip averaging
+  and post-processing. With ``runtime='litert'`` or ``'onnxruntime'`` the network runs as an
+  exported file (``runtimes.ExportedForward``), within rounding of JAX's depth.
+  """
+
+  def __init__(self, config, *, weights: str | None = None, workdir: str | None = None,
+               checkpoint: str | None = None, flip_average: bool = True,
+               size: str | tuple[int, int] | None = None, batch_size: int = 4,
+               cmap: str = 'turbo', runtime: str = 'jax',
+               runtime_cache: str | os.PathLike | None = None):
+    """Loads the model.
+
+    Args:
+      config: A shipped config's name ('demo'), a config file, or a ConfigDict.
+      weights: A released PyTorch ``.pt``.
+      workdir: A training run's folder (used when ``weights`` is None).
+      checkpoint: Which of the workdir's checkpoints: 'best', 'latest' or a step; default
+        the config's ``eval.checkpoint``.
+      flip_average: Average with the mirrored image's prediction, as evaluation does.
+      size: Network input 'HxW' for every image; None: chosen per image
+        (``network_input.network_size``).
+      batch_size: Images per network call.
+      cmap: Colour map of ``Prediction.colorized``.
+      runtime: What runs the network: 'jax', or 'litert' or 'onnxruntime' (the ``export``
+        extra), which export the weights once per network input size at batch
+        ``batch_size`` and run the file.
+      runtime_cache: Folder of those files; None: ``runtimes.default_cache_dir()``.
+    """
+    if isinstance(config, (str, os.PathLike)):
+      config = configs.load(os.fspath(config))
+    if checkpoint is not None:
+      config = config.copy_and_resolve_references()
+      config.eval.checkpoint = str(checkpoint)
+    if batch_size < 1:
+      raise ValueError(f'Predictor: batch_size={batch_size} must be at least 1.')
+    self._size = network_input.parse_size(size, 'predict: size')
+    self._batch_size, self._cmap = batch_size, cmap
+    runtimes.check(runtime, 'Predictor: runtime')
+    if cmap not in visualize.COLORMAPS:
+      raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
+                       f'{visualize.COLORMAPS}.')
+    self.config = config
+    model, self.source = predict.load_model(config, workdir, weights)
+    self.runtime = runtime
+    # pylint: disable-next=protected-access
+    self._network = predict._Network(model, config, flip_average, runtime=runtime,
+                                     batch_size=batch_size, runtime_cache=runtime_cache)
+
+  def predict_batch(self, images: Sequence[Any]) -> list[Prediction]:
+    """A Prediction per image, in order; images of one input size share network calls."""
+    rgbs = [predict_io.as_rgb(image) for image in images]
+    inputs = [self._network.input_for(rgb, self._size) for rgb in rgbs]
+    results: list[Prediction | None] = [None] * len(rgbs)
+    groups = collections.defaultdict(list)
+    for i, x in enumerate(inputs):
+      groups[x.shape].append(i)
+    for indices in groups.values():
+      for start in range(0, len(indices), self._batch_size):
+        chunk = indices[start:start + self._batch_size]
+        outputs = self._network.run([inputs[i] for i in chunk],
+                                    [rgbs[i].shape[:2] for i in chunk], self._batch_size)
+        for i, (depth, centres) in zip(chunk, outputs):
+          if isinstance(depth, Exception):
+            raise ValueError(f'image {i}: {depth}')
+          colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
+          results[i] = Prediction(depth, centres, colour)
+    return results
+
+  def predict(self, image) -> Prediction:
+    """The Prediction of one image."""
+    return self.predict_batch([image])[0]
+
+  def __call__(self, images):
+    """Depth in metres: one (H, W) array for one image, a list for a list of images."""
+    if isinstance(images, (list, tuple)):
+      return [p.depth for p in self.predict_batch(images)]
+    return self.predict(images).depth
