@@ -5,7 +5,9 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 * ``model``: the model's variables (parameters, BatchNorm statistics); no RNG state, since
   dropout keys are derived from ``fold_in(seed, step)``.
 * ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments).
-* ``meta``: JSON, the step and the position in the training data.
+* ``meta``: JSON, the step and the position in the training data, and the model's depth range
+  (``min_depth_m``, ``max_depth_m``: no weight holds it), which restoring checks against the
+  model's (``release_weights.check_recorded_range``).
 
 Orbax writes each step into a temporary directory and renames it only once every item is
 complete, so a run killed mid-save leaves the previous checkpoint as the latest one.
@@ -37,6 +39,7 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from adabins_jax import files
+from adabins_jax import release_weights
 from adabins_jax.errors import CheckpointError
 
 # Checkpoints are ranked by this evaluation metric, lower is better.
@@ -231,7 +234,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   args = ocp.args.Composite(
       model=ocp.args.StandardSave(nnx.state(model, _MODEL_VARIABLES)),
       optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
-      meta=ocp.args.JsonSave({'step': int(step)}))
+      meta=ocp.args.JsonSave({'step': int(step), **_depth_range(model)}))
   metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
   finish(manager)  # The previous save is complete: record it before starting this one.
   with _explain_save_errors(manager, f'Saving checkpoint step {step}'):
@@ -240,6 +243,18 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
     _UNRECORDED.setdefault(str(manager.directory), set()).add(int(step))
     logging.info('Saving checkpoint at step %d to %s.', step, manager.directory)
   return saved
+
+
+def _depth_range(model: nnx.Module) -> dict[str, float]:
+  """The model's depth range as ``meta`` records it; empty for models without one."""
+  depth_range = release_weights.model_range(model)
+  return {} if depth_range is None else dict(zip(('min_depth_m', 'max_depth_m'), depth_range))
+
+
+def _check_depth_range(meta: dict[str, Any], model: nnx.Module, step_dir: epath.Path) -> None:
+  depth_range = release_weights.model_range(model)
+  if depth_range is not None:
+    release_weights.check_recorded_range(meta, depth_range, os.fspath(step_dir))
 
 
 def _abstract(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
@@ -286,6 +301,7 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
       model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
       optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
       meta=ocp.args.JsonRestore()))
+  _check_depth_range(restored['meta'], model, manager.directory / str(step))
   nnx.update(model, restored['model'])
   nnx.update(optimizer, restored['optimizer'])
   if restored['meta']['step'] != step:
@@ -357,19 +373,24 @@ def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str
   step = select_step(manager, which)
   _verify_or_warn(manager, step)
   restored = manager.restore(step, args=ocp.args.Composite(
-      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding))))
-  nnx.update(model, restored['model'])
+      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding)),
+      meta=ocp.args.JsonRestore()))
   manager.close()
+  _check_depth_range(restored['meta'], model, manager.directory / str(step))
+  nnx.update(model, restored['model'])
   logging.info('Restored the model of step %d from %s.', step, manager.directory)
   return step
 
 
-def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike[str]) -> None:
+def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike[str], *,
+                          allow_range_mismatch: bool = False) -> None:
   """Loads a released PyTorch AdaBins ``.pt`` into a built model, in place (strict by name).
 
   See ``adabins_jax.torch_mapping`` for the formats accepted; ``adabins_jax.import_torch``
-  turns such a file into this project's Orbax checkpoint.
+  turns such a file into this project's Orbax checkpoint. A file whose name says another depth
+  range than the model's is refused unless ``allow_range_mismatch``
+  (``release_weights.check_file_range``).
   """
   # pylint: disable=g-import-not-at-top
   from adabins_jax import torch_mapping
-  torch_mapping.load_torch_checkpoint(model, path)
+  torch_mapping.load_torch_checkpoint(model, path, allow_range_mismatch=allow_range_mismatch)

@@ -130,7 +130,8 @@ def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, floa
   # Shape-only until restored: random initialisation would only be overwritten.
   model = models.build_abstract_model(config.model, seed=config.seed)
   if weights:
-    torch_mapping.load_torch_checkpoint(model, weights)
+    torch_mapping.load_torch_checkpoint(
+        model, weights, allow_range_mismatch=config.model.get('allow_range_mismatch', False))
     nnx.update(model, parallel.replicate(nnx.state(model), mesh))
     step = 0
   else:

@@ -11,6 +11,7 @@ Accepts every format the release used (see ``torch_mapping.normalise_state_dict`
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -22,6 +23,7 @@ from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import optim
+from adabins_jax import release_weights
 from adabins_jax import torch_mapping
 
 
@@ -43,6 +45,8 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
 
   Raises:
     FileExistsError: the workdir already holds checkpoints (nothing is overwritten).
+    release_weights.DepthRangeError: the file's name says another depth range than the
+      config's model, and ``config.model.allow_range_mismatch`` is off.
     ValueError: the checkpoint does not fit the model; the message names every bad key.
   """
   existing = checkpointing.checkpoint_dir(workdir)
@@ -51,7 +55,8 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
                           'workdir.')
   # Read and check the weights first: a file that fails leaves no checkpoints/ folder behind.
   model = models.build_abstract_model(config.model, seed=config.seed)
-  torch_mapping.load_torch_checkpoint(model, checkpoint)
+  torch_mapping.load_torch_checkpoint(
+      model, checkpoint, allow_range_mismatch=config.model.get('allow_range_mismatch', False))
   manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
   # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),
@@ -66,7 +71,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
   args = flags.FLAGS
-  n = import_checkpoint(args.config, args.weights, args.workdir)
+  try:
+    n = import_checkpoint(args.config, args.weights, args.workdir)
+  except release_weights.DepthRangeError as e:
+    sys.exit(f'error: {e}')  # The message says what to change.
   logging.info('Imported %d parameters from %s into %s.', n, args.weights, args.workdir)
   print(f'Imported {n:,} parameters from {args.weights} into {args.workdir} (step 0).')
 

@@ -124,7 +124,8 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
   # Shape-only until loaded: random initialisation would compile a program per weight shape.
   model = models.build_abstract_model(config.model, seed=config.seed)
   if weights:
-    torch_mapping.load_torch_checkpoint(model, weights)
+    torch_mapping.load_torch_checkpoint(
+        model, weights, allow_range_mismatch=config.model.get('allow_range_mismatch', False))
     source = os.fspath(weights)
   elif workdir:
     step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from adabins_jax import release_weights
+
 # Older releases' names -> today's (fixtures README, "Checkpoint names").
 _LEGACY_RENAMES = (
     ('adaptive_bins_layer.embedding_conv.', 'adaptive_bins_layer.conv3x3.'),
@@ -200,8 +202,26 @@ def read_torch_file(path: str | os.PathLike) -> Mapping:
     raise ValueError(f'{path}: not a readable PyTorch checkpoint ({reason}).') from e
 
 
-def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike) -> None:
-  """Loads a released AdaBins ``.pt`` (any of its formats) into a built model, in place."""
+def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike, *,
+                          allow_range_mismatch: bool = False) -> None:
+  """Loads a released AdaBins ``.pt`` (any of its formats) into a built model, in place.
+
+  The file holds no depth range; its name is checked against the model's range first
+  (``release_weights.check_file_range``).
+
+  Args:
+    model: The built (or abstract) model.
+    path: The ``.pt``/``.pth`` file.
+    allow_range_mismatch: Load a file whose name says another depth range than the model's
+      (``config.model.allow_range_mismatch``), with a warning instead of an error.
+
+  Raises:
+    release_weights.DepthRangeError: the file's name says another range than the model's.
+    ValueError: the file is unreadable or does not fit the model, naming every bad key.
+  """
+  depth_range = release_weights.model_range(model)
+  if depth_range is not None and os.path.isfile(path):  # A missing file: read_torch_file says so.
+    release_weights.check_file_range(path, depth_range, allow_mismatch=allow_range_mismatch)
   state = normalise_state_dict(read_torch_file(path), source=str(path))
   load_state_dict(model, state, source=str(path))
 

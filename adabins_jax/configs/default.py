@@ -76,6 +76,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Depth range of the bins in metres.
   model.min_depth_m = 1e-3
   model.max_depth_m = 10.0
+  # Load a released .pt whose file name says another depth range than the one above
+  # (AdaBins_kitti.pt: 80 m), e.g. to fine-tune it for this range; off, that is an error, since
+  # the weights hold no range and would give scaled depth (adabins_jax/release_weights.py).
+  model.allow_range_mismatch = False
   # Bin-width normalisation: 'linear' (the release), 'softmax' or 'sigmoid'.
   model.bin_norm = 'linear'
   # 'standard' or 'dws' (depthwise-separable) convolutions in the U-Net.
