@@ -47,6 +47,57 @@ def test_paper_model_matches_reference_outputs(tmp_path):
   assert errors['bin_edges'] <= 2e-5
 
 
+def _kitti_range(config):
+  """A config's model read in the release's KITTI range, 1e-3..80 m (its infer.py)."""
+  config.model.min_depth_m, config.model.max_depth_m = 1e-3, 80.0
+  return config
+
+
+def _rescaled(depth, old_max, new_max, low=1e-3):
+  """Depth or bin edges of the same weights under another range, derived from the release's
+  head (docs/models.md): edges are ``low + (max - low) * cumsum(normalised widths)`` and depth
+  is a convex combination of bin centres, so both map affinely between ranges."""
+  return low + (np.asarray(depth, np.float64) - low) * (new_max - low) / (old_max - low)
+
+
+@pytest.mark.slow
+def test_kitti_named_weights_match_the_reference_in_the_kitti_range(tmp_path):
+  """The fixture weights as ``AdaBins_kitti.pt``, read by the paper model at max_depth_m=80."""
+  state = fixture_weights.fixture_state_dict()
+  path = tmp_path / 'AdaBins_kitti.pt'
+  torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
+              'optimizer': {}, 'epoch': 0}, path)
+  del state
+  model = build_abstract_model(_kitti_range(effnet_b5_256.get_config()).model)
+  torch_mapping.load_torch_checkpoint(model, path)
+  model.eval()
+  ref = np.load(fixture_weights.B5_OUTPUTS)  # The reference at max_val=10.
+  edges, depth = _forward(model, jnp.asarray(ref['input'].transpose(0, 2, 3, 1)))
+  pred, ref_pred = np.asarray(depth)[..., 0], _rescaled(ref['pred'][:, 0], 10.0, 80.0)
+  centred = lambda a: a - a.mean(axis=(1, 2), keepdims=True)
+  assert float(ref_pred.max()) > 10.0  # Depth beyond NYU's range: the scale is really 80 m.
+  assert _relative_error(pred, ref_pred) <= 2e-5
+  assert _relative_error(centred(pred), centred(ref_pred)) <= 5e-4
+  assert _relative_error(np.asarray(edges), _rescaled(ref['bin_edges'], 10.0, 80.0)) <= 2e-5
+  np.testing.assert_allclose(np.asarray(edges)[:, [0, -1]], [[1e-3, 80.0]], rtol=1e-5)
+
+
+@pytest.mark.slow  # The release's B5 in PyTorch at 416x544: about 10 s on 2 cores.
+def test_release_code_at_80_m_gives_the_derived_reference():
+  """The derivation above, checked against the release's own model built with max_val=80."""
+  pytest.importorskip('geffnet', reason='the release model needs geffnet: pip install '
+                      'geffnet==1.0.2 --no-deps')
+  from tests import benchmark_scripts  # pylint: disable=g-import-not-at-top
+  release = benchmark_scripts.load('torch_reference').UnetAdaptiveBins(max_val=80.0)
+  release.load_state_dict({k: torch.from_numpy(v) for k, v in
+                           fixture_weights.fixture_state_dict().items()}, strict=True)
+  ref = np.load(fixture_weights.B5_OUTPUTS)
+  with torch.no_grad():
+    edges, pred = release.eval()(torch.from_numpy(ref['input']))
+  assert _relative_error(pred.numpy(), _rescaled(ref['pred'], 10.0, 80.0)) <= 2e-5
+  assert _relative_error(edges.numpy(), _rescaled(ref['bin_edges'], 10.0, 80.0)) <= 2e-5
+
+
 @pytest.fixture(scope='module')
 def smoke_model():
   model = build_model(smoke.get_config().model, rngs=nnx.Rngs(0))
