@@ -5,7 +5,10 @@
 
 The workdir then holds step 0: the released weights plus a fresh optimizer state, which
 ``--mode=eval`` and ``--mode=predict`` read, and from which ``--mode=train`` fine-tunes.
-Accepts every format the release used (see ``torch_mapping.normalise_state_dict``).
+Accepts every format the release used (see ``torch_mapping.normalise_state_dict``). The weights
+hold no depth range: a file named for the release's KITTI weights (``AdaBins_kitti.pt``, 80 m)
+needs a config of that range, ``--config=kitti_effnet_b5_256``, and is refused by a 10 m one
+(``release_weights.check_file_range``); the checkpoint records the config's range.
 """
 
 from __future__ import annotations
