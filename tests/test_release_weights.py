@@ -5,11 +5,14 @@ import logging
 import subprocess
 import sys
 
+from absl import flags
+from absl.testing import flagsaver
 import jax
 import numpy as np
 import pytest
 import torch
 from flax import nnx
+from PIL import Image
 
 from adabins_jax import benchmark
 from adabins_jax import checkpointing
@@ -183,3 +186,19 @@ def test_import_command_refuses_then_takes_the_override(tmp_path):
                          capture_output=True, text=True, timeout=300, check=False)
   assert taken.returncode == 0, taken.stderr
   assert 'Imported 182,264 parameters' in taken.stdout
+
+
+@flagsaver.flagsaver
+def test_main_says_why_in_one_line(tmp_path, monkeypatch, capsys):
+  from adabins_jax import main  # pylint: disable=g-import-not-at-top
+  path = tmp_path / 'AdaBins_kitti.pt'
+  _save_release_pt(_config(80.0), path)
+  Image.fromarray(np.zeros((64, 80, 3), np.uint8)).save(tmp_path / 'photo.png')
+  argv = ['main', '--config=smoke', '--mode=predict', f'--weights={path}',
+          f'--input={tmp_path / "photo.png"}', f'--output={tmp_path / "depth"}']
+  argv = configs.resolve_argv(argv)
+  monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads --config.* from sys.argv.
+  with pytest.raises(SystemExit) as exit_info:
+    main.main(flags.FLAGS(argv))
+  assert exit_info.value.code == 1
+  assert f'error: {path}: the file name says KITTI weights' in capsys.readouterr().err
