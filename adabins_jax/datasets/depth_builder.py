@@ -6,6 +6,7 @@ metres, 0 = invalid) plus the focal length in pixels and a readable example name
 pipeline reads every dataset the same way.
 """
 
+from collections.abc import Mapping
 import inspect
 import io
 
@@ -15,7 +16,8 @@ from PIL import Image
 import tensorflow_datasets as tfds
 
 
-def depth_features(height: int, width: int, image_format: str = 'png'):
+def depth_features(height: int, width: int, image_format: str = 'png',
+                   extra: Mapping[str, tfds.features.FeatureConnector] | None = None):
   """Features of a depth example at a fixed size.
 
   Args:
@@ -23,16 +25,52 @@ def depth_features(height: int, width: int, image_format: str = 'png'):
     width: image and depth columns.
     image_format: 'png' (images given as arrays are encoded losslessly) or 'jpeg' (JPEG files
       are stored as they are, without re-encoding).
+    extra: further features of one dataset (e.g. kitti_eigen's 'source_frame'), beside the
+      common four.
 
   Returns:
     A `tfds.features.FeaturesDict`.
   """
-  return tfds.features.FeaturesDict({
+  features = {
       'image': tfds.features.Image(shape=(height, width, 3), encoding_format=image_format),
       'depth': tfds.features.Tensor(shape=(height, width), dtype=np.float16),
       'focal': tfds.features.Scalar(dtype=np.float32, doc='Focal length in pixels.'),
       'name': tfds.features.Text(doc='Where the example comes from.'),
-  })
+  }
+  clash = sorted(set(features) & set(extra or {}))
+  if clash:
+    raise ValueError(f'extra features {clash} would replace common ones')
+  return tfds.features.FeaturesDict({**features, **(extra or {})})
+
+
+def read_file_list(path) -> list[tuple[str, str, float]]:
+  """Parses a BTS / AdaBins file list into (rgb path, depth path, focal), paths made relative.
+
+  Lines are "<rgb path> <depth path> <focal>"; a leading '/' of a path is dropped. KITTI's lists
+  write 'None' as the depth path of frames without ground truth; it is returned as it is.
+
+  Raises:
+    FileNotFoundError: the list is missing.
+    ValueError: naming the file and line, for a line that is not "<rgb> <depth> <focal>".
+  """
+  path = epath.Path(path)
+  if not path.exists():
+    raise FileNotFoundError(f'{path}: file list missing; see MANUAL_DOWNLOAD_INSTRUCTIONS')
+  entries = []
+  for number, line in enumerate(path.read_text().splitlines(), start=1):
+    if not line.strip():
+      continue
+    fields = line.split()
+    try:
+      if len(fields) != 3:
+        raise ValueError
+      entries.append((fields[0].lstrip('/'), fields[1].lstrip('/'), float(fields[2])))
+    except ValueError:
+      raise ValueError(f'{path}:{number}: expected "<rgb path> <depth path> <focal>", '
+                       f'got {line!r}') from None
+  if not entries:
+    raise ValueError(f'{path}: the file list is empty')
+  return entries
 
 
 def check_image(image: np.ndarray, shape: tuple[int, int], source) -> None:

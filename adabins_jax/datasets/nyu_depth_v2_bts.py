@@ -62,7 +62,8 @@ class NyuDepthV2Bts(depth_builder.DepthBuilder):
     }
 
   def _generate_examples(self, list_path, data_root):
-    for line_number, (rgb, depth, focal) in enumerate(read_file_list(list_path), start=1):
+    entries = depth_builder.read_file_list(list_path)
+    for line_number, (rgb, depth, focal) in enumerate(entries, start=1):
       image_path, depth_path = data_root / rgb, data_root / depth
       yield f'{line_number:06d}:{rgb}', {
           'image': read_jpeg(image_path),
@@ -77,32 +78,6 @@ def _folder(path):
     raise FileNotFoundError(f'{path}: missing; see the nyu_depth_v2_bts MANUAL_DOWNLOAD_'
                             'INSTRUCTIONS for the expected layout')
   return path
-
-
-def read_file_list(path) -> list[tuple[str, str, float]]:
-  """Parses a BTS file list into (rgb path, depth path, focal) with paths made relative.
-
-  Raises:
-    FileNotFoundError: the list is missing.
-    ValueError: naming the file and line, for a line that is not "<rgb> <depth> <focal>".
-  """
-  if not path.exists():
-    raise FileNotFoundError(f'{path}: file list missing; see MANUAL_DOWNLOAD_INSTRUCTIONS')
-  entries = []
-  for number, line in enumerate(path.read_text().splitlines(), start=1):
-    if not line.strip():
-      continue
-    fields = line.split()
-    try:
-      if len(fields) != 3:
-        raise ValueError
-      entries.append((fields[0].lstrip('/'), fields[1].lstrip('/'), float(fields[2])))
-    except ValueError:
-      raise ValueError(f'{path}:{number}: expected "<rgb path> <depth path> <focal>", '
-                       f'got {line!r}') from None
-  if not entries:
-    raise ValueError(f'{path}: the file list is empty')
-  return entries
 
 
 def _open_image(path) -> tuple[Image.Image, bytes]:

@@ -12,6 +12,7 @@ import ml_collections
 
 from adabins_jax import imagenet
 from adabins_jax import input_pipeline
+from adabins_jax.datasets import depth_builder
 from adabins_jax.datasets import nyu_depth_v2_bts
 
 TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'
@@ -61,7 +62,7 @@ def test_parses_lists_with_and_without_leading_slash(tmp_path):
   path = tmp_path / 'list.txt'
   path.write_text('/a/rgb_00001.jpg /a/sync_depth_00001.png 518.8579\n\n'
                   'b/rgb_00002.jpg b/sync_depth_00002.png 500\n')
-  assert nyu_depth_v2_bts.read_file_list(path) == [
+  assert depth_builder.read_file_list(path) == [
       ('a/rgb_00001.jpg', 'a/sync_depth_00001.png', 518.8579),
       ('b/rgb_00002.jpg', 'b/sync_depth_00002.png', 500.0)]
 
@@ -71,7 +72,7 @@ def test_malformed_list_line_names_file_and_line(tmp_path, line):
   path = tmp_path / 'list.txt'
   path.write_text('a/rgb_1.jpg a/d_1.png 518.8579\n' + line + '\n')
   with pytest.raises(ValueError, match=re.escape(f'{path}:2: expected')):
-    nyu_depth_v2_bts.read_file_list(path)
+    depth_builder.read_file_list(path)
 
 
 def test_missing_list_and_missing_frame_are_named(bts_folder, tmp_path):
