@@ -54,12 +54,11 @@ class RgbdFolderConfig(tfds.core.BuilderConfig):
 
 
 class Frame(NamedTuple):
-  """One example's files; `source` says where it was listed, for error messages."""
+  """One example's files, focal length in pixels and name."""
   rgb: epath.Path
   depth: epath.Path
   focal: float
   name: str
-  source: str
 
 
 class RgbdFolder(depth_builder.DepthBuilder):
@@ -190,7 +189,7 @@ def read_file_list(path: epath.Path, default_focal: float) -> list[Frame]:
     for file in (rgb, depth):
       if not file.exists():
         raise FileNotFoundError(f'{file}: listed in {source} but missing')
-    frames.append(Frame(rgb, depth, focal, fields[0], source))
+    frames.append(Frame(rgb, depth, focal, fields[0]))
   if not frames:
     raise ValueError(f'{path}: the list names no frame')
   return frames
@@ -220,8 +219,8 @@ def _paired_files(config: RgbdFolderConfig, split: str) -> list[Frame]:
     raise FileNotFoundError(f'{have[stem]}: no file named {stem}.* in {lack}')
   if not images:
     raise ValueError(f'{rgb_folder}: no frame in the folder')
-  return [Frame(images[s], depths[s], config.focal_px, f'{split}/{images[s].name}',
-                str(images[s])) for s in sorted(images)]
+  return [Frame(images[s], depths[s], config.focal_px, f'{split}/{images[s].name}')
+          for s in sorted(images)]
 
 
 def _check_size(path, shape: tuple[int, ...], frame_hw: tuple[int, int]) -> None:
@@ -270,10 +269,10 @@ def _depth_array(path: epath.Path) -> np.ndarray:
   if suffix == '.exr':
     return _read_exr(path)
   image, _ = depth_builder.open_image(path)
-  array = np.asarray(image)
-  if suffix == '.png' and array.dtype not in (np.uint16, np.int32):
-    raise ValueError(f'{path}: expected a 16-bit grey PNG, got mode {image.mode}')
-  return array
+  if image.mode in ('1', 'L', 'P', 'LA', 'RGB', 'RGBA'):  # 8-bit: a picture of depth, not depth.
+    raise ValueError(f'{path}: expected 16-bit integer or float depth, got an 8-bit image '
+                     f'(mode {image.mode})')
+  return np.asarray(image)
 
 
 def read_depth(path: epath.Path, config: RgbdFolderConfig) -> np.ndarray:

@@ -256,7 +256,8 @@ def test_depth_of_the_wrong_kind_is_named(tmp_path):
   with pytest.raises(ValueError, match=r'rgb\.npy: expected one depth value per pixel.*36, 52, 3'):
     rgbd_folder.read_depth(tmp_path / 'rgb.npy', _config(tmp_path))
   _write_png(tmp_path / 'eight.png', np.zeros(HW, np.uint8))
-  with pytest.raises(ValueError, match=r'eight\.png: expected a 16-bit grey PNG, got mode L'):
+  with pytest.raises(ValueError, match=r'eight\.png: expected 16-bit integer or float depth, '
+                     r'got an 8-bit image \(mode L\)'):
     rgbd_folder.read_depth(tmp_path / 'eight.png', _config(tmp_path))
   np.save(tmp_path / 'negative.npy', -np.ones(HW, np.float32))
   with pytest.raises(ValueError, match=r'negative\.npy: .* negative'):
