@@ -19,14 +19,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from adabins_jax import arrays
+from adabins_jax import kitti
 from adabins_jax import nyu
 from adabins_jax.models.layers import resize_bilinear
 
 METRIC_NAMES = ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
 CROPS = ('eigen', 'garg', 'none')
-
-# Garg et al.'s KITTI crop as fractions of the image size, as in the BTS / AdaBins evaluation.
-_GARG_ROWS, _GARG_COLS = (0.40810811, 0.99189189), (0.03594771, 0.96405229)
+# The largest original-frame side ``source_frame_crop_masks`` handles.
+MAX_SOURCE_FRAME_SIDE = 8192
 
 
 def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
@@ -49,11 +49,57 @@ def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
                        f"{h}x{w}. Use crop='none' (or 'garg' for KITTI) for other sizes.")
     mask[slice(*nyu.EIGEN_CROP_ROWS), slice(*nyu.EIGEN_CROP_COLS)] = True
   elif crop == 'garg':
-    mask[int(_GARG_ROWS[0] * h):int(_GARG_ROWS[1] * h),
-         int(_GARG_COLS[0] * w):int(_GARG_COLS[1] * w)] = True
+    rows, cols = kitti.garg_crop(h, w)
+    mask[slice(*rows), slice(*cols)] = True
   else:
     raise ValueError(f'crop must be one of {CROPS}, got {crop!r}.')
   return mask
+
+
+def _bound_table(fraction: float) -> np.ndarray:
+  """``int(fraction * n)`` for every side n up to MAX_SOURCE_FRAME_SIDE, in float64 as the
+  release computes it: exact, where float32 arithmetic under jit can land one pixel off."""
+  return (np.arange(MAX_SOURCE_FRAME_SIDE + 1) * fraction).astype(np.int32)
+
+
+def source_frame_crop_masks(shape: Sequence[int], crop: str,
+                            source_frame: jax.Array) -> jax.Array:
+  """(B, H, W) masks of the crop, computed in each example's original camera frame.
+
+  For frames stored as crops of larger ones (KITTI's KB crop, see adabins_jax/kitti.py): the
+  protocol's crop is placed on the original frame, as if the uncropped ground truth were
+  scored, and read back in the stored frame's coordinates. docs/reference.md describes why.
+
+  Args:
+    shape: the stored ground truth's (H, W).
+    crop: 'eigen', 'garg' or 'none' (see ``crop_mask``); static under jit.
+    source_frame: (B, 4) int, per example (top, left, height, width): the stored frame's
+      top-left corner in its original frame and that frame's size. All zeros (padding) gives
+      an empty mask.
+
+  Returns:
+    A (B, H, W) bool array.
+  """
+  h, w = (int(s) for s in shape[:2])
+  source_frame = jnp.asarray(source_frame, jnp.int32)
+  if crop == 'none':
+    return jnp.ones((source_frame.shape[0], h, w), bool)
+  top, left, frame_h, frame_w = (source_frame[:, i, None] for i in range(4))
+  if crop == 'garg':
+    def bound(fraction, size):
+      # Beyond the table: 'fill' gives (0, 0), an empty crop, rather than a wrong one.
+      return jnp.take(_bound_table(fraction), size, mode='fill', fill_value=0)
+    row_lo, row_hi = (bound(f, frame_h) for f in kitti.GARG_CROP_ROWS)
+    col_lo, col_hi = (bound(f, frame_w) for f in kitti.GARG_CROP_COLS)
+  elif crop == 'eigen':
+    (row_lo, row_hi), (col_lo, col_hi) = nyu.EIGEN_CROP_ROWS, nyu.EIGEN_CROP_COLS
+  else:
+    raise ValueError(f'crop must be one of {CROPS}, got {crop!r}.')
+  rows = jnp.arange(h)[None] + top
+  cols = jnp.arange(w)[None] + left
+  keep_rows = (rows >= row_lo) & (rows < row_hi) & (frame_h > 0)
+  keep_cols = (cols >= col_lo) & (cols < col_hi) & (frame_w > 0)
+  return keep_rows[:, :, None] & keep_cols[:, None, :]
 
 
 def _masked_metrics(gt: jax.Array, pred: jax.Array,
@@ -86,8 +132,13 @@ def _masked_metrics(gt: jax.Array, pred: jax.Array,
   return values, n
 
 
-def _valid_pixels(gt: jax.Array, min_depth: float, max_depth: float, crop: str) -> jax.Array:
-  return (gt > min_depth) & (gt < max_depth) & crop_mask(gt.shape[-2:], crop)
+def _valid_pixels(gt: jax.Array, min_depth: float, max_depth: float, crop: str,
+                  source_frame: jax.Array | None = None) -> jax.Array:
+  if source_frame is None:
+    in_crop = crop_mask(gt.shape[-2:], crop)
+  else:
+    in_crop = source_frame_crop_masks(gt.shape[-2:], crop, source_frame)
+  return (gt > min_depth) & (gt < max_depth) & in_crop
 
 
 def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_depth: float,
@@ -114,9 +165,9 @@ def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_
   return values
 
 
-def compute_depth_metrics_batch(gt: jax.Array, pred: jax.Array, min_depth: float,
-                                max_depth: float,
-                                crop: str) -> tuple[dict[str, jax.Array], jax.Array]:
+def compute_depth_metrics_batch(
+    gt: jax.Array, pred: jax.Array, min_depth: float, max_depth: float, crop: str,
+    source_frame: jax.Array | None = None) -> tuple[dict[str, jax.Array], jax.Array]:
   """Per-image depth metrics of a batch, and which images had a valid pixel.
 
   Args:
@@ -125,6 +176,8 @@ def compute_depth_metrics_batch(gt: jax.Array, pred: jax.Array, min_depth: float
     min_depth: lower evaluation bound in metres (exclusive).
     max_depth: upper evaluation bound in metres (exclusive).
     crop: 'eigen', 'garg' or 'none'; static under jit.
+    source_frame: optional (B, 4) (top, left, height, width) of each ground truth in its
+      original frame; the crop is then placed there (``source_frame_crop_masks``).
 
   Returns:
     (metrics, valid): a dict of (B,) float32 arrays keyed by ``METRIC_NAMES``, and a (B,) bool
@@ -134,7 +187,7 @@ def compute_depth_metrics_batch(gt: jax.Array, pred: jax.Array, min_depth: float
   if gt.shape != pred.shape:
     raise ValueError(f'compute_depth_metrics_batch: gt {gt.shape} and pred {pred.shape} differ '
                      'in size.')
-  valid_px = _valid_pixels(gt, min_depth, max_depth, crop)
+  valid_px = _valid_pixels(gt, min_depth, max_depth, crop, source_frame)
   values, n = jax.vmap(_masked_metrics)(gt, pred, valid_px)
   return values, n > 0
 
@@ -219,7 +272,8 @@ class MetricSums:
 
 def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | None, *,
                 min_depth: float, max_depth: float, crop: str,
-                example_mask: jax.Array | None = None) -> tuple[MetricSums, jax.Array]:
+                example_mask: jax.Array | None = None,
+                source_frame: jax.Array | None = None) -> tuple[MetricSums, jax.Array]:
   """The whole protocol for one batch: post-process raw depth, score each image, sum.
 
   Args:
@@ -230,10 +284,14 @@ def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | N
     max_depth: evaluation / clip upper bound in metres.
     crop: 'eigen', 'garg' or 'none'; static under jit.
     example_mask: optional (B,) bool, False for padding examples.
+    source_frame: optional (B, 4) int, where each ground truth lies in its original frame
+      (the batch key of datasets stored cropped, e.g. kitti_eigen); see
+      ``source_frame_crop_masks``.
 
   Returns:
     The batch's ``MetricSums``, and the post-processed depth (B, H, W, 1) that was scored.
   """
   final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
-  values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop)
+  values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop,
+                                              source_frame)
   return MetricSums.from_per_image(values, valid, example_mask), final

@@ -130,7 +130,8 @@ def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_de
   flipped_back = model(images[:, :, ::-1])[1][:, :, ::-1] if flip_average else None
   return metrics_lib.score_batch(gt, pred, flipped_back, min_depth=min_depth_m,
                                  max_depth=max_depth_m, crop=crop,
-                                 example_mask=batch.get('example_mask'))
+                                 example_mask=batch.get('example_mask'),
+                                 source_frame=batch.get('source_frame'))
 
 
 def make_eval_step(config, graphdef: nnx.GraphDef):
@@ -138,9 +139,10 @@ def make_eval_step(config, graphdef: nnx.GraphDef):
 
   ``graphdef, state = nnx.split(model)``; the model is put in eval mode inside. ``batch``
   holds 'image' (N, h, w, 3), 'depth' (N, H, W, 1) at full resolution and optionally
-  'example_mask' (N,) (False for padding). The protocol is the release's (docs/reference.md):
-  predict on the image (and its mirror, un-mirrored), clip, average, resize to the ground truth,
-  score each image.
+  'example_mask' (N,) (False for padding) and 'source_frame' (N, 4) (where a cropped frame
+  lies in its original one, for the crop; ``metrics.source_frame_crop_masks``). The protocol is
+  the release's (docs/reference.md): predict on the image (and its mirror, un-mirrored), clip,
+  average, resize to the ground truth, score each image.
   ``metric_sums`` is a ``metrics.MetricSums`` over the real images; ``depth`` is the
   post-processed (N, H, W, 1) prediction, for pictures.
 
