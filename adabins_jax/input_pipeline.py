@@ -24,7 +24,7 @@ from adabins_jax.datasets import rgbd_folder
 
 # Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
 DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts',
-            'rgbd_folder')
+            'rgbd_folder', 'kitti_eigen')
 # TFDS's own nyu_depth_v2 calls its test split 'validation'.
 _SPLIT_ALIASES = {'nyu_depth_v2': {'test': 'validation'}}
 Batch = dict[str, np.ndarray]
@@ -223,7 +223,7 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
   Returns:
     A re-iterable of dicts: `image` float32 (B, H', W', 3) ImageNet-normalised at
     `input_scale` times the full size, `depth` float32 (B, H, W, 1) metres at full size,
-    `example_mask` bool (B,).
+    `example_mask` bool (B,), and for datasets stored cropped `source_frame` int32 (B, 4).
   """
   index, count = _processes(process_index, process_count)
   batch_size = parallel.check_batch_size(global_batch_size, what='batch_size', process_count=count)
@@ -235,11 +235,17 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
   num_batches = math.ceil(max(builder.info.splits[s].num_examples for s in splits)
                           / batch_size)
   decode = _decoder(builder)
+  # Frames stored cropped (kitti_eigen) say where they lie in the original frame, where the
+  # evaluation places its crop (metrics.source_frame_crop_masks).
+  has_source_frame = 'source_frame' in builder.info.features
 
   def prepare(example):
     image, depth = decode(example)
-    return {'image': _network_input(image, data_config), 'depth': depth,
-            'example_mask': tf.constant(True)}
+    prepared = {'image': _network_input(image, data_config), 'depth': depth,
+                'example_mask': tf.constant(True)}
+    if has_source_frame:
+      prepared['source_frame'] = tf.cast(example['source_frame'], tf.int32)
+    return prepared
 
   examples = _read(builder, splits[index]).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
   padding = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),

@@ -1,16 +1,18 @@
 """TFDS builders the project ships; importing this package registers them with TFDS.
 
+  kitti_eigen       KITTI's Eigen split in the BTS/AdaBins layout, KB-cropped
   nyu_depth_v2_h5   NYU Depth V2 from a local copy of the fast-depth .h5 files
   nyu_depth_v2_bts  NYU Depth V2 in the BTS/AdaBins layout (sync train, official test)
   synthetic_rooms   procedurally rendered rooms with exact depth (no download)
   rgbd_folder       a user's own RGB-D frames from a folder (built from config.data.rgbd)
 """
 
+from adabins_jax.datasets.kitti_eigen import KittiEigen
 from adabins_jax.datasets.nyu_depth_v2_bts import NyuDepthV2Bts
 from adabins_jax.datasets.nyu_depth_v2_h5 import NyuDepthV2H5
 from adabins_jax.datasets.rgbd_folder import RgbdFolder
 from adabins_jax.datasets.synthetic_rooms import SyntheticRooms
 from adabins_jax.datasets.synthetic_rooms import SyntheticRoomsConfig
 
-__all__ = ['NyuDepthV2Bts', 'NyuDepthV2H5', 'RgbdFolder', 'SyntheticRooms',
+__all__ = ['KittiEigen', 'NyuDepthV2Bts', 'NyuDepthV2H5', 'RgbdFolder', 'SyntheticRooms',
            'SyntheticRoomsConfig']
