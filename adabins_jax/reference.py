@@ -1,9 +1,9 @@
 """Published results of the shipped configs: the one place that holds them.
 
-Two sources, both on NYU Depth V2's official test split under the evaluation protocol of
-``metrics.py``: the AdaBins paper (the EfficientNet-B5 model) and the variant study of five
-smaller models, which also timed every model, the paper's included. docs/reference.md
-describes both. ``REFERENCE`` is keyed by config name; a config names its row in
+Two sources, under the evaluation protocol of ``metrics.py``: the AdaBins paper (the
+EfficientNet-B5 model, on NYU Depth V2's official test split and on KITTI's Eigen split) and the
+variant study of five smaller models on NYU, which also timed every NYU model, the paper's
+included. docs/reference.md describes both. ``REFERENCE`` is keyed by config name; a config names its row in
 ``config.eval.reference``. The evaluation report (report.py), the benchmark table
 (benchmark.py) and the tests read it from here.
 """
@@ -26,16 +26,17 @@ class Reference:
     bins: Its number of adaptive bins.
     source: Where ``metrics`` come from: ``PAPER`` or ``VARIANT_STUDY``.
     metrics: Metric means keyed by ``metrics.METRIC_NAMES``; only the published ones.
-    fps: Images per second in the variant study, on an NVIDIA RTX 2070 Super.
+    fps: Images per second in the variant study, on an NVIDIA RTX 2070 Super (None: not timed).
     size_mb: The variant study's model size in decimal MB, which matches a training checkpoint
-      (float32 parameters plus AdamW's two moments, about 12 bytes per parameter).
+      (float32 parameters plus AdamW's two moments, about 12 bytes per parameter); None where
+      the study did not list the model.
   """
   model: str
   bins: int
   source: str
   metrics: Mapping[str, float]
-  fps: float
-  size_mb: float
+  fps: float | None = None
+  size_mb: float | None = None
 
 
 REFERENCE: dict[str, Reference] = {
@@ -53,5 +54,10 @@ REFERENCE: dict[str, Reference] = {
                              dict(d1=0.689, d2=0.919, d3=0.981), fps=34.85, size_mb=78.0),
     'unet128_dws_75': Reference('U-Net, depthwise sep., 75% input', 128, VARIANT_STUDY,
                                 dict(d1=0.298, d2=0.627, d3=0.847), fps=52.3, size_mb=55.9),
+    # KITTI, Eigen split, Garg crop, up to 80 m; the study timed NYU models only.
+    'kitti_effnet_b5_256': Reference(
+        'EfficientNet-B5 (paper, KITTI)', 256, PAPER,
+        dict(d1=0.964, d2=0.995, d3=0.999, abs_rel=0.058, sq_rel=0.190, rmse=2.360,
+             rmse_log=0.088)),
 }
 

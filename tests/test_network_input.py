@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from adabins_jax import configs
+from adabins_jax import kitti
 from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import nyu
@@ -26,6 +27,8 @@ def test_frame_size_is_the_frame_of_each_configs_dataset():
     dataset, _, builder_config = config.data.dataset.partition('/')
     if dataset == synthetic_rooms.SyntheticRooms.name:
       expected = rooms[builder_config or synthetic_rooms.SyntheticRooms.DEFAULT_CONFIG_NAME]
+    elif dataset == 'kitti_eigen':
+      expected = kitti.KB_CROP_HW
     else:
       expected = nyu.FRAME_HW
     assert network_input.frame_size(config) == expected, name
