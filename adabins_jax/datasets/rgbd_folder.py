@@ -69,6 +69,9 @@ class RgbdFolder(depth_builder.DepthBuilder):
   RELEASE_NOTES = {'1.0.0': 'First release.'}
 
   def _info(self) -> tfds.core.DatasetInfo:
+    if not isinstance(self.builder_config, RgbdFolderConfig):
+      raise ValueError(f'{NAME} is built from config.data.rgbd (set data.dataset={NAME!r} and '
+                       'data.rgbd.folder, see docs/data.md), not by name alone')
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__.splitlines()[0],
@@ -78,9 +81,6 @@ class RgbdFolder(depth_builder.DepthBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # The frames are local; builder_config says where.
-    if not isinstance(self.builder_config, RgbdFolderConfig):
-      raise ValueError(f'{NAME} is built from config.data.rgbd (set data.dataset={NAME!r} and '
-                       'data.rgbd.folder, see docs/data.md), not by name alone')
     return {split: self._generate_examples(split) for split in SPLITS}
 
   def _generate_examples(self, split: str):

@@ -277,6 +277,11 @@ def test_folder_layout_errors_name_the_file(tmp_path):
     rgbd_folder.split_frames(_config(tmp_path / 'nowhere'), 'train')
 
 
+def test_the_dataset_is_not_built_by_name_alone(tmp_path):
+  with pytest.raises(ValueError, match=r'rgbd_folder is built from config\.data\.rgbd'):
+    tfds.builder('rgbd_folder', data_dir=str(tmp_path))
+
+
 def test_config_is_checked_naming_key_and_value():
   config = smoke.get_config()
   config.data.dataset = 'rgbd_folder'
