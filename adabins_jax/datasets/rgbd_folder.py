@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 from etils import epath
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from adabins_jax.datasets import depth_builder
@@ -108,6 +107,7 @@ def builder_config(data_config) -> RgbdFolderConfig:
   dataset; a frame edited in place under the same name is not noticed.
 
   Raises:
+    ValueError: data.rgbd.folder is unset.
     FileNotFoundError: the folder, a list or a layout folder is missing.
   """
   rgbd = data_config.rgbd
