@@ -8,6 +8,7 @@ from absl import flags
 from absl.testing import flagsaver
 import numpy as np
 from PIL import Image
+import pytest
 
 from adabins_jax import main
 from adabins_jax import parallel
@@ -47,6 +48,9 @@ def _write_frames(root, hw=(36, 52)):
       Image.fromarray(depth_mm).save(root / split / 'depth' / f'{i:04d}.png')
 
 
+# Compiles the smoke model's train and eval steps through main: about 110 CPU-seconds, a minute or
+# more on an idle 2-core CPU.
+@pytest.mark.slow
 def test_the_how_to_trains_and_reports_on_a_folder_of_frames(tmp_path, monkeypatch):
   config_text, commands = _how_to()
   assert [c[-1] for c in commands] == ['--workdir=runs/mine', '--mode=eval']
