@@ -1,5 +1,6 @@
 """Tests for adabins_jax.benchmark: the command runs end to end; its numbers mean what they say."""
 
+import importlib.util
 import json
 import math
 import os
@@ -130,8 +131,8 @@ def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, t
 
 
 def test_a_missing_runtime_package_names_the_export_extra(monkeypatch):
-  real = benchmark.importlib.util.find_spec
-  monkeypatch.setattr(benchmark.importlib.util, 'find_spec',
+  real = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
                       lambda name: None if name == 'onnxruntime' else real(name))
   benchmark.check_runtimes(['jax', 'litert'])
   with pytest.raises(ImportError, match=r"onnxruntime: install the export extra"):
