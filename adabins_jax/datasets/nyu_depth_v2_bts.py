@@ -7,10 +7,8 @@ are stored as they are (no re-encoding). Build with::
   python -m adabins_jax.datasets.build nyu_depth_v2_bts --manual_dir=/data/nyu
 """
 
-import io
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
 
 from adabins_jax import nyu
@@ -80,22 +78,9 @@ def _folder(path):
   return path
 
 
-def _open_image(path) -> tuple[Image.Image, bytes]:
-  """Decodes an image file fully, so corrupt files fail here with their name."""
-  if not path.exists():
-    raise FileNotFoundError(f'{path}: listed but missing')
-  data = path.read_bytes()
-  try:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-  except Exception as e:  # PIL raises several types for corrupt files
-    raise ValueError(f'{path}: cannot be decoded as an image ({e})') from e
-  return image, data
-
-
 def read_jpeg(path) -> bytes:
   """Checks that `path` decodes to a 480x640 RGB JPEG and returns its bytes unchanged."""
-  image, data = _open_image(path)
+  image, data = depth_builder.open_image(path)
   if image.format != 'JPEG' or image.mode != 'RGB':
     raise ValueError(f'{path}: expected an RGB JPEG, got {image.format} {image.mode}')
   if (image.height, image.width) != nyu.FRAME_HW:
@@ -107,7 +92,7 @@ def read_jpeg(path) -> bytes:
 
 def read_depth_png(path) -> np.ndarray:
   """Reads a uint16 millimetre depth PNG as float16 metres, checking its size."""
-  image, _ = _open_image(path)
+  image, _ = depth_builder.open_image(path)
   depth = np.asarray(image)
   if image.format != 'PNG' or depth.dtype not in (np.uint16, np.int32):
     raise ValueError(f'{path}: expected a 16-bit PNG of millimetres, got {image.format} '
