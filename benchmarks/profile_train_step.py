@@ -134,7 +134,7 @@ def main():
         f'{compiled_at - lowered_at:.1f} s; step {statistics.median(times):.3f} s (median of '
         f'{args.repeats}: ' + ', '.join(f'{t:.3f}' for t in times) + ')')
   total = sum(groups.values())
-  print(f'\n| ops | s | share |\n|---|---|---|')
+  print('\n| ops | s | share |\n|---|---|---|')
   for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1]):
     print(f'| {name} | {seconds:.3f} | {seconds / total:.0%} |')
   print(f'| all ops | {total:.3f} | |')

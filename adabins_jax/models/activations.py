@@ -9,7 +9,6 @@ recomputes the sigmoid in the backward pass instead; so does this.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from adabins_jax.models import recompute
 
