@@ -86,6 +86,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'model.min_depth_m': _number(0.0, open_low=True),
     'model.bin_norm': _one_of(adabins.BIN_NORMS),
     'model.conv': _one_of(layers.CONV_KINDS),
+    'model.feature_channels': _int(1),
     'model.patch_size': _int(1),
     'model.n_queries': _int(1),
     'model.embed_dim': _int(1),

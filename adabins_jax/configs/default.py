@@ -62,6 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
   rgbd.depth_scale = 1000.0
   # The stored value meaning "no depth" (e.g. 0 or 65535), read as invalid (None: none; NaN and
   # infinite floats always are). Depths outside model's range stay; evaluation masks them.
+  # A float placeholder, so that the 0.0 default may be set to None.
   rgbd.invalid_depth = config_dict.placeholder(float)
   rgbd.invalid_depth = 0.0
   # Focal length in pixels of frames whose list line gives none (0: unknown).
@@ -80,6 +81,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (AdaBins_kitti.pt: 80 m), e.g. to fine-tune it for this range; off, that is an error, since
   # the weights hold no range and would give scaled depth (adabins_jax/release_weights.py).
   model.allow_range_mismatch = False
+  # Channels of the half-resolution feature map the decoder (or the U-Net) hands the bins
+  # head: the release's 128, which its weights need.
+  model.feature_channels = 128
   # Bin-width normalisation: 'linear' (the release), 'softmax' or 'sigmoid'.
   model.bin_norm = 'linear'
   # 'standard' or 'dws' (depthwise-separable) convolutions in the U-Net.

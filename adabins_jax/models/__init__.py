@@ -24,9 +24,13 @@ __all__ = ['AdaBins', 'DTYPES', 'MODELS', 'build_abstract_model', 'build_model',
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16, 'float16': jnp.float16}
 # Channels of the half-resolution feature map that the decoder (or the U-Net) hands the bins
-# head: the release's fixed 128 (its decoder's ``num_classes``), whatever the encoder, so the
-# released weights load.
+# head when the config names none: the release's 128 (its decoder's ``num_classes``), whatever
+# the encoder, which the released weights need.
 _FEATURE_CHANNELS = 128
+
+
+def _feature_channels(cfg) -> int:
+  return int(cfg.get('feature_channels', _FEATURE_CHANNELS))
 
 
 def _dtype(name):
@@ -44,7 +48,7 @@ def _head(cfg, in_ch: int, kw) -> AdaptiveBinsHead:
 
 
 def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
-  return AdaBins(encoder, decoder, _head(cfg, _FEATURE_CHANNELS, kw), n_bins=cfg.n_bins,
+  return AdaBins(encoder, decoder, _head(cfg, _feature_channels(cfg), kw), n_bins=cfg.n_bins,
                  n_queries=cfg.n_queries, min_depth_m=cfg.min_depth_m,
                  max_depth_m=cfg.max_depth_m, min_input_size=min_input_size, **kw)
 
@@ -52,13 +56,13 @@ def _assemble(cfg, encoder, decoder, min_input_size: int, kw) -> AdaBins:
 def _efficientnet_adabins(cfg, kw, *, variant: str) -> AdaBins:
   encoder = EfficientNet(variant, drop_path_rate=cfg.get('drop_path_rate', 0.0), **kw)
   decoder = Decoder(encoder.feature_channels, features=cfg.get('decoder_features') or None,
-                    out_ch=_FEATURE_CHANNELS, **kw)
+                    out_ch=_feature_channels(cfg), **kw)
   # Five stride-2 stages: anything smaller than 32 px collapses to nothing.
   return _assemble(cfg, encoder, decoder, 32, kw)
 
 
 def _unet_adabins(cfg, kw) -> AdaBins:
-  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=_FEATURE_CHANNELS, **kw)
+  unet = UNet(cfg.unet_widths, conv=cfg.conv, out_ch=_feature_channels(cfg), **kw)
   return _assemble(cfg, unet, None, unet.min_input_size, kw)
 
 
