@@ -106,7 +106,7 @@ def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
   """The network input (h, w) for an image: the trained input's area at the image's aspect.
 
   An image shaped like the frames gets ``trained_input_size`` itself (480x640 photos run at
-  480x640 for NYU models, 360x480 at input_scale 0.75; 120x160 ones at 60x80 for the demo).
+  480x640 for NYU models, 360x480 at input_scale 0.75; 120x160 ones at 48x64 for the demo).
   Other aspects get sides rounded to ``size_multiple``. The area shrinks or grows until the
   bins head gets between ``n_queries + 1`` and ``pos_table_size`` patches.
 
@@ -122,7 +122,8 @@ def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
   h0, w0 = image_hw
   aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
   area = float(trained[0] * trained[1])
-  # The trained size need not be a clean multiple (60x80 for the demo); the model knows it.
+  # The trained size need not be a clean multiple of the model's (60x80 at input_scale 0.5 for
+  # the demo's frames); the model knows it.
   whole = (round(math.sqrt(area / aspect)), round(math.sqrt(area * aspect)))
   if whole == trained and not _patch_excess(trained, model_config):
     return trained

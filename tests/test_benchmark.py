@@ -90,7 +90,7 @@ def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
     assert 'error' not in cell, cell['error']
     assert _positive_finite(cell['images_per_s']) and _positive_finite(cell['size_mb'])
     # The float32 weights, 4 bytes per parameter, are most of the file.
-    assert cell['size_mb'] == pytest.approx(4 * 775_696 / 1e6, rel=0.2)
+    assert cell['size_mb'] == pytest.approx(4 * 701_904 / 1e6, rel=0.2)
     assert 0 <= cell['depth_rel_l2'] < benchmark.EXPORT_TOLERANCE
 
 

@@ -18,7 +18,7 @@ from adabins_jax.datasets import synthetic_rooms
 from adabins_jax.configs import demo
 
 # What the docstring of configs/demo.py states.
-DEMO_PARAMS = 775_696
+DEMO_PARAMS = 701_904
 
 
 def _conv(i, o, k):
@@ -34,11 +34,12 @@ def _expected_params(m):
   w = m.unet_widths
   unet = _double_conv(3, w[0]) + sum(_double_conv(w[i - 1], w[i]) for i in range(1, len(w)))
   unet += sum(_double_conv(w[i + 1] + w[i], w[i]) for i in range(1, len(w) - 1))  # up blocks
-  unet += _conv(w[1], 128, 3)  # to the head's 128 channels
+  c = m.feature_channels
+  unet += _conv(w[1], c, 3)  # to the head's input channels
   e, f = m.embed_dim, m.ffn_dim
   layer = (e * 3 * e + 3 * e) + (e * e + e) + (e * f + f) + (f * e + e) + 2 * 2 * e
-  head = (_conv(128, e, m.patch_size) + m.pos_table_size * e + m.num_layers * layer
-          + _conv(128, e, 3) + (e * 256 + 256) + (256 * 256 + 256) + (256 * m.n_bins + m.n_bins))
+  head = (_conv(c, e, m.patch_size) + m.pos_table_size * e + m.num_layers * layer
+          + _conv(c, e, 3) + (e * 256 + 256) + (256 * 256 + 256) + (256 * m.n_bins + m.n_bins))
   return unet + head + m.n_queries * m.n_bins + m.n_bins  # + the 1x1 conv over query maps
 
 

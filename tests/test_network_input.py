@@ -45,10 +45,10 @@ def test_frame_size_without_the_field_is_nyus_and_a_bad_one_is_named():
 
 def test_photos_shaped_like_the_frames_get_the_trained_input():
   demo = configs.load('demo')
-  # 120x160 frames at input_scale 0.5, though 60 is no multiple of the model's 8.
-  assert network_input.trained_input_size(demo) == (60, 80)
-  assert network_input.network_size((120, 160), demo) == (60, 80)
-  assert network_input.network_size((3024, 4032), demo) == (60, 80)
+  # 120x160 frames at input_scale 0.4.
+  assert network_input.trained_input_size(demo) == (48, 64)
+  assert network_input.network_size((120, 160), demo) == (48, 64)
+  assert network_input.network_size((3024, 4032), demo) == (48, 64)
   for name in _NYU_CONFIGS:
     config = configs.load(name)
     assert network_input.network_size((480, 640), config) == (480, 640), name

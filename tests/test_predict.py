@@ -199,8 +199,8 @@ def test_a_frame_of_the_demo_data_gets_evaluations_depth(tmp_path):
       config.data, 2, builder=builder, process_index=0, process_count=1)))
   model = benchmark.random_model(config.model, seed=1)
   model.eval()
-  # The demo network sees the 120x160 frames at 60x80 (data.input_scale 0.5).
-  assert batch['image'].shape == (2, 60, 80, 3)
+  # The demo network sees the 120x160 frames at 48x64 (data.input_scale 0.4).
+  assert batch['image'].shape == (2, 48, 64, 3)
   _, evaluated = steps.make_eval_step(config, nnx.graphdef(model))(nnx.state(model), batch)
   assert config.eval.flip_average
   (tmp_path / 'in').mkdir()
