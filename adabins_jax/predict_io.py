@@ -18,12 +18,12 @@ from PIL import Image
 from PIL import ImageOps
 
 from adabins_jax import files
+from adabins_jax import kitti
 from adabins_jax import nyu
 from adabins_jax import visualize
 
-# Depth PNG scale: millimetres (NYU convention); KITTI stores depth x 256.
+# Depth PNG scale: millimetres (NYU convention); KITTI's is kitti.DEPTH_PNG_SCALE.
 MM_PER_M = 1000.0
-KITTI_PNG_SCALE = 256.0
 
 _GLOB_CHARS = frozenset('*?[')
 
@@ -303,7 +303,7 @@ def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray,
 def png_scale(max_depth_m: float) -> float:
   """Depth PNG units per metre: 1000 (millimetres), or 256 for KITTI-range models."""
   # Ranges beyond NYU's are outdoor (KITTI-like) ones.
-  return KITTI_PNG_SCALE if max_depth_m > nyu.MAX_DEPTH_M else MM_PER_M
+  return kitti.DEPTH_PNG_SCALE if max_depth_m > nyu.MAX_DEPTH_M else MM_PER_M
 
 
 def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth: np.ndarray, *,
