@@ -65,3 +65,24 @@ def tiny_rooms_config(out: str, num_steps: int, **train_fields):
   config.train.eval_every_steps = 0
   config.train.update(train_fields)
   return config
+
+
+def save_torch_weights(model: nnx.Module, path) -> str:
+  """Writes ``model``'s weights as a release-style PyTorch state dict; returns the path."""
+  import torch  # Only the tests that call this need torch; they skip without it.
+  from adabins_jax import torch_mapping
+  state = torch_mapping.model_to_state_dict(model)
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+  return str(path)
+
+
+def save_run(workdir, model: nnx.Module, step: int = 1):
+  """Makes ``workdir`` a training run holding one checkpoint of ``model`` at ``step``."""
+  import optax
+  from adabins_jax import checkpointing
+  manager = checkpointing.create_manager(workdir)
+  checkpointing.save(manager, step, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
+                     force=True)
+  manager.wait_until_finished()
+  manager.close()
+  return workdir

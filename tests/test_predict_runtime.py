@@ -15,12 +15,12 @@ from PIL import Image
 import pytest
 
 import adabins_jax
+from tests import stand_ins
 from adabins_jax import export_formats
 from adabins_jax import main
 from adabins_jax import predict
 from adabins_jax import predict_flags
 from adabins_jax import runtimes
-from adabins_jax import torch_mapping
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 # float32 files differ from JAX by rounding only (measured about 1e-7).
@@ -43,11 +43,8 @@ def _relative_l2(got, want) -> float:
 
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory, model):
-  torch = pytest.importorskip('torch')
-  path = tmp_path_factory.mktemp('weights') / 'smoke.pt'
-  state = torch_mapping.model_to_state_dict(model)
-  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
-  return str(path)
+  pytest.importorskip('torch')
+  return stand_ins.save_torch_weights(model, tmp_path_factory.mktemp('weights') / 'smoke.pt')
 
 
 @pytest.fixture(scope='module')

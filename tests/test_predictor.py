@@ -5,9 +5,9 @@ from PIL import Image
 import pytest
 
 import adabins_jax
+from tests import stand_ins
 from adabins_jax import benchmark
 from adabins_jax import predict
-from adabins_jax import torch_mapping
 from adabins_jax.configs import smoke
 
 _SIZE = '64x80'
@@ -15,12 +15,9 @@ _SIZE = '64x80'
 
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory):
-  torch = pytest.importorskip('torch')
+  pytest.importorskip('torch')
   model = benchmark.random_model(smoke.get_config().model, seed=1)
-  path = tmp_path_factory.mktemp('weights') / 'smoke.pt'
-  state = torch_mapping.model_to_state_dict(model)
-  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
-  return str(path)
+  return stand_ins.save_torch_weights(model, tmp_path_factory.mktemp('weights') / 'smoke.pt')
 
 
 @pytest.fixture(scope='module')

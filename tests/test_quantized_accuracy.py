@@ -1,16 +1,14 @@
 """benchmarks/quantized_accuracy.py: its table, and its float32 file scoring as JAX does."""
 
-from flax import nnx
 import numpy as np
-import optax
 import pytest
 
 pytest.importorskip('tensorflow')
 pytest.importorskip('ai_edge_litert')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import stand_ins
 from adabins_jax import benchmark
-from adabins_jax import checkpointing
 from adabins_jax import imagenet
 from adabins_jax.configs import smoke
 from tests import benchmark_scripts
@@ -20,14 +18,8 @@ from tests import benchmark_scripts
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
   """A smoke-model training run with one checkpoint (random weights: nothing is trained)."""
-  workdir = tmp_path_factory.mktemp('run')
   model = benchmark.random_model(smoke.get_config().model, seed=1)
-  manager = checkpointing.create_manager(workdir)
-  checkpointing.save(manager, 1, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
-                     force=True)
-  manager.wait_until_finished()
-  manager.close()
-  return workdir
+  return stand_ins.save_run(tmp_path_factory.mktemp('run'), model)
 
 
 def test_table_has_every_format_and_float32_tflite_scores_as_jax(run, tmp_path, capsys):

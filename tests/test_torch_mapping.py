@@ -18,6 +18,14 @@ def _relative_error(got, ref):
   return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
 
 
+def _save_fixture_pt(path):
+  """The fixture weights as the release saved its checkpoints (DDP-prefixed, with optimizer)."""
+  state = fixture_weights.fixture_state_dict()
+  torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
+              'optimizer': {}, 'epoch': 0}, path)
+  return path
+
+
 @nnx.jit
 def _forward(model, images):
   return model(images)
@@ -26,11 +34,7 @@ def _forward(model, images):
 @pytest.mark.slow
 def test_paper_model_matches_reference_outputs(tmp_path):
   """The release's B5 AdaBins with the fixture weights, saved as a DDP-style .pt and imported."""
-  state = fixture_weights.fixture_state_dict()
-  path = tmp_path / 'fixture.pt'
-  torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
-              'optimizer': {}, 'epoch': 0}, path)
-  del state
+  path = _save_fixture_pt(tmp_path / 'fixture.pt')
   model = build_abstract_model(effnet_b5_256.get_config().model)
   torch_mapping.load_torch_checkpoint(model, path)
   model.eval()
@@ -63,11 +67,7 @@ def _rescaled(depth, old_max, new_max, low=1e-3):
 @pytest.mark.slow
 def test_kitti_named_weights_match_the_reference_in_the_kitti_range(tmp_path):
   """The fixture weights as ``AdaBins_kitti.pt``, read by the paper model at max_depth_m=80."""
-  state = fixture_weights.fixture_state_dict()
-  path = tmp_path / 'AdaBins_kitti.pt'
-  torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
-              'optimizer': {}, 'epoch': 0}, path)
-  del state
+  path = _save_fixture_pt(tmp_path / 'AdaBins_kitti.pt')
   model = build_abstract_model(_kitti_range(effnet_b5_256.get_config()).model)
   torch_mapping.load_torch_checkpoint(model, path)
   model.eval()

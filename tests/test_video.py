@@ -7,12 +7,10 @@ import sys
 from absl import app
 from absl import flags
 from absl.testing import flagsaver
-from flax import nnx
 import numpy as np
-import optax
 import pytest
 
-from adabins_jax import checkpointing
+from tests import stand_ins
 from adabins_jax import main
 from adabins_jax import predict
 from adabins_jax import predict_io
@@ -48,13 +46,7 @@ def _decode(path):
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory, model):
   """A training run's folder holding the smoke model's weights."""
-  run = tmp_path_factory.mktemp('run')
-  manager = checkpointing.create_manager(run)
-  checkpointing.save(manager, 7, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
-                     force=True)
-  manager.wait_until_finished()
-  manager.close()
-  return run
+  return stand_ins.save_run(tmp_path_factory.mktemp('run'), model, step=7)
 
 
 def _main(monkeypatch, workdir, *args):
