@@ -37,7 +37,7 @@ import numpy as np
 from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import errors
-from adabins_jax import predict
+from adabins_jax import predictor as predictor_lib
 from adabins_jax import predict_io
 from adabins_jax import visualize
 
@@ -97,7 +97,7 @@ def _summary(depth: np.ndarray) -> str:
           f'{np.median(depth):.2f} m). Click on the depth map to read one pixel.')
 
 
-def predict_photo(predictor: predict.Predictor, image: Any, out_dir: str | os.PathLike,
+def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str | os.PathLike,
                   name: str = 'photo') -> DepthView:
   """Depth of one photo, and its files written into ``out_dir``.
 
@@ -170,7 +170,7 @@ def _read_upload(upload: Any) -> np.ndarray:
                    '(JPEG, PNG, WebP, TIFF, ...).') from None
 
 
-def _header(predictor: predict.Predictor) -> str:
+def _header(predictor: predictor_lib.Predictor) -> str:
   model = predictor.config.model
   return ('# AdaBins depth\n'
           f'Model `{model.name}` with {model.n_bins} bins, weights from `{predictor.source}`. '
@@ -180,7 +180,7 @@ def _header(predictor: predict.Predictor) -> str:
           'point cloud (`.ply`, NYU Kinect camera).')
 
 
-def build_app(predictor: predict.Predictor, files_root: str | None = None) -> gr.Blocks:
+def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None) -> gr.Blocks:
   """The page: photo and coloured depth side by side, the clicked depth, the files.
 
   Its API endpoint ``/predict`` takes an image file and returns (coloured depth image,
@@ -262,7 +262,7 @@ def main(argv):
   compilation_cache.enable(compilation_cache.default_directory())
   try:
     # One photo per request: batching would only pad it.
-    predictor = predict.Predictor(args.config, weights=args.weights, workdir=args.workdir,
+    predictor = predictor_lib.Predictor(args.config, weights=args.weights, workdir=args.workdir,
                                   batch_size=1)
   except (errors.CheckpointError, FileNotFoundError, ValueError) as e:
     # No checkpoint, no such file, or weights that do not fit the config: all say so.

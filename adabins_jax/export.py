@@ -31,9 +31,9 @@ from adabins_jax import export_formats
 from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import network_input
-from adabins_jax import predict
 from adabins_jax import predict_io
 from adabins_jax import steps
+from adabins_jax import trained
 from adabins_jax.models import layers
 
 FORMATS = tuple(export_formats.LOADERS)
@@ -142,7 +142,7 @@ def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
   """Writes ``model`` as ``fmt`` to ``output`` (a folder for 'savedmodel').
 
   Args:
-    model: The model with trained weights (``predict.load_model``); its convolutions are
+    model: The model with trained weights (``trained.load_model``); its convolutions are
       switched to ``EXPORT_CONV_IMPL``.
     config: Its config.
     fmt: One of ``FORMATS``.
@@ -202,7 +202,7 @@ def main(argv):
     check_format(args.format, options)  # Before the weights load: a typo costs nothing.
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  model, source = predict.load_model(args.config, args.workdir, args.weights)
+  model, source = trained.load_model(args.config, args.workdir, args.weights)
   meta = export(model, args.config, args.format, args.output, options)
   logging.info('Exported %s to %s.', source, args.output)
   print(f'Wrote {args.output} ({args.format}) from {source}:\n' + json.dumps(meta, indent=2))

@@ -36,17 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from adabins_jax import checkpointing
+from adabins_jax import trained
 from adabins_jax import imagenet
 from adabins_jax import metrics as metrics_lib
-from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import predict_io
 from adabins_jax import predict_video
 from adabins_jax import runtimes
 from adabins_jax import steps
-from adabins_jax import torch_mapping
 
 
 @dataclasses.dataclass
@@ -113,32 +111,8 @@ class PredictSummary:
     return text
 
 
-def load_model(config, workdir: str | None, weights: str | None = None) -> tuple[nnx.Module, str]:
-  """The config's model in eval mode with trained weights, and where they came from.
-
-  Args:
-    config: The full config (uses model, eval.checkpoint, seed).
-    workdir: A training run's folder; its ``config.eval.checkpoint`` is loaded.
-    weights: A released PyTorch ``.pt``/``.pth``; used instead of ``workdir`` when given.
-  """
-  # Shape-only until loaded: random initialisation would compile a program per weight shape.
-  model = models.build_abstract_model(config.model, seed=config.seed)
-  if weights:
-    torch_mapping.load_torch_checkpoint(
-        model, weights, allow_range_mismatch=config.model.get('allow_range_mismatch', False))
-    source = os.fspath(weights)
-  elif workdir:
-    step = checkpointing.restore_model(workdir, model, config.eval.checkpoint)
-    source = f'{workdir} (step {step})'
-  else:
-    raise ValueError('predict needs trained weights: --workdir=<training run> or '
-                     '--weights=<released .pt>.')
-  unloaded = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(
-      nnx.state(model)) if isinstance(v, jax.ShapeDtypeStruct)]
-  if unloaded:
-    raise ValueError(f'{source} left model variables unset: {unloaded[:5]}')
-  model.eval()
-  return model, source
+# Where predict, the Predictor and export get their trained model (a name tests replace).
+load_model = trained.load_model
 
 
 # The evaluation protocol's clip, average, resize and clip; compiled per output size.
@@ -397,10 +371,3 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
   print(f'{summary} Outputs in {options.output}.')
   return summary
 
-
-def __getattr__(name):
-  # Predictor lives in predictor.py, which imports this module; predict.Predictor still works.
-  if name in ('Predictor', 'Prediction'):
-    from adabins_jax import predictor  # pylint: disable=g-import-not-at-top
-    return getattr(predictor, name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -39,7 +39,7 @@ from adabins_jax import imagenet
 from adabins_jax import input_pipeline
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import parallel
-from adabins_jax import predict
+from adabins_jax import trained
 from adabins_jax import predict_io
 from adabins_jax import runtimes
 from adabins_jax import steps
@@ -115,7 +115,7 @@ def measure(config, workdir: str, calibration: int = 100, limit: int | None = No
   batches = eval_batches(config, limit)
   if not batches:
     raise ValueError(f'{config.data.dataset}/{config.data.eval_split}: no evaluation batch.')
-  model, _ = predict.load_model(config, workdir)
+  model, _ = trained.load_model(config, workdir)
   rows = {'jax float32': jax_metrics(model, config, batches)}
   hw = tuple(batches[0]['image'].shape[1:3])
   export.use_plain_convolutions(model)

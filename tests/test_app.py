@@ -31,7 +31,7 @@ from adabins_jax import app
 from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import configs
-from adabins_jax import predict
+from adabins_jax import predictor as predictor_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # A small network input: these tests check the plumbing, not the depth's accuracy.
@@ -54,7 +54,7 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def predictor(workdir):
-  return predict.Predictor('demo', workdir=workdir, size=_SIZE, batch_size=1)
+  return predictor_lib.Predictor('demo', workdir=workdir, size=_SIZE, batch_size=1)
 
 
 @pytest.fixture(scope='module')

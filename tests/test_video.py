@@ -13,6 +13,7 @@ import pytest
 from tests import stand_ins
 from adabins_jax import main
 from adabins_jax import predict
+from adabins_jax import predictor as predictor_lib
 from adabins_jax import predict_io
 from adabins_jax import predict_video
 from adabins_jax import visualize
@@ -74,7 +75,7 @@ def test_each_frame_is_the_image_path_prediction_of_that_frame(clip_run, config,
     depth = archive['depth']
   assert depth.shape == (_FRAMES, *_HW) and depth.dtype == np.float16
   frames, _ = _decode(clip)
-  predictor = predict.Predictor(config, workdir=str(workdir), size=_HW, batch_size=_BATCH)
+  predictor = predictor_lib.Predictor(config, workdir=str(workdir), size=_HW, batch_size=_BATCH)
   expected = np.stack([p.depth for p in predictor.predict_batch(frames)])
   # Float16 keeps 11 significant bits: half a step is 2**-11 of the value.
   np.testing.assert_allclose(depth.astype(np.float32), expected, rtol=2**-11, atol=1e-6)
