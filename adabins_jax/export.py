@@ -158,12 +158,6 @@ def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
   use_plain_convolutions(model)
   model.eval()
   meta = signature(config, options)
-  if options.int8:
-    # Measured on the trained demo (docs/benchmark.md, "Exported models"): the bins head's
-    # widths, their normalisation and cumulative sum do not survive int8 activations.
-    logging.warning('export: --int8 quantises every activation, the bins head included; on '
-                    'the trained demo that took d1 from 0.85 to 0.11 (docs/export.md). Check '
-                    'the file with benchmarks/quantized_accuracy.py, or use --fp16.')
   calibration = calibration_frames(config, hw, options.calibration) if options.int8 else None
   tflite_kw = dict(fp16=options.fp16, calibration=calibration) if fmt == 'tflite' else {}
   export_formats.write_all(depth_function(model, config, options.flip_average), fmt, output,

@@ -125,10 +125,38 @@ def test_int8_tflite_is_calibrated_on_the_configs_frames(demo, tmp_path):
   path = tmp_path / 'int8.tflite'
   export.export(demo.model, config, 'tflite', path,
                 export.ExportOptions(size='64x96', int8=True, calibration=3))
-  assert path.stat().st_size < 0.4 * demo.paths['tflite'].stat().st_size
+  # The convolutions' weights are int8, the bins head's dense layers stay float32.
+  assert path.stat().st_size < 0.5 * demo.paths['tflite'].stat().st_size
   depth = export_formats.load(path)(frames[0])['depth']
   assert depth.shape == (1, 64, 96) and np.all(np.isfinite(depth))
   assert config.model.min_depth_m <= depth.min() and depth.max() <= config.model.max_depth_m
+  ops = _tflite_ops(path)
+  convs = [op for op in ops if op[0] in export_formats.INT8_CONV_OPS]
+  assert convs and all(dtype == np.int8 for _, dtype in convs), convs
+  # The converter may keep a max-pool over int8 values in int8, which is exact.
+  floats = [op for op in ops if op[0] in export_formats.FLOAT_OPS_UNDER_INT8
+            and op[0] != 'MAX_POOL_2D']
+  assert floats and not [op for op in floats if op[1] == np.int8], floats
+
+
+def _tflite_ops(path) -> list[tuple[str, type]]:
+  """(op name, dtype of its first input) of every op of a TFLite file, without delegates."""
+  litert = pytest.importorskip('ai_edge_litert.interpreter')
+  interpreter = litert.Interpreter(
+      model_path=os.fspath(path),
+      experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  tensors = {t['index']: t['dtype'] for t in interpreter.get_tensor_details()}
+  return [(op['op_name'], tensors.get(op['inputs'][0]) if len(op['inputs']) else None)
+          for op in interpreter._get_ops_details()]  # pylint: disable=protected-access
+
+
+@pytest.mark.parametrize('name', ['demo', 'unet128_dws'])
+def test_int8_leaves_every_op_but_the_convolutions_in_float(request, name):
+  """Every op the models export to is a convolution or listed to stay in float under int8."""
+  exported = request.getfixturevalue(name)
+  names = {op for op, _ in _tflite_ops(exported.paths['tflite'])}
+  allowed = set(export_formats.INT8_CONV_OPS) | set(export_formats.FLOAT_OPS_UNDER_INT8)
+  assert names - allowed == set(), names - allowed
 
 
 def test_dynamic_batch_stablehlo_and_fixed_batch_only_for_tflite(demo, tmp_path):
