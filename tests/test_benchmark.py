@@ -74,7 +74,7 @@ def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS='cpu')
   result = subprocess.run(
       [sys.executable, '-m', 'adabins_jax.benchmark', '--configs=demo',
-       '--runtimes=jax,onnxruntime,litert', '--eval_size=128x160', '--batch_sizes=1',
+       '--runtimes=jax,onnxruntime,litert', '--eval_size=120x160', '--batch_sizes=1',
        '--repeats=1', '--skip_train', f'--output={out}'],
       cwd=_REPO, env=env, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
@@ -83,8 +83,8 @@ def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
                  'litert img/s b1', 'litert MB', 'litert rel. L2'):
     assert f'| {column} |' in header
   runtimes = json.loads(out.read_text())['rows']['demo']['runtimes']
-  # demo's input_scale halves the size.
-  assert (runtimes['height'], runtimes['width'], runtimes['batch']) == (64, 80, 1)
+  # The demo's input_scale, 0.4.
+  assert (runtimes['height'], runtimes['width'], runtimes['batch']) == (48, 64, 1)
   for runtime in ('onnxruntime', 'litert'):
     cell = runtimes[runtime]
     assert 'error' not in cell, cell['error']

@@ -46,6 +46,8 @@ _STEPS = 4
 _TINY = {
     'data.dataset': 'synthetic_rooms/tiny',
     'data.crop_size': (64, 80),
+    # Half-size input: 32x40 gives the bins head 20 patches, 16 queries need 17.
+    'data.input_scale': 0.5,
     'model.unet_widths': (8, 16, 32),
     'model.n_bins': 16,
     'model.n_queries': 16,
