@@ -29,6 +29,7 @@ from flax import nnx
 import jax
 import numpy as np
 
+from adabins_jax import export
 from adabins_jax import export_formats
 from adabins_jax import files
 from adabins_jax import steps
@@ -124,8 +125,6 @@ class ExportedForward:
     self.runtime, self.batch_size, self._flip_average = runtime, batch_size, flip_average
     self._format = EXPORT_FORMATS[runtime]
     self.cache_dir = pathlib.Path(cache_dir or default_cache_dir()).expanduser()
-    # Not at the top: export.py imports predict.py, which imports this module.
-    from adabins_jax import export  # pylint: disable=g-import-not-at-top
     export.use_plain_convolutions(model)
     self._fn = network_function(model, flip_average)
     self._key = weights_key(model, config, self._format, batch_size, flip_average)
