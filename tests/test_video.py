@@ -187,7 +187,9 @@ def test_a_failure_mid_clip_leaves_no_file(tmp_path, per_frame):
 
 
 def test_without_imageio_a_clip_says_how_to_install(tmp_path, monkeypatch, model, config):
-  clip = _write_clip(tmp_path / 'clip.webm')
+  # Written as MP4 and renamed: ffmpeg refuses libx264 in a WebM container, and whether that
+  # surfaced as a broken pipe while writing depended on timing. Only the name is read here.
+  clip = _write_clip(tmp_path / 'clip.mp4').rename(tmp_path / 'clip.webm')
   monkeypatch.setitem(sys.modules, 'imageio', None)
   monkeypatch.setitem(sys.modules, 'imageio.v2', None)
   options = predict.PredictOptions(str(clip), str(tmp_path / 'out'))
