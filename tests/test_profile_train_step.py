@@ -30,3 +30,20 @@ def test_breakdown_times_the_scopes_of_a_real_program():
   groups = profile_train_step.breakdown(compiled, lambda: jax.block_until_ready(compiled(*args)))
   assert {'conv_shifted (forward)', 'conv_shifted (backward)'} <= set(groups)
   assert all(seconds >= 0 for seconds in groups.values())
+
+
+def test_compile_breakdown_counts_the_fusions_of_each_scope():
+  compile_breakdown = benchmark_scripts.load('compile_breakdown')
+
+  def f(x, y):
+    with jax.named_scope('optimizer'):
+      a = jnp.sin(x) * 2.0 + 1.0
+    with jax.named_scope('batch_norm'):
+      b = jnp.exp(y) * jnp.sum(y)
+    return a, b
+
+  text = jax.jit(f).lower(jnp.ones((64, 64)), jnp.ones((32, 16))).compile().as_text()
+  counts = compile_breakdown.fusions_by_group(text)
+  entry = text[text.index('\nENTRY'):]
+  assert counts['optimizer'] >= 1 and counts['batch_norm'] >= 1
+  assert sum(counts.values()) == entry.count(' fusion(')
