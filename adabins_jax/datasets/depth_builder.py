@@ -43,33 +43,53 @@ def depth_features(height: int, width: int, image_format: str = 'png',
   return tfds.features.FeaturesDict({**features, **(extra or {})})
 
 
-def read_file_list(path) -> list[tuple[str, str, float]]:
-  """Parses a BTS / AdaBins file list into (rgb path, depth path, focal), paths made relative.
+def read_file_list(path, *, default_focal: float | None = None, keep_absolute: bool = False,
+                   line_numbers: bool = False) -> list[tuple]:
+  """Parses a file list of "<rgb path> <depth path> <focal>" lines into (rgb, depth, focal).
 
-  Lines are "<rgb path> <depth path> <focal>"; a leading '/' of a path is dropped. KITTI's lists
-  write 'None' as the depth path of frames without ground truth; it is returned as it is.
+  This is the one parser of the BTS / AdaBins lists (nyu_depth_v2_bts, kitti_eigen) and of a
+  user's own lists (rgbd_folder). Blank lines and lines starting with '#' are skipped. KITTI's
+  lists write 'None' as the depth path of frames without ground truth; it is returned as it is.
+
+  Args:
+    path: the list file.
+    default_focal: None if every line must give its focal; otherwise the focal of lines with
+      only "<rgb path> <depth path>".
+    keep_absolute: return paths as written; by default a leading '/' is dropped, making every
+      path relative to the dataset's root.
+    line_numbers: prefix each entry with its line number in the file (1-based), so that a
+      caller's own checks can name the line.
+
+  Returns:
+    (rgb path, depth path, focal) per frame, or (line number, rgb path, depth path, focal) with
+    `line_numbers`, in file order.
 
   Raises:
     FileNotFoundError: the list is missing.
-    ValueError: naming the file and line, for a line that is not "<rgb> <depth> <focal>".
+    ValueError: naming the file and line, for a line of the wrong form; or the list names no
+      frame.
   """
   path = epath.Path(path)
   if not path.exists():
     raise FileNotFoundError(f'{path}: file list missing; see MANUAL_DOWNLOAD_INSTRUCTIONS')
+  sizes = (3,) if default_focal is None else (2, 3)
+  form = 'rgb_path depth_path focal' if default_focal is None else 'rgb_path depth_path [focal]'
   entries = []
   for number, line in enumerate(path.read_text().splitlines(), start=1):
-    if not line.strip():
-      continue
     fields = line.split()
+    if not fields or fields[0].startswith('#'):
+      continue
     try:
-      if len(fields) != 3:
+      if len(fields) not in sizes:
         raise ValueError
-      entries.append((fields[0].lstrip('/'), fields[1].lstrip('/'), float(fields[2])))
+      focal = float(fields[2]) if len(fields) == 3 else default_focal
     except ValueError:
-      raise ValueError(f'{path}:{number}: expected "<rgb path> <depth path> <focal>", '
-                       f'got {line!r}') from None
+      raise ValueError(f'{path}:{number}: expected "{form}", got {len(fields)} fields: '
+                       f'{line!r}') from None
+    rgb, depth = fields[:2] if keep_absolute else (f.lstrip('/') for f in fields[:2])
+    entries.append((number, rgb, depth, focal) if line_numbers else (rgb, depth, focal))
   if not entries:
-    raise ValueError(f'{path}: the file list is empty')
+    raise ValueError(f'{path}: the file list names no frame')
   return entries
 
 

@@ -166,32 +166,25 @@ def split_frames(config: RgbdFolderConfig, split: str) -> list[Frame]:
 
 
 def read_file_list(path: epath.Path, default_focal: float) -> list[Frame]:
-  """Parses a list of `rgb_path depth_path [focal]` lines; blank and '#' lines are skipped.
+  """Reads a list of `rgb_path depth_path [focal]` lines into frames.
+
+  `depth_builder.read_file_list` parses the lines (blank and '#' lines are skipped); relative
+  paths are then taken from the list's folder, and every file must exist.
 
   Raises:
     FileNotFoundError: the list, or a file it names, is missing.
-    ValueError: naming the list and line, for a line of the wrong form.
+    ValueError: naming the list and line, for a line of the wrong form; or the list names no
+      frame.
   """
+  entries = depth_builder.read_file_list(_existing(path, 'list'), default_focal=default_focal,
+                                         keep_absolute=True, line_numbers=True)
   frames = []
-  for number, line in enumerate(_existing(path, 'list').read_text().splitlines(), start=1):
-    fields = line.split()
-    if not fields or fields[0].startswith('#'):
-      continue
-    source = f'{path}:{number}'
-    try:
-      if len(fields) not in (2, 3):
-        raise ValueError
-      focal = float(fields[2]) if len(fields) == 3 else default_focal
-    except ValueError:
-      raise ValueError(f'{source}: expected "rgb_path depth_path [focal]", got {len(fields)} '
-                       f'fields: {line!r}') from None
-    rgb, depth = (epath.Path(_absolute(f, str(path.parent))) for f in fields[:2])
+  for number, rgb_name, depth_name, focal in entries:
+    rgb, depth = (epath.Path(_absolute(f, str(path.parent))) for f in (rgb_name, depth_name))
     for file in (rgb, depth):
       if not file.exists():
-        raise FileNotFoundError(f'{file}: listed in {source} but missing')
-    frames.append(Frame(rgb, depth, focal, fields[0]))
-  if not frames:
-    raise ValueError(f'{path}: the list names no frame')
+        raise FileNotFoundError(f'{file}: listed in {path}:{number} but missing')
+    frames.append(Frame(rgb, depth, focal, rgb_name))
   return frames
 
 

@@ -67,6 +67,23 @@ def test_parses_lists_with_and_without_leading_slash(tmp_path):
       ('b/rgb_00002.jpg', 'b/sync_depth_00002.png', 500.0)]
 
 
+def test_optional_focal_comments_and_line_numbers(tmp_path):
+  path = tmp_path / 'list.txt'
+  path.write_text('# rgb depth [focal]\n/a/rgb_1.jpg a/d_1.png\n\n  # indented comment\n'
+                  'b/rgb_2.jpg /b/d_2.png 500\n')
+  assert depth_builder.read_file_list(path, default_focal=7.5) == [
+      ('a/rgb_1.jpg', 'a/d_1.png', 7.5), ('b/rgb_2.jpg', 'b/d_2.png', 500.0)]
+  assert depth_builder.read_file_list(
+      path, default_focal=7.5, keep_absolute=True, line_numbers=True) == [
+          (2, '/a/rgb_1.jpg', 'a/d_1.png', 7.5), (5, 'b/rgb_2.jpg', '/b/d_2.png', 500.0)]
+  strict = re.escape(f'{path}:2: expected "rgb_path depth_path focal", got 2 fields')
+  with pytest.raises(ValueError, match=strict):
+    depth_builder.read_file_list(path)
+  path.write_text('# only a comment\n')
+  with pytest.raises(ValueError, match=re.escape(f'{path}: the file list names no frame')):
+    depth_builder.read_file_list(path, default_focal=7.5)
+
+
 @pytest.mark.parametrize('line', ['a/rgb.jpg a/depth.png', 'a/rgb.jpg a/depth.png focal'])
 def test_malformed_list_line_names_file_and_line(tmp_path, line):
   path = tmp_path / 'list.txt'
