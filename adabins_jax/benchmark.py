@@ -15,22 +15,20 @@ GFLOP/s that makes; the JSON also has the FLOPs of the program that ran (fewer w
 replaces convolutions). Times are medians over ``--repeats`` synchronised runs after a warm-up.
 Weights are random (speed does not depend on them) and filled on the host, since random
 initialisation compiles a program per shape. Runs on whatever backend JAX picks: CPU or GPU alike.
---runtimes adds, per runtime beyond JAX, the model exported at batch 1 (``benchmark_exported``):
-CPU images/s, the file's MB and its depth's relative L2 error against JAX's.
+--runtimes adds, per runtime beyond JAX, the model exported at batch 1
+(``benchmark_export.benchmark_exported``): CPU images/s, the file's MB and its depth's relative
+L2 error against JAX's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-import contextlib
+from collections.abc import Callable, Sequence
 import json
 import math
 import os
-import pathlib
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -42,18 +40,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from adabins_jax import benchmark_export
 from adabins_jax import configs
-from adabins_jax import export
-from adabins_jax import export_formats
 from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import nyu
 from adabins_jax import optim
 from adabins_jax import reference
-from adabins_jax import runtimes as runtimes_lib
 from adabins_jax import steps
-from adabins_jax.models import layers
 
 # The configs benchmarked by default: those with published speed and size.
 REFERENCE_CONFIGS = tuple(name for name, row in reference.REFERENCE.items()
@@ -61,23 +56,9 @@ REFERENCE_CONFIGS = tuple(name for name, row in reference.REFERENCE.items()
 # The table's resolutions before data.input_scale: NYU test frames and the training crop.
 EVAL_HW = nyu.FRAME_HW
 TRAIN_HW = nyu.TRAIN_CROP_HW
-# Published sizes are decimal megabytes (78.3 M params x 12 bytes = 940 MB).
-_MB = 1e6
 # Steps of the one-cycle schedule the optimizer is built with. The schedule only sets learning
 # rates, which change neither the optimizer state's size nor a step's speed.
 _SCHEDULE_STEPS = 1000
-# --runtimes: JAX (the columns above) and the exported format each other runtime runs.
-EXPORT_RUNTIMES = runtimes_lib.EXPORT_FORMATS
-RUNTIMES = runtimes_lib.RUNTIMES
-# Exported depth against JAX's: float32 files differ by rounding only (about 1e-7).
-EXPORT_TOLERANCE = 1e-4
-# The file each format is written to, and the file it is converted from (export_formats).
-_EXPORT_FILES = {'stablehlo': 'model.stablehlo', 'savedmodel': 'savedmodel',
-                 'tflite': 'model.tflite', 'tflite_fp16': 'model_fp16.tflite',
-                 'onnx': 'model.onnx'}
-_EXPORT_SOURCES = {'tflite': 'savedmodel', 'tflite_fp16': 'savedmodel', 'onnx': 'tflite'}
-
-
 def load_config(name: str):
   """A config by name ('unet128') or by path ('configs/unet128.py'); see ``configs.resolve``."""
   return configs.load(name)
@@ -117,8 +98,9 @@ def sizes(model: nnx.Module, config) -> dict[str, float]:
   tx = optim.create_optimizer(config.optim, total_steps=_SCHEDULE_STEPS)
   opt_state = jax.eval_shape(tx.init, params)
   saved = _nbytes(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))) + _nbytes(opt_state)
-  return {'params': models.count_params(model), 'param_mb': _nbytes(params) / _MB,
-          'checkpoint_mb': saved / _MB}
+  return {'params': models.count_params(model),
+          'param_mb': _nbytes(params) / benchmark_export.MB,
+          'checkpoint_mb': saved / benchmark_export.MB}
 
 
 def _flops(compiled) -> float:
@@ -179,19 +161,6 @@ def time_compiled(jitted: Any, args: Sequence[Any], repeats: int, *, static_args
   return result
 
 
-@contextlib.contextmanager
-def _convolutions(model: nnx.Module, **impls: str) -> Iterator[None]:
-  """Within: every convolution of ``model`` runs as ``impls`` say (``layers.set_conv_impls``)."""
-  saved = [(conv, conv.depthwise_impl, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
-           if isinstance(conv, layers.Conv)]
-  layers.set_conv_impls(model, **impls)
-  try:
-    yield
-  finally:
-    for conv, depthwise_impl, conv3x3_impl in saved:
-      conv.depthwise_impl, conv.conv3x3_impl = depthwise_impl, conv3x3_impl
-
-
 def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
                    args: Sequence[Any]) -> float | None:
   """FLOPs of ``build(model)(*args)`` compiled with direct convolutions.
@@ -207,7 +176,7 @@ def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
   """
   shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(args))
   timed = build(model).lower(*shapes).as_text()
-  with _convolutions(model, conv3x3_impl='xla'):
+  with benchmark_export.convolutions(model, conv3x3_impl='xla'):
     direct = build(model).lower(*shapes)
   return None if direct.as_text() == timed else _flops(direct.compile())
 
@@ -267,102 +236,6 @@ def benchmark_training(model: nnx.Module, config, image_hw: Sequence[int],
   return _rates(result, batch, nominal)
 
 
-def check_runtimes(runtimes: Sequence[str]) -> None:
-  """Raises ValueError for a runtime not in ``RUNTIMES``, ImportError if one lacks packages."""
-  for runtime in runtimes:
-    runtimes_lib.check(runtime, '--runtimes')
-
-
-def _images_per_second(run: Callable[[np.ndarray], Any], image: np.ndarray,
-                       repeats: int) -> float:
-  run(image)  # Warm-up: the runtime's first call plans and allocates.
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    run(image)
-    times.append(time.perf_counter() - start)
-  return 1.0 / statistics.median(times)
-
-
-def _relative_l2(got: np.ndarray, want: np.ndarray) -> float:
-  return float(np.linalg.norm(got - want) / np.linalg.norm(want))
-
-
-def _file_mb(path: pathlib.Path) -> float:
-  paths = path.rglob('*') if path.is_dir() else [path]
-  return sum(p.stat().st_size for p in paths if p.is_file()) / _MB
-
-
-def _export_file(fn: Callable[..., Any], fmt: str, folder: pathlib.Path, hw: tuple[int, int],
-                 metadata: dict[str, str], written: dict[str, pathlib.Path]) -> pathlib.Path:
-  """Writes ``fn`` as ``fmt`` at batch 1 in ``folder``, after the file it converts from."""
-  if fmt in written:
-    return written[fmt]
-  path = folder / _EXPORT_FILES[fmt]
-  source = _EXPORT_SOURCES.get(fmt)
-  source_path = source and _export_file(fn, source, folder, hw, metadata, written)
-  if fmt == 'stablehlo':
-    export_formats.write_stablehlo(fn, path, 1, hw)
-  elif fmt == 'savedmodel':
-    export_formats.write_savedmodel(fn, path, 1, hw)
-  elif fmt in ('tflite', 'tflite_fp16'):
-    export_formats.write_tflite(source_path, path, fp16=fmt == 'tflite_fp16')
-  else:
-    export_formats.write_onnx(source_path, path, metadata)
-  written[fmt] = path
-  return path
-
-
-def benchmark_exported(model: nnx.Module, config, hw: tuple[int, int], formats: Sequence[str],
-                       repeats: int, *, flip_average: bool = False,
-                       tolerance: float = EXPORT_TOLERANCE) -> dict[str, dict[str, Any]]:
-  """Exports ``model`` at batch 1 to each format and times the file in its runtime on the CPU.
-
-  Args:
-    model: The model; its convolutions are ``export.EXPORT_CONV_IMPL`` while exporting, as
-      ``export.export`` makes them, and return to what they were.
-    config: Its config.
-    hw: The input size.
-    formats: Keys of ``_EXPORT_FILES``; each is written once, in a temporary folder.
-    repeats: Timed calls per format (median kept) after one untimed call.
-    flip_average: Export with flip averaging (two network passes per image).
-    tolerance: The largest relative L2 error of 'depth' against JAX's on the same image.
-
-  Returns:
-    Per format: 'images_per_s', 'ms_per_image', 'size_mb' (decimal MB of the file or folder)
-    and 'depth_rel_l2' (against JAX with the same convolutions); 'error' where the export or
-    run failed or the depth is further than ``tolerance`` from JAX's.
-  """
-  model.eval()
-  image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
-  metadata = export.signature(config, export.ExportOptions(size=hw, flip_average=flip_average))
-  results = {}
-  with (_convolutions(model, depthwise_impl=export.EXPORT_CONV_IMPL,
-                      conv3x3_impl=export.EXPORT_CONV_IMPL),
-        tempfile.TemporaryDirectory(prefix='adabins-benchmark-') as tmp):
-    fn = export.depth_function(model, config, flip_average)
-    want = np.asarray(jax.jit(fn)(image)['depth'])
-    written = {}
-    for fmt in formats:
-      logging.info('Exporting to %s at %dx%d.', fmt, *hw)
-      results[fmt] = cell = {}
-      try:  # One failed format keeps the rest of the table.
-        path = _export_file(fn, fmt, pathlib.Path(tmp), hw, metadata, written)
-        run = export_formats.load(path)
-        cell['size_mb'] = _file_mb(path)
-        cell['depth_rel_l2'] = _relative_l2(run(image)['depth'], want)
-        cell['images_per_s'] = _images_per_second(run, image, repeats)
-        cell['ms_per_image'] = 1e3 / cell['images_per_s']
-      except Exception as e:  # pylint: disable=broad-exception-caught
-        logging.exception('Exporting to %s failed.', fmt)
-        cell['error'] = f'{type(e).__name__}: {str(e)[:300]}'
-        continue
-      if not cell['depth_rel_l2'] < tolerance:
-        cell['error'] = (f'depth relative L2 {cell["depth_rel_l2"]:.1e} against JAX, over '
-                         f'{tolerance:g}')
-  return results
-
-
 def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: int = 5,
                      skip_train: bool = False, train_batch_size: int | None = None,
                      eval_hw: Sequence[int] = EVAL_HW, train_hw: Sequence[int] = TRAIN_HW,
@@ -378,8 +251,9 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
       a CPU.
     eval_hw: Inference size before ``data.input_scale``.
     train_hw: Training crop before ``data.input_scale`` (the depth target stays this size).
-    runtimes: Of ``RUNTIMES``; beside JAX (always measured), each other one runs the model
-      exported at batch 1 and the inference size (``benchmark_exported``).
+    runtimes: Of ``benchmark_export.RUNTIMES``; beside JAX (always measured), each other one
+      runs the model exported at batch 1 and the inference size
+      (``benchmark_export.benchmark_exported``).
     seed: Of the random weights and data.
   """
   scale = float(config.data.input_scale)
@@ -393,12 +267,13 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
   for batch in batch_sizes:
     logging.info('Inference, batch %d at %dx%d.', batch, *infer_hw)
     row['inference'][str(batch)] = benchmark_inference(model, infer_hw, batch, repeats)
-  exported = [r for r in runtimes if r in EXPORT_RUNTIMES]
+  formats = benchmark_export.EXPORT_RUNTIMES
+  exported = [r for r in runtimes if r in formats]
   if exported:
-    cells = benchmark_exported(model, config, infer_hw, [EXPORT_RUNTIMES[r] for r in exported],
-                               repeats)
+    cells = benchmark_export.benchmark_exported(model, config, infer_hw,
+                                                [formats[r] for r in exported], repeats)
     row['runtimes'] = {'height': infer_hw[0], 'width': infer_hw[1], 'batch': 1,
-                       **{r: cells[EXPORT_RUNTIMES[r]] for r in exported}}
+                       **{r: cells[formats[r]] for r in exported}}
   if not skip_train:
     if train_batch_size is None:
       on_cpu = jax.default_backend() == 'cpu'
@@ -444,7 +319,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int],
   Each of ``runtimes`` other than JAX adds its CPU img/s at batch 1, file MB and relative L2
   error of the depth against JAX's.
   """
-  exported = [r for r in runtimes if r in EXPORT_RUNTIMES]
+  exported = [r for r in runtimes if r in benchmark_export.EXPORT_RUNTIMES]
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
   header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB', 'published size MB']
             + infer_cols + ['ms/img b1' if 1 in batch_sizes else None]
@@ -536,7 +411,7 @@ def main(argv):
   f = flags.FLAGS
   batch_sizes = [int(b) for b in f.batch_sizes]
   try:
-    check_runtimes(f.runtimes)
+    benchmark_export.check_runtimes(f.runtimes)
   except (ImportError, ValueError) as e:
     raise app.UsageError(str(e)) from None
   results = run(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,

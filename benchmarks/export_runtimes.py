@@ -8,7 +8,7 @@ in a temporary folder, TFLite also with float16 weights. Per format: the relativ
 'depth' against JAX with the same plain convolutions (``export.EXPORT_CONV_IMPL``) on one random
 image, the file's size (decimal MB), and images per second at batch 1 (median of --repeats
 calls after one warm-up) in its runtime with every core, measured by
-``benchmark.benchmark_exported`` (which ``python -m adabins_jax.benchmark
+``benchmark_export.benchmark_exported`` (which ``python -m adabins_jax.benchmark
 --runtimes=jax,onnxruntime,litert`` also runs, without flip averaging, beside its own
 columns). The 'jax' row is the project's own path (convolutions chosen by 'auto', as
 ``Predictor`` runs them). Every row includes flip averaging (two network passes) and the
@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from adabins_jax import benchmark
+from adabins_jax import benchmark_export
 from adabins_jax import configs
 from adabins_jax import export
 
@@ -63,8 +64,8 @@ def measure(name: str, repeats: int) -> dict[str, dict]:
   image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
   rows = {'jax': _jax_row(model, config, image, repeats)}
   # Every error is reported here, float16's too; none is judged.
-  cells = benchmark.benchmark_exported(model, config, hw, list(_FORMATS), repeats,
-                                       flip_average=True, tolerance=math.inf)
+  cells = benchmark_export.benchmark_exported(model, config, hw, list(_FORMATS), repeats,
+                                              flip_average=True, tolerance=math.inf)
   rows.update((_FORMATS[fmt], cell) for fmt, cell in cells.items())
   return rows
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from adabins_jax import benchmark
+from adabins_jax import benchmark_export
 from adabins_jax import models
 from adabins_jax.models import layers
 
@@ -91,7 +92,7 @@ def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
     assert _positive_finite(cell['images_per_s']) and _positive_finite(cell['size_mb'])
     # The float32 weights, 4 bytes per parameter, are most of the file.
     assert cell['size_mb'] == pytest.approx(4 * 701_904 / 1e6, rel=0.2)
-    assert 0 <= cell['depth_rel_l2'] < benchmark.EXPORT_TOLERANCE
+    assert 0 <= cell['depth_rel_l2'] < benchmark_export.EXPORT_TOLERANCE
 
 
 def test_default_runtimes_add_nothing_to_the_table():
@@ -114,9 +115,10 @@ def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, t
     path.write_bytes(b'x' * 1000)
     return path.with_name('model.onnx') if fmt == 'onnx' else path
 
-  monkeypatch.setattr(benchmark, '_export_file', fake_export)
-  monkeypatch.setattr(benchmark.export_formats, 'load', fake_load)
-  cells = benchmark.benchmark_exported(model, config, depth_hw, ['tflite', 'onnx'], repeats=1)
+  monkeypatch.setattr(benchmark_export, '_export_file', fake_export)
+  monkeypatch.setattr(benchmark_export.export_formats, 'load', fake_load)
+  cells = benchmark_export.benchmark_exported(model, config, depth_hw, ['tflite', 'onnx'],
+                                              repeats=1)
   assert cells['onnx'] == {'error': 'RuntimeError: no such op'}
   tflite = cells['tflite']
   assert tflite['error'].startswith('depth relative L2') and tflite['depth_rel_l2'] > 1e-4
@@ -134,11 +136,11 @@ def test_a_missing_runtime_package_names_the_export_extra(monkeypatch):
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',
                       lambda name: None if name == 'onnxruntime' else real(name))
-  benchmark.check_runtimes(['jax', 'litert'])
+  benchmark_export.check_runtimes(['jax', 'litert'])
   with pytest.raises(ImportError, match=r"onnxruntime: install the export extra"):
-    benchmark.check_runtimes(['jax', 'onnxruntime'])
+    benchmark_export.check_runtimes(['jax', 'onnxruntime'])
   with pytest.raises(ValueError, match='not one of jax, onnxruntime, litert'):
-    benchmark.check_runtimes(['tensorrt'])
+    benchmark_export.check_runtimes(['tensorrt'])
 
 
 def test_flops_and_timing_of_a_known_program():
