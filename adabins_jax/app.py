@@ -71,10 +71,12 @@ def ply_stride(hw: tuple[int, int], max_points: int = MAX_PLY_POINTS) -> int:
 
 
 def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
-                      depth: np.ndarray, max_depth_m: float) -> list[str]:
+                      depth: np.ndarray, max_depth_m: float,
+                      camera: predict_io.Camera = predict_io.NYU_CAMERA) -> list[str]:
   """Writes ``<name>_depth.npy``, ``<name>_depth.png`` and ``<name>.ply``; returns their paths.
 
-  The same files as ``--mode=predict --ply`` with default intrinsics (NYU's Kinect, scaled).
+  The same files as ``--mode=predict --ply`` with default intrinsics: those of the model's
+  training dataset's camera (NYU's Kinect or KITTI's), scaled to the photo.
 
   Args:
     out_dir: An existing folder.
@@ -82,13 +84,16 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
     rgb: (H, W, 3) float photo in [0, 1], the point colours.
     depth: (H, W) float32 metres.
     max_depth_m: The model's range, which picks the PNG's units (``predict_io.png_scale``).
+    camera: The camera whose intrinsics, scaled to the photo, back-project the point cloud:
+      the model's (``Predictor.camera``).
   """
   base = os.path.join(os.fspath(out_dir), name)
   paths = [f'{base}_depth.npy', f'{base}_depth.png', f'{base}.ply']
   np.save(paths[0], depth)
   visualize.save_png(paths[1], visualize.depth_to_uint16(depth, predict_io.png_scale(max_depth_m)))
   predict_io.write_ply(paths[2], depth, predict_io.to_uint8(rgb),
-                       predict_io.intrinsics_for(depth.shape), ply_stride(depth.shape))
+                       predict_io.intrinsics_for(depth.shape, camera=camera),
+                       ply_stride(depth.shape))
   return paths
 
 
@@ -113,7 +118,7 @@ def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str |
   rgb = predict_io.as_rgb(image)
   result = predictor.predict(rgb)
   files = write_depth_files(out_dir, name, rgb, result.depth,
-                            float(predictor.config.model.max_depth_m))
+                            float(predictor.config.model.max_depth_m), predictor.camera)
   return DepthView(result.depth, result.colorized, files, _summary(result.depth))
 
 
@@ -177,7 +182,7 @@ def _header(predictor: predictor_lib.Predictor) -> str:
           f'Colours span its range, {model.min_depth_m:g} m (blue, near) to '
           f'{model.max_depth_m:g} m (red, far). The downloads hold depth in metres (`.npy`), '
           f'a 16-bit PNG (x{predict_io.png_scale(model.max_depth_m):g} per metre) and a '
-          'point cloud (`.ply`, NYU Kinect camera).')
+          f'point cloud (`.ply`, {predictor.camera.name} camera).')
 
 
 def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None) -> gr.Blocks:

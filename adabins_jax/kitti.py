@@ -1,9 +1,9 @@
-"""KITTI's frames as the AdaBins release uses them: sizes, crops, depth range, depth encoding.
+"""KITTI's frames as the AdaBins release uses them: sizes, crops, depth range, encoding, camera.
 
 Facts of the dataset and of the release's KITTI Eigen-split recipe and protocol
-(docs/reference.md), kept in one place: the dataset builder, the evaluation's crops and the
-KITTI config read them from here. Pixel coordinates are (rows, cols) of the camera's original
-frame unless said otherwise.
+(docs/reference.md), kept in one place: the dataset builder, the evaluation's crops, the
+KITTI config and prediction's point clouds read them from here. Pixel coordinates are (rows,
+cols) of the camera's original frame unless said otherwise.
 """
 
 from __future__ import annotations
@@ -29,6 +29,11 @@ DEPTH_PNG_SCALE = 256.0
 # The depth range (metres) the release's KITTI model predicts and is evaluated in.
 MIN_DEPTH_M = 1e-3
 MAX_DEPTH_M = 80.0
+
+# The colour camera's pinhole intrinsics, (fx, fy, cx, cy) in pixels of an INTRINSICS_FRAME_HW
+# frame: P_rect_02 of the raw data's 2011_09_26 calibration (calib_cam_to_cam.txt).
+INTRINSICS = (721.5377, 721.5377, 609.5593, 172.854)
+INTRINSICS_FRAME_HW = (375, 1242)
 
 
 def kb_crop_offset(height: int, width: int) -> tuple[int, int]:

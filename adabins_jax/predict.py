@@ -53,7 +53,8 @@ class PredictOptions:
 
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
   ``network_input.network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
-  (``predict_io.intrinsics_for``). ``frames``: a clip's depth as one .npy per frame instead of
+  (``predict_io.intrinsics_for``; all None: the model's training dataset's camera, scaled, see
+  ``predict_io.dataset_camera``). ``frames``: a clip's depth as one .npy per frame instead of
   one .npz (``predict_video``). ``runtime``: 'jax', or 'litert' or 'onnxruntime', which run
   the network as an exported file cached in ``runtime_cache`` (``runtimes.ExportedForward``).
   """
@@ -198,7 +199,7 @@ class _Predictor:
     self._write_kw = dict(
         depth_range=self.network.depth_range, per_image_range=options.per_image_range,
         cmap=options.cmap, strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
-        intrinsics=options.intrinsics)
+        intrinsics=options.intrinsics, camera=predict_io.dataset_camera(config))
 
   def prepare(self, path: pathlib.Path, name: str) -> _Image:
     """Reads and resizes one image (runs in a reader thread)."""

@@ -38,10 +38,12 @@ FRAMES = flags.DEFINE_boolean(
     'frames', False, 'predict: for video clips, write one <name>_frames/NNNNNN.npy per frame '
     '(float16 metres) instead of the single <name>_depth.npz.')
 FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the input image '
-                        '(default: NYU Kinect intrinsics scaled to the image size).')
+                        "(default: the training dataset's camera (NYU's Kinect or KITTI's), "
+                        'scaled to the image size).')
 FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (default: fx).')
 CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (default: the '
-                        'image centre when --fx is given, else NYU scaled).')
+                        "image centre when --fx is given, else the training dataset's camera, "
+                        'scaled).')
 RUNTIME = flags.DEFINE_enum(
     'runtime', 'jax', ['jax', 'onnxruntime', 'litert'],
     'predict: what runs the network: jax, or litert or onnxruntime (the export extra), which '

@@ -12,6 +12,7 @@ import contextlib
 import glob
 import os
 import pathlib
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,19 @@ from adabins_jax import visualize
 MM_PER_M = 1000.0
 
 _GLOB_CHARS = frozenset('*?[')
+
+
+class Camera(NamedTuple):
+  """A reference camera: pinhole (fx, fy, cx, cy) in pixels of a ``frame_hw`` frame."""
+  intrinsics: tuple[float, float, float, float]
+  frame_hw: tuple[int, int]
+  name: str
+
+
+NYU_CAMERA = Camera(nyu.INTRINSICS, nyu.FRAME_HW, 'NYU Kinect')
+KITTI_CAMERA = Camera(kitti.INTRINSICS, kitti.INTRINSICS_FRAME_HW, 'KITTI')
+# ``data.dataset`` names (before any '/config') whose frames come from KITTI's camera.
+_KITTI_DATASETS = frozenset({'kitti_eigen'})
 
 
 def _image_extensions() -> frozenset[str]:
@@ -250,19 +264,31 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
   return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def intrinsics_for(hw: Sequence[int],
-                   given: Sequence[float | None] = (None,) * 4) -> tuple[float, ...]:
+def dataset_camera(config: Any) -> Camera:
+  """The camera of the frames a model's ``config.data.dataset`` holds: KITTI's or NYU's Kinect.
+
+  Datasets other than KITTI's (NYU, synthetic rooms, your own RGB-D frames) get NYU's Kinect,
+  the camera of the release's indoor models.
+  """
+  name = str(config.data.dataset).split('/')[0]
+  return KITTI_CAMERA if name in _KITTI_DATASETS else NYU_CAMERA
+
+
+def intrinsics_for(hw: Sequence[int], given: Sequence[float | None] = (None,) * 4,
+                   camera: Camera = NYU_CAMERA) -> tuple[float, ...]:
   """Pinhole (fx, fy, cx, cy) in pixels of an image of size ``hw``.
 
-  None given: NYU's Kinect intrinsics scaled from 480x640 to the image. Otherwise ``fx`` is
-  needed; ``fy`` defaults to ``fx`` and the principal point to the image centre.
+  None given: ``camera``'s intrinsics (default NYU's Kinect at 480x640) scaled from its frame to
+  the image, as the training dataset's camera for a model's photos (``dataset_camera``).
+  Otherwise ``fx`` is needed; ``fy`` defaults to ``fx`` and the principal point to the image
+  centre.
   """
   fx, fy, cx, cy = given
   h, w = hw
   if all(v is None for v in given):
-    sy, sx = h / nyu.FRAME_HW[0], w / nyu.FRAME_HW[1]
-    nfx, nfy, ncx, ncy = nyu.INTRINSICS
-    return nfx * sx, nfy * sy, ncx * sx, ncy * sy
+    sy, sx = h / camera.frame_hw[0], w / camera.frame_hw[1]
+    cfx, cfy, ccx, ccy = camera.intrinsics
+    return cfx * sx, cfy * sy, ccx * sx, ccy * sy
   if fx is None:
     raise ValueError(f'Camera intrinsics {given}: --fy/--cx/--cy need --fx as well.')
   fy = fx if fy is None else fy
@@ -310,7 +336,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
                   depth_range: tuple[float, float], per_image_range: bool = False,
                   cmap: str = 'turbo', strip: bool = False, ply: bool = False,
                   ply_stride: int = 1,
-                  intrinsics: Sequence[float | None] = (None,) * 4) -> list[str]:
+                  intrinsics: Sequence[float | None] = (None,) * 4,
+                  camera: Camera = NYU_CAMERA) -> list[str]:
   """Writes one image's depth files into ``out_dir``; returns their paths.
 
   ``<name>_depth.npy`` (float32 metres), ``<name>_depth.png`` (uint16, see ``png_scale``),
@@ -328,6 +355,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
     depth: (H, W) depth in metres at the input's size, finite.
     depth_range: the model's (min_depth_m, max_depth_m).
     per_image_range, cmap, strip, ply, ply_stride, intrinsics: see predict.PredictOptions.
+    camera: The camera whose intrinsics, scaled, fill in ``intrinsics`` when none is given:
+      the model's training dataset's (``dataset_camera``).
   """
   depth = np.asarray(depth, np.float32)
   if depth.shape != rgb.shape[:2]:
@@ -351,7 +380,7 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
         p, visualize.prediction_strip(to_uint8(rgb), colour, vmin, vmax, cmap=cmap))
   if ply:
     writers[f'{base}.ply'] = lambda p: write_ply(
-        p, depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics), ply_stride)
+        p, depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
   with contextlib.ExitStack() as stack:
     temporaries = {path: stack.enter_context(files.atomic_path(path)) for path in writers}
     for path, write in writers.items():

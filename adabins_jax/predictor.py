@@ -52,6 +52,13 @@ class Predictor:
   of ``--mode=predict`` with the same options: the same network input size, flip averaging
   and post-processing. With ``runtime='litert'`` or ``'onnxruntime'`` the network runs as an
   exported file (``runtimes.ExportedForward``), within rounding of JAX's depth.
+
+  Attributes:
+    config: The model's config.
+    source: Where its weights came from.
+    camera: The training dataset's camera (``predict_io.dataset_camera``), whose intrinsics
+      ``predict_io.intrinsics_for`` scales to a photo for a point cloud, as ``--ply`` does.
+    runtime: What runs the network: 'jax', 'litert' or 'onnxruntime'.
   """
 
   def __init__(self, config, *, weights: str | None = None, workdir: str | None = None,
@@ -91,6 +98,7 @@ class Predictor:
       raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
                        f'{visualize.COLORMAPS}.')
     self.config = config
+    self.camera = predict_io.dataset_camera(config)
     model, self.source = predict.load_model(config, workdir, weights)
     self.runtime = runtime
     # pylint: disable-next=protected-access

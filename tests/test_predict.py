@@ -14,6 +14,7 @@ import pytest
 
 from adabins_jax import benchmark
 from adabins_jax import checkpointing
+from adabins_jax import configs
 from adabins_jax import imagenet
 from adabins_jax import input_pipeline
 from adabins_jax import main
@@ -241,7 +242,42 @@ def test_ply_geometry_and_intrinsics(tmp_path):
   np.testing.assert_allclose(predict_io.intrinsics_for((240, 320)),
                              np.array(nyu.INTRINSICS) / 2)
   assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None)) == (300, 300, 100, 49.5)
+  np.testing.assert_allclose(predict_io.intrinsics_for((750, 621), camera=predict_io.KITTI_CAMERA),
+                             [721.5377 / 2, 721.5377 * 2, 609.5593 / 2, 172.854 * 2])
+  # A given focal length wins over the camera.
+  assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None),
+                                   predict_io.KITTI_CAMERA) == (300, 300, 100, 49.5)
   with pytest.raises(ValueError, match='need --fx'):
     predict.PredictOptions('a.png', 'out', intrinsics=(None, 400.0, None, None))
   with pytest.raises(ValueError, match='480x640'):
     predict.PredictOptions('a.png', 'out', size='480by640')
+
+
+def test_the_default_camera_is_the_training_datasets(config):
+  assert predict_io.dataset_camera(configs.load('kitti_effnet_b5_256')) == predict_io.KITTI_CAMERA
+  for name in ('effnet_b5_256', 'demo'):
+    assert predict_io.dataset_camera(configs.load(name)) == predict_io.NYU_CAMERA
+  assert predict_io.dataset_camera(config) == predict_io.NYU_CAMERA
+
+
+def test_a_kitti_models_point_cloud_uses_kittis_camera(tmp_path, model, config):
+  kitti_config = config.copy_and_resolve_references()
+  kitti_config.data.dataset = 'kitti_eigen'
+  (tmp_path / 'in').mkdir()
+  hw = (36, 124)  # A tenth of KITTI's 375x1242 frame, about.
+  rgb = np.random.default_rng(0).integers(0, 256, (*hw, 3), np.uint8)
+  Image.fromarray(rgb).save(tmp_path / 'in' / 'road.png')
+  options = predict.PredictOptions(str(tmp_path / 'in'), str(tmp_path / 'out'), size=_SIZE,
+                                   ply=True)
+  assert predict.predict_images(model, kitti_config, options).failed == []
+  # KITTI's colour camera (fx = fy = 721.5377, cx 609.5593, cy 172.854 at 375x1242), scaled.
+  sy, sx = hw[0] / 375, hw[1] / 1242
+  fx, fy, cx, cy = 721.5377 * sx, 721.5377 * sy, 609.5593 * sx, 172.854 * sy
+  header, body = (tmp_path / 'out' / 'road.ply').read_bytes().split(b'end_header\n')
+  assert f'fx={fx:.4f} fy={fy:.4f}'.encode() in header
+  vertices = np.frombuffer(body, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'),
+                                        ('r', 'u1'), ('g', 'u1'), ('b', 'u1')])
+  depth = np.load(tmp_path / 'out' / 'road_depth.npy')
+  v, u = np.mgrid[0:hw[0], 0:hw[1]]
+  np.testing.assert_allclose(vertices['x'], ((u - cx) * depth / fx).ravel(), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(vertices['y'], ((v - cy) * depth / fy).ravel(), rtol=1e-4, atol=1e-5)
