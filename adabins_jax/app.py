@@ -37,6 +37,7 @@ import numpy as np
 from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import errors
+from adabins_jax import files
 from adabins_jax import predictor as predictor_lib
 from adabins_jax import predict_io
 from adabins_jax import visualize
@@ -75,8 +76,9 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
                       camera: predict_io.Camera = predict_io.NYU_CAMERA) -> list[str]:
   """Writes ``<name>_depth.npy``, ``<name>_depth.png`` and ``<name>.ply``; returns their paths.
 
-  The same files as ``--mode=predict --ply`` with default intrinsics: those of the model's
-  training dataset's camera (NYU's Kinect or KITTI's), scaled to the photo.
+  All or nothing (``files.write_all``), as ``--mode=predict --ply`` writes them, with its default
+  intrinsics: those of the model's training dataset's camera (NYU's Kinect or KITTI's), scaled to
+  the photo.
 
   Args:
     out_dir: An existing folder.
@@ -88,13 +90,14 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
       the model's (``Predictor.camera``).
   """
   base = os.path.join(os.fspath(out_dir), name)
-  paths = [f'{base}_depth.npy', f'{base}_depth.png', f'{base}.ply']
-  np.save(paths[0], depth)
-  visualize.save_png(paths[1], visualize.depth_to_uint16(depth, predict_io.png_scale(max_depth_m)))
-  predict_io.write_ply(paths[2], depth, predict_io.to_uint8(rgb),
-                       predict_io.intrinsics_for(depth.shape, camera=camera),
-                       ply_stride(depth.shape))
-  return paths
+  return files.write_all({
+      f'{base}_depth.npy': lambda p: np.save(p, depth),
+      f'{base}_depth.png': lambda p: visualize.save_png(
+          p, visualize.depth_to_uint16(depth, predict_io.png_scale(max_depth_m))),
+      f'{base}.ply': lambda p: predict_io.write_ply(
+          p, depth, predict_io.to_uint8(rgb), predict_io.intrinsics_for(depth.shape, camera=camera),
+          ply_stride(depth.shape)),
+  })
 
 
 def _summary(depth: np.ndarray) -> str:
@@ -117,9 +120,9 @@ def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str |
   """
   rgb = predict_io.as_rgb(image)
   result = predictor.predict(rgb)
-  files = write_depth_files(out_dir, name, rgb, result.depth,
+  paths = write_depth_files(out_dir, name, rgb, result.depth,
                             float(predictor.config.model.max_depth_m), predictor.camera)
-  return DepthView(result.depth, result.colorized, files, _summary(result.depth))
+  return DepthView(result.depth, result.colorized, paths, _summary(result.depth))
 
 
 def depth_at(depth: np.ndarray | str | os.PathLike | None, x: int, y: int) -> str:

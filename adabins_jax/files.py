@@ -7,7 +7,7 @@ at worst a hidden ``.tmp-*`` file, never a truncated file under the real name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 import contextlib
 import os
 
@@ -40,3 +40,16 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     return
   with atomic_path(path) as temporary, open(temporary, 'wb') as f:
     f.write(data)
+
+
+def write_all(writers: Mapping[str, Callable[[str], object]]) -> list[str]:
+  """Calls ``writers[path](temporary)`` for every path, renaming all into place once all succeed.
+
+  All or nothing: a failure in any writer leaves none of the files (and any old ones as they
+  were). Returns the paths, in order.
+  """
+  with contextlib.ExitStack() as stack:
+    temporaries = {path: stack.enter_context(atomic_path(path)) for path in writers}
+    for path, write in writers.items():
+      write(temporaries[path])
+  return list(writers)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 import collections
-import contextlib
 import glob
 import os
 import pathlib
@@ -381,11 +380,7 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
   if ply:
     writers[f'{base}.ply'] = lambda p: write_ply(
         p, depth, to_uint8(rgb), intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
-  with contextlib.ExitStack() as stack:
-    temporaries = {path: stack.enter_context(files.atomic_path(path)) for path in writers}
-    for path, write in writers.items():
-      write(temporaries[path])
-  return list(writers)
+  return files.write_all(writers)
 
 
 def format_failures(failures: Iterable[tuple[str, str]]) -> str:

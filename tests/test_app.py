@@ -1,5 +1,6 @@
 """The web demo: its functions, its server through gradio_client, its command and its page."""
 
+import errno
 import os
 import pathlib
 import re
@@ -194,3 +195,14 @@ def test_command_serves_the_page(workdir, tmp_path):
     api = gradio_client.Client(url, verbose=False).view_api(print_info=False,
                                                             return_format='dict')
     assert '/predict' in api['named_endpoints']
+
+
+def test_the_files_of_a_photo_are_all_or_nothing(tmp_path, monkeypatch):
+  def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(app.predict_io, 'write_ply', disk_full)  # The last of the three files.
+  with pytest.raises(OSError, match='No space left'):
+    app.write_depth_files(tmp_path, 'x', np.zeros((8, 10, 3), np.float32),
+                          np.ones((8, 10), np.float32), 10.0)
+  assert os.listdir(tmp_path) == []
