@@ -20,7 +20,6 @@ from adabins_jax import augment
 from adabins_jax import imagenet
 from adabins_jax import parallel
 import adabins_jax.datasets  # noqa: F401  (registers the project's builders)
-from adabins_jax.datasets import rgbd_folder
 
 # Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
 DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts',
@@ -59,19 +58,14 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   """The prepared TFDS builder of `data_config.dataset` (prepared on first use).
 
   Preparing writes to `data.tfds_data_dir`; with several hosts, build once beforehand
-  (python -m adabins_jax.datasets.build ...) rather than from every host at once.
+  (python -m adabins_jax.datasets.build --config=<the config>) rather than from every host at
+  once.
   """
   name = data_config.dataset.split('/')[0]
   if name not in DATASETS:
     raise ValueError(f'data.dataset={data_config.dataset!r}: expected one of {DATASETS} '
                      "(optionally with a '/config' suffix)")
-  # rgbd_folder's builder config is made from data.rgbd (a user's folder), not named.
-  kwargs = ({'config': rgbd_folder.builder_config(data_config)}
-            if name == rgbd_folder.NAME else {})
-  builder = tfds.builder(data_config.dataset, data_dir=data_config.tfds_data_dir, **kwargs)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=data_config.manual_dir))
-  return builder
+  return adabins_jax.datasets.prepare(data_config)
 
 
 def _split(builder, split: str) -> str:

@@ -7,6 +7,9 @@
   rgbd_folder       a user's own RGB-D frames from a folder (built from config.data.rgbd)
 """
 
+import tensorflow_datasets as tfds
+
+from adabins_jax.datasets import rgbd_folder
 from adabins_jax.datasets.kitti_eigen import KittiEigen
 from adabins_jax.datasets.nyu_depth_v2_bts import NyuDepthV2Bts
 from adabins_jax.datasets.nyu_depth_v2_h5 import NyuDepthV2H5
@@ -15,4 +18,18 @@ from adabins_jax.datasets.synthetic_rooms import SyntheticRooms
 from adabins_jax.datasets.synthetic_rooms import SyntheticRoomsConfig
 
 __all__ = ['KittiEigen', 'NyuDepthV2Bts', 'NyuDepthV2H5', 'RgbdFolder', 'SyntheticRooms',
-           'SyntheticRoomsConfig']
+           'SyntheticRoomsConfig', 'prepare']
+
+
+def prepare(data_config) -> tfds.core.DatasetBuilder:
+  """Prepares (on first use) the dataset a config's ``data`` section reads; returns its builder.
+
+  ``data.dataset`` in ``data.tfds_data_dir``, from ``data.manual_dir`` for the builders that
+  need one; ``rgbd_folder``'s builder config is made from ``data.rgbd`` (a user's folder).
+  """
+  kwargs = ({'config': rgbd_folder.builder_config(data_config)}
+            if data_config.dataset.split('/')[0] == rgbd_folder.NAME else {})
+  builder = tfds.builder(data_config.dataset, data_dir=data_config.tfds_data_dir, **kwargs)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=data_config.manual_dir))
+  return builder

@@ -5,6 +5,11 @@ not depend on; this does the same for the datasets the pipeline reads::
 
   python -m adabins_jax.datasets.build synthetic_rooms/default --data_dir=~/tensorflow_datasets
   python -m adabins_jax.datasets.build nyu_depth_v2_bts --manual_dir=/data/nyu
+  python -m adabins_jax.datasets.build --config=my_rgbd.py   # what that config trains on
+
+With ``--config``, the dataset is the one the config's training run reads (``config.data``:
+its dataset, TFDS data and manual folders, and for ``rgbd_folder`` the builder config made
+from ``data.rgbd``), prepared where the run will look for it.
 """
 
 import time
@@ -12,6 +17,7 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
+from ml_collections import config_flags
 import tensorflow_datasets as tfds
 
 import adabins_jax.datasets  # noqa: F401  (registers the builders)
@@ -19,6 +25,9 @@ import adabins_jax.datasets  # noqa: F401  (registers the builders)
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: TFDS).')
 _MANUAL_DIR = flags.DEFINE_string(
     'manual_dir', None, 'Folder with the manually downloaded data (NYU builders).')
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'A training config: builds its config.data dataset (no names needed).',
+    lock_config=True)
 
 
 def build(name: str, data_dir: str | None = None, manual_dir: str | None = None):
@@ -30,8 +39,18 @@ def build(name: str, data_dir: str | None = None, manual_dir: str | None = None)
 
 
 def main(argv):
+  if _CONFIG.value is not None:
+    if len(argv) > 1 or _DATA_DIR.value or _MANUAL_DIR.value:
+      raise app.UsageError('--config names the dataset and its folders (config.data); give '
+                           'no dataset names, --data_dir or --manual_dir with it')
+    start = time.perf_counter()
+    builder = adabins_jax.datasets.prepare(_CONFIG.value.data)
+    logging.info('%s: %s in %.1f s at %s', _CONFIG.value.data.dataset, dict(builder.info.splits),
+                 time.perf_counter() - start, builder.data_dir)
+    return
   if len(argv) < 2:
-    raise app.UsageError('name the dataset(s) to build, e.g. synthetic_rooms/default')
+    raise app.UsageError('name the dataset(s) to build, e.g. synthetic_rooms/default, or give '
+                         '--config=<training config>')
   for name in argv[1:]:
     start = time.perf_counter()
     builder = build(name, _DATA_DIR.value, _MANUAL_DIR.value)

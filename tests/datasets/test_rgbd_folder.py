@@ -1,6 +1,8 @@
 """rgbd_folder: a user's own RGB-D frames (tiny generated folders in both layouts)."""
 
 import dataclasses
+import subprocess
+import sys
 import pathlib
 
 import numpy as np
@@ -300,3 +302,35 @@ def test_config_is_checked_naming_key_and_value():
       'data.rgbd.depth_scale=0.0: must be in (0.0, inf]']
   # The defaults leave the other datasets' configs valid.
   assert config_validation.problems(smoke.get_config()) == []
+
+
+def test_the_build_command_prepares_what_a_config_trains_on(tmp_path, monkeypatch):
+  """`datasets.build --config=...` (before a multi-host run) leaves nothing for training to do."""
+  write_folder_layout(tmp_path / 'frames')
+  (tmp_path / 'my_rgbd.py').write_text(
+      'from adabins_jax.configs import smoke\n\n\n'
+      'def get_config():\n'
+      '  config = smoke.get_config()\n'
+      "  config.data.dataset = 'rgbd_folder'\n"
+      f"  config.data.tfds_data_dir = {str(tmp_path / 'tfds')!r}\n"
+      f'  config.data.frame_size = {HW}\n'
+      '  config.data.crop_size = (32, 48)\n'
+      f"  config.data.rgbd.folder = {str(tmp_path / 'frames')!r}\n"
+      '  return config\n')
+  subprocess.run([sys.executable, '-m', 'adabins_jax.datasets.build',
+                  f'--config={tmp_path / "my_rgbd.py"}'], check=True, cwd=tmp_path)
+
+  def rebuilt(*args, **kwargs):
+    raise AssertionError('training prepared the frames again')
+
+  monkeypatch.setattr(rgbd_folder.RgbdFolder, '_generate_examples', rebuilt)
+  builder = input_pipeline.get_builder(data_config(tmp_path, tmp_path / 'frames'))
+  assert len(_examples(builder, 'train')) == 8 and len(_examples(builder, 'test')) == 4
+
+
+def test_the_build_command_takes_a_config_or_names_not_both(tmp_path):
+  result = subprocess.run([sys.executable, '-m', 'adabins_jax.datasets.build', 'synthetic_rooms',
+                           '--config=adabins_jax/configs/smoke.py'],
+                          capture_output=True, text=True, cwd=pathlib.Path(__file__).parents[2])
+  assert result.returncode != 0
+  assert 'give no dataset names' in result.stderr
