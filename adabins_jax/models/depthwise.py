@@ -49,14 +49,34 @@ def _depthwise_shifted_fwd(x, kernel, strides, pads):
   return _shifted_sum(x, kernel, strides, pads), (x, kernel)
 
 
+def _input_gradient(cotangent, kernel, strides, pads, input_hw):
+  """The transpose of ``_shifted_sum`` in x: itself a shifted sum, of the spread-out cotangent.
+
+  With the cotangent dilated by the stride (zeros between its rows and columns) and padded by
+  k - 1 minus the forward's padding on each side, every input pixel's gradient is the sum of
+  k*k shifted copies times the kernel turned by 180 degrees: one fused pass, where the
+  automatic transpose pads and adds each tap's term into the gradient in turn (k*k passes).
+  """
+  (kh, kw), (sh, sw) = kernel.shape[:2], strides
+  (top, _), (left, _) = pads
+  out_h, out_w = cotangent.shape[1:3]
+  h, w = input_hw
+  # lax.pad crops where a side's padding is negative.
+  spread = jax.lax.pad(cotangent, jnp.zeros((), cotangent.dtype), (
+      (0, 0, 0),
+      (kh - 1 - top, h + top - (out_h - 1) * sh - 1, sh - 1),
+      (kw - 1 - left, w + left - (out_w - 1) * sw - 1, sw - 1),
+      (0, 0, 0)))
+  return _shifted_sum(spread, kernel[::-1, ::-1], (1, 1), ((0, 0), (0, 0)))
+
+
 def _depthwise_shifted_bwd(strides, pads, saved, cotangent):
   # Made after the forward pass, so that its k*k shifted copies are not kept for the ones below.
   x, kernel = recompute.after(saved, cotangent)
   # JAX names a custom VJP's backward ops as forward ones; the scope tells profiles apart.
   with jax.named_scope('backward'):
     # Linear in x: its transpose needs only the kernel, no saved activations.
-    _, x_vjp = jax.vjp(lambda x: _shifted_sum(x, kernel, strides, pads), x)
-    (d_x,) = x_vjp(cotangent)
+    d_x = _input_gradient(cotangent, kernel, strides, pads, x.shape[1:3])
     # One reduction per tap, each reading its slice of x where it lies (tap-major order).
     sums = [jnp.sum(tap * cotangent, axis=(0, 1, 2))
             for _, _, tap in _shifted_taps(x, kernel.shape[:2], strides, pads)]

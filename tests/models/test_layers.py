@@ -59,7 +59,9 @@ def test_tf_same_padding_is_asymmetric(size, kernel, stride, expected):
 
 @pytest.mark.parametrize('kernel,stride,padding,hw', [
     (3, 1, 'SAME', (13, 17)), (3, 2, 'SAME', (13, 17)), (5, 2, 'SAME', (12, 15)),
-    (5, 1, 2, (9, 11)), (3, 2, 1, (10, 7))])
+    (5, 1, 2, (9, 11)), (3, 2, 1, (10, 7)),
+    # Padding beyond the kernel: the input gradient's spread-out cotangent is cropped.
+    (3, 1, 3, (7, 6)), (3, 2, 3, (9, 8))])
 def test_depthwise_shifted_equals_xla(kernel, stride, padding, hw):
   x = jax.random.normal(jax.random.key(0), (2, *hw, 6))
   convs = [layers.Conv(6, 6, kernel, strides=stride, padding=padding, groups=6,
