@@ -49,6 +49,7 @@ from adabins_jax import nyu
 from adabins_jax import optim
 from adabins_jax import reference
 from adabins_jax import steps
+from adabins_jax.models import layers
 
 # The configs benchmarked by default: those with published speed and size.
 REFERENCE_CONFIGS = tuple(name for name, row in reference.REFERENCE.items()
@@ -176,7 +177,7 @@ def _nominal_flops(model: nnx.Module, build: Callable[[nnx.Module], Any],
   """
   shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), list(args))
   timed = build(model).lower(*shapes).as_text()
-  with benchmark_export.convolutions(model, conv3x3_impl='xla'):
+  with layers.conv_impls(model, conv3x3_impl='xla'):
     direct = build(model).lower(*shapes)
   return None if direct.as_text() == timed else _flops(direct.compile())
 

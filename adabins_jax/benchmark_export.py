@@ -12,8 +12,7 @@ marks the cell failed past a tolerance. ``check_runtimes`` validates the benchma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-import contextlib
+from collections.abc import Callable, Sequence
 import pathlib
 import statistics
 import tempfile
@@ -42,19 +41,6 @@ _EXPORT_FILES = {'stablehlo': 'model.stablehlo', 'savedmodel': 'savedmodel',
                  'tflite': 'model.tflite', 'tflite_fp16': 'model_fp16.tflite',
                  'onnx': 'model.onnx'}
 _EXPORT_SOURCES = {'tflite': 'savedmodel', 'tflite_fp16': 'savedmodel', 'onnx': 'tflite'}
-
-
-@contextlib.contextmanager
-def convolutions(model: nnx.Module, **impls: str) -> Iterator[None]:
-  """Within: every convolution of ``model`` runs as ``impls`` say (``layers.set_conv_impls``)."""
-  saved = [(conv, conv.depthwise_impl, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
-           if isinstance(conv, layers.Conv)]
-  layers.set_conv_impls(model, **impls)
-  try:
-    yield
-  finally:
-    for conv, depthwise_impl, conv3x3_impl in saved:
-      conv.depthwise_impl, conv.conv3x3_impl = depthwise_impl, conv3x3_impl
 
 
 def check_runtimes(runtimes: Sequence[str]) -> None:
@@ -127,8 +113,8 @@ def benchmark_exported(model: nnx.Module, config, hw: tuple[int, int], formats: 
   image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
   metadata = export.signature(config, export.ExportOptions(size=hw, flip_average=flip_average))
   results = {}
-  with (convolutions(model, depthwise_impl=export.EXPORT_CONV_IMPL,
-                     conv3x3_impl=export.EXPORT_CONV_IMPL),
+  with (layers.conv_impls(model, depthwise_impl=export.EXPORT_CONV_IMPL,
+                         conv3x3_impl=export.EXPORT_CONV_IMPL),
         tempfile.TemporaryDirectory(prefix='adabins-benchmark-') as tmp):
     fn = export.depth_function(model, config, flip_average)
     want = np.asarray(jax.jit(fn)(image)['depth'])

@@ -6,7 +6,8 @@ All tensors are NHWC. Convolutions take PyTorch-style symmetric padding or Tenso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+import contextlib
 
 import jax
 import jax.numpy as jnp
@@ -299,6 +300,20 @@ def set_conv_impls(model: nnx.Module, *, depthwise_impl: str | None = None,
         module.depthwise_impl = depthwise_impl
       if conv3x3_impl is not None:
         module.conv3x3_impl = conv3x3_impl
+
+
+@contextlib.contextmanager
+def conv_impls(model: nnx.Module, *, depthwise_impl: str | None = None,
+               conv3x3_impl: str | None = None) -> Iterator[None]:
+  """Within: ``set_conv_impls(model, ...)``; after: every convolution runs as it did before."""
+  saved = [(conv, conv.depthwise_impl, conv.conv3x3_impl) for _, conv in nnx.iter_graph(model)
+           if isinstance(conv, Conv)]
+  set_conv_impls(model, depthwise_impl=depthwise_impl, conv3x3_impl=conv3x3_impl)
+  try:
+    yield
+  finally:
+    for conv, saved_depthwise, saved_conv3x3 in saved:
+      conv.depthwise_impl, conv.conv3x3_impl = saved_depthwise, saved_conv3x3
 
 
 def make_conv(kind: str, in_features: int, out_features: int, kernel_size, **kwargs):

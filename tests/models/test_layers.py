@@ -197,3 +197,16 @@ def test_pointwise_conv_with_cropping_padding_stays_on_xla():
   expected = jax.lax.conv_general_dilated(x, conv.kernel[...], (1, 1), pads,
                                           dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
   np.testing.assert_allclose(conv(x), expected + conv.bias[...], atol=1e-6)
+
+
+def test_conv_impls_apply_within_and_restore_after_even_on_error():
+  convs = nnx.List([layers.Conv(4, 4, 3, padding=1, rngs=nnx.Rngs(0)),
+                    layers.Conv(4, 4, 3, padding=1, groups=4, depthwise_impl='xla',
+                                rngs=nnx.Rngs(1))])
+  before = [(c.depthwise_impl, c.conv3x3_impl) for c in convs]
+  with layers.conv_impls(convs, depthwise_impl='shifted', conv3x3_impl='xla'):
+    assert all((c.depthwise_impl, c.conv3x3_impl) == ('shifted', 'xla') for c in convs)
+  assert [(c.depthwise_impl, c.conv3x3_impl) for c in convs] == before
+  with pytest.raises(RuntimeError), layers.conv_impls(convs, conv3x3_impl='xla'):
+    raise RuntimeError
+  assert [(c.depthwise_impl, c.conv3x3_impl) for c in convs] == before
