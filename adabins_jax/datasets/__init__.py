@@ -18,7 +18,7 @@ from adabins_jax.datasets.synthetic_rooms import SyntheticRooms
 from adabins_jax.datasets.synthetic_rooms import SyntheticRoomsConfig
 
 __all__ = ['KittiEigen', 'NyuDepthV2Bts', 'NyuDepthV2H5', 'RgbdFolder', 'SyntheticRooms',
-           'SyntheticRoomsConfig', 'prepare']
+           'SyntheticRoomsConfig', 'prepare', 'prepare_named']
 
 
 def prepare(data_config) -> tfds.core.DatasetBuilder:
@@ -29,7 +29,14 @@ def prepare(data_config) -> tfds.core.DatasetBuilder:
   """
   kwargs = ({'config': rgbd_folder.builder_config(data_config)}
             if data_config.dataset.split('/')[0] == rgbd_folder.NAME else {})
-  builder = tfds.builder(data_config.dataset, data_dir=data_config.tfds_data_dir, **kwargs)
+  return prepare_named(data_config.dataset, data_config.tfds_data_dir, data_config.manual_dir,
+                       **kwargs)
+
+
+def prepare_named(name: str, data_dir: str | None = None, manual_dir: str | None = None,
+                  **builder_kwargs) -> tfds.core.DatasetBuilder:
+  """Prepares dataset ``name`` ('name' or 'name/config') (on first use); returns its builder."""
+  builder = tfds.builder(name, data_dir=data_dir, **builder_kwargs)
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=data_config.manual_dir))
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder

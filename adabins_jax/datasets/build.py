@@ -18,9 +18,8 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
-import tensorflow_datasets as tfds
 
-import adabins_jax.datasets  # noqa: F401  (registers the builders)
+import adabins_jax.datasets  # Registers the builders.
 
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: TFDS).')
 _MANUAL_DIR = flags.DEFINE_string(
@@ -30,30 +29,22 @@ _CONFIG = config_flags.DEFINE_config_file(
     lock_config=True)
 
 
-def build(name: str, data_dir: str | None = None, manual_dir: str | None = None):
-  """Prepares dataset `name` ('name' or 'name/config') and returns its builder."""
-  builder = tfds.builder(name, data_dir=data_dir)
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  return builder
-
-
 def main(argv):
   if _CONFIG.value is not None:
     if len(argv) > 1 or _DATA_DIR.value or _MANUAL_DIR.value:
       raise app.UsageError('--config names the dataset and its folders (config.data); give '
                            'no dataset names, --data_dir or --manual_dir with it')
-    start = time.perf_counter()
-    builder = adabins_jax.datasets.prepare(_CONFIG.value.data)
-    logging.info('%s: %s in %.1f s at %s', _CONFIG.value.data.dataset, dict(builder.info.splits),
-                 time.perf_counter() - start, builder.data_dir)
-    return
-  if len(argv) < 2:
+    jobs = [(_CONFIG.value.data.dataset,
+             lambda: adabins_jax.datasets.prepare(_CONFIG.value.data))]
+  elif len(argv) < 2:
     raise app.UsageError('name the dataset(s) to build, e.g. synthetic_rooms/default, or give '
                          '--config=<training config>')
-  for name in argv[1:]:
+  else:
+    jobs = [(name, lambda name=name: adabins_jax.datasets.prepare_named(
+        name, _DATA_DIR.value, _MANUAL_DIR.value)) for name in argv[1:]]
+  for name, prepare in jobs:
     start = time.perf_counter()
-    builder = build(name, _DATA_DIR.value, _MANUAL_DIR.value)
+    builder = prepare()
     logging.info('%s: %s in %.1f s at %s', name, dict(builder.info.splits),
                  time.perf_counter() - start, builder.data_dir)
 
