@@ -9,6 +9,7 @@ values come from the modules that use them (``models``, ``metrics``, ``input_pip
 from __future__ import annotations
 
 from collections.abc import Callable
+import math
 from typing import Any
 
 from adabins_jax import input_pipeline
@@ -34,6 +35,8 @@ def _number(low: float, high: float = float('inf'), *, open_low: bool = False,
   def check(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
       return 'must be a number'
+    if not math.isfinite(v):
+      return 'must be a finite number'
     if v < low or (open_low and v == low) or v > high or (open_high and v == high):
       return (f'must be in {"(" if open_low else "["}{low}, {high}{")" if open_high else "]"}')
     return None
@@ -79,7 +82,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'data.rgbd.train_list': _optional(_text),
     'data.rgbd.test_list': _optional(_text),
     'data.rgbd.depth_scale': _number(0.0, open_low=True),
-    'data.rgbd.invalid_depth': _optional(_number(float('-inf'))),
+    'data.rgbd.invalid_depth': _optional(_number(float('-inf'))),  # Any finite value.
     'data.rgbd.focal_px': _number(0.0),
     'model.name': _one_of(models.MODELS),
     'model.n_bins': _int(2),
@@ -143,9 +146,21 @@ def _get(config, dotted: str):
 _MISSING = object()
 
 
+def _non_finite(config, prefix: str = '') -> list[str]:
+  """'<field>=nan: must be finite' for every NaN or infinite float, ruled or not."""
+  found = []
+  for key, value in config.items():
+    name = f'{prefix}{key}'
+    if hasattr(value, 'items'):
+      found += _non_finite(value, f'{name}.')
+    elif name not in _RULES and isinstance(value, float) and not math.isfinite(value):
+      found.append(f'{name}={value!r}: must be a finite number')
+  return found
+
+
 def problems(config) -> list[str]:
   """One line per invalid field: '<group>.<field>=<value>: <what it must be>'."""
-  found = []
+  found = _non_finite(config)
   for name, rule in _RULES.items():
     value = _get(config, name)
     if value is _MISSING:

@@ -17,6 +17,14 @@ class WorkdirBusyError(RuntimeError):
   """Another live run holds the workdir (see ``workdir_lock``)."""
 
 
+class DivergedError(FloatingPointError):
+  """Training produced a non-finite loss, gradient or weights; nothing of that step is saved."""
+
+
+class NonFinitePredictionError(ValueError):
+  """The model predicted NaN or infinite depth, which no metric may score."""
+
+
 class Interrupted(Exception):
   """Training stopped on a signal after saving; running the same command again resumes.
 

@@ -74,7 +74,8 @@ def _mode_arguments(mode: str) -> dict:
 
 
 # Errors whose message says all a user needs: printed as one line, exit status 1.
-_EXPLAINED = (errors.CheckpointError, errors.WorkdirBusyError)
+_EXPLAINED = (errors.CheckpointError, errors.WorkdirBusyError, errors.DivergedError,
+              errors.NonFinitePredictionError)
 
 
 def main(argv):

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from adabins_jax import arrays
+from adabins_jax import errors
 from adabins_jax import kitti
 from adabins_jax import nyu
 from adabins_jax.models.layers import resize_bilinear
@@ -229,41 +230,58 @@ def postprocess_prediction(pred: jax.Array, pred_flipped_back: jax.Array | None,
 
 @flax.struct.dataclass
 class MetricSums:
-  """Sums of per-image metrics and the number of images they cover.
+  """Sums of per-image metrics, the number of images they cover and of images refused.
 
   A pytree, so a jitted eval step can return it; ``merge`` adds, ``compute`` divides. The sums of
   the global batch are global (jit reduces over the sharded batch), so the result is the same
-  on every host and for any batch split.
+  on every host and for any batch split. ``nonfinite`` counts the real images whose raw
+  prediction held NaN or inf: the protocol's clipping would turn those into plausible depths,
+  so ``compute`` refuses to score any.
   """
   sums: dict[str, jax.Array]
   count: jax.Array
+  nonfinite: jax.Array
 
   @classmethod
   def empty(cls) -> MetricSums:
     """Sums of no image: the identity of ``merge``."""
     return cls(sums={k: jnp.zeros((), jnp.float32) for k in METRIC_NAMES},
-               count=jnp.zeros((), jnp.int32))
+               count=jnp.zeros((), jnp.int32), nonfinite=jnp.zeros((), jnp.int32))
 
   @classmethod
   def from_per_image(cls, values: Mapping[str, jax.Array], valid: jax.Array,
-                     example_mask: jax.Array | None = None) -> MetricSums:
+                     example_mask: jax.Array | None = None,
+                     finite: jax.Array | None = None) -> MetricSums:
     """Sums over the images that have a valid pixel and are real (not padding).
 
     Args:
       values: per-image metrics, (B,) arrays keyed by ``METRIC_NAMES``.
       valid: (B,) bool, from ``compute_depth_metrics_batch``.
       example_mask: optional (B,) bool, False for the padding examples of a last batch.
+      finite: optional (B,) bool, False where the raw prediction was not all finite.
     """
-    keep = valid if example_mask is None else valid & example_mask.astype(bool)
+    real = jnp.ones_like(valid) if example_mask is None else example_mask.astype(bool)
+    keep = valid & real
     sums = {k: jnp.sum(jnp.where(keep, values[k], 0.0)) for k in METRIC_NAMES}
-    return cls(sums=sums, count=jnp.sum(keep).astype(jnp.int32))
+    nonfinite = 0 if finite is None else jnp.sum(real & ~finite)
+    return cls(sums=sums, count=jnp.sum(keep).astype(jnp.int32),
+               nonfinite=jnp.asarray(nonfinite, jnp.int32))
 
   def merge(self, other: MetricSums) -> MetricSums:
     return MetricSums(sums={k: self.sums[k] + other.sums[k] for k in METRIC_NAMES},
-                      count=self.count + other.count)
+                      count=self.count + other.count, nonfinite=self.nonfinite + other.nonfinite)
 
   def compute(self) -> dict[str, float]:
-    """Means over all counted images (NaN if none), plus 'num_images'."""
+    """Means over all counted images (NaN if none), plus 'num_images'.
+
+    Raises:
+      errors.NonFinitePredictionError: some image's raw prediction was NaN or infinite.
+    """
+    if int(self.nonfinite):
+      raise errors.NonFinitePredictionError(
+          f'The model predicted NaN or infinite depth for {int(self.nonfinite)} image(s); '
+          'refusing to score them (the protocol would clip them into plausible depths). The '
+          'weights are probably broken: check the checkpoint or training log.')
     count = int(self.count)
     result = {k: float(self.sums[k]) / count if count else float('nan') for k in METRIC_NAMES}
     result['num_images'] = count
@@ -294,4 +312,7 @@ def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | N
   final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
   values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop,
                                               source_frame)
-  return MetricSums.from_per_image(values, valid, example_mask), final
+  finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
+  if pred_flipped_back is not None:
+    finite &= jnp.all(jnp.isfinite(pred_flipped_back), axis=(1, 2, 3))
+  return MetricSums.from_per_image(values, valid, example_mask, finite), final

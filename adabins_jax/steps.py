@@ -58,8 +58,11 @@ def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax
   learning_rate = learning_rate_fn(optimizer.step[...])
   with jax.named_scope('optimizer'):
     optimizer.update(model, grads)
+  # Finite gradients can still give non-finite weights (a NaN or huge learning rate): the
+  # weights' norm overflows or turns NaN then, and the caller refuses to save them.
   metrics = {'loss': loss, 'silog': silog, 'chamfer': chamfer,
-             'grad_norm': optax.tree.norm(grads), 'learning_rate': learning_rate}
+             'grad_norm': optax.tree.norm(grads), 'learning_rate': learning_rate,
+             'param_norm': optax.tree.norm(nnx.state(model, nnx.Param))}
   return nnx.state((model, optimizer)), metrics
 
 
@@ -70,7 +73,8 @@ def make_train_step(config, graphdef: nnx.GraphDef,
   ``graphdef, state = nnx.split((model, optimizer))``; the state is donated: the caller must
   use the returned one. ``rng`` is the step's dropout key, ``fold_in(key, step)``. ``batch`` holds
   'image' (N, h, w, 3) ImageNet-normalised and 'depth' (N, H, W, 1) in metres. Metrics are
-  scalars: 'loss', 'silog', 'chamfer', 'grad_norm' (before clipping) and 'learning_rate'.
+  scalars: 'loss', 'silog', 'chamfer', 'grad_norm' (before clipping), 'learning_rate' and
+  'param_norm' (after the update).
 
   Args:
     config: The full config (uses train.silog_weight, train.chamfer_weight,

@@ -96,18 +96,24 @@ class _TrainLog:
     self._pending = (step, metrics)
 
   def sync(self) -> None:
-    """Reads the pending step's metrics; raises FloatingPointError on a non-finite loss."""
+    """Reads the pending step's metrics.
+
+    Raises:
+      errors.DivergedError: the step's loss, gradient or updated weights are not finite.
+    """
     if self._pending is None:
       return
     step, metrics = self._pending
     self._pending = None
     metrics = jax.tree.map(float, parallel.fetch(metrics))
-    # A finite loss with a non-finite gradient would still poison the parameters.
-    if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
-      raise FloatingPointError(
-          f'Non-finite training loss or gradient at step {step}: {metrics}. Stopped; the '
-          'checkpoints in the workdir are from before it. Lower optim.learning_rate or check '
-          'the data.')
+    # A finite loss with a non-finite gradient, or finite gradients with a non-finite
+    # learning rate, would still poison the weights.
+    bad = [k for k in ('loss', 'grad_norm', 'param_norm') if not np.isfinite(metrics[k])]
+    if bad:
+      raise errors.DivergedError(
+          f'Training diverged at step {step}: {", ".join(bad)} not finite ({metrics}). Stopped '
+          'without saving it; the checkpoints in the workdir are from before it. Lower '
+          'optim.learning_rate or check the data.')
     for key, value in metrics.items():
       self._sums[key] = self._sums.get(key, 0.0) + value
     self._count += 1

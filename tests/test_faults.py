@@ -240,6 +240,17 @@ def test_every_invalid_field_is_named_at_once(config):
     assert field in message, message
 
 
+@pytest.mark.parametrize('field', ['optim.learning_rate', 'data.input_scale', 'optim.eps',
+                                   'model.max_depth_m', 'train.silog_weight'])
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), float('-inf')])
+def test_nan_and_inf_are_refused_in_every_numeric_field(field, value):
+  bad = smoke.get_config()
+  group, name = field.split('.')
+  bad[group][name] = value
+  with pytest.raises(ValueError, match=f'{field}={value!r}: must be a finite number'):
+    config_validation.validate(bad)
+
+
 @pytest.mark.parametrize('name', configs.names() + ['default'])
 def test_every_shipped_config_is_valid(name):
   config_validation.validate(configs.load(name))
@@ -260,6 +271,13 @@ def test_main_refuses_an_invalid_config_before_any_work(tmp_path, monkeypatch, c
   assert _main(monkeypatch, f'--workdir={tmp_path}', '--config.train.log_every_steps=0',
                '--config.train.num_steps=-5') == 2
   assert 'train.log_every_steps=0' in capsys.readouterr().err
+
+
+@flagsaver.flagsaver
+def test_main_refuses_a_nan_learning_rate_before_any_work(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(main, '_dispatch', lambda mode: pytest.fail('work started'))
+  assert _main(monkeypatch, f'--workdir={tmp_path}', '--config.optim.learning_rate=nan') == 2
+  assert 'optim.learning_rate=nan: must be a finite number' in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ exit status of signals

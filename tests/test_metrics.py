@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from adabins_jax import errors
 from adabins_jax import metrics
 
 
@@ -144,3 +145,21 @@ def test_score_batch_skips_padding_and_empty_images():
 def test_empty_accumulator_gives_nan():
   result = metrics.MetricSums.empty().compute()
   assert result['num_images'] == 0 and math.isnan(result['d1'])
+
+
+def test_non_finite_predictions_are_refused_not_clipped_into_metrics():
+  gt = jnp.full((3, 4, 4, 1), 2.0, jnp.float32)
+  raw = jnp.full((3, 2, 2, 1), 2.0, jnp.float32)
+  fn = jax.jit(metrics.score_batch, static_argnames=('min_depth', 'max_depth', 'crop'))
+  sums, _ = fn(gt, raw, raw, min_depth=1e-3, max_depth=10.0, crop='none')
+  assert sums.compute()['d1'] == 1.0
+  bad = raw.at[0, 0, 0, 0].set(jnp.nan).at[2, 1, 1, 0].set(jnp.inf)
+  # A NaN in the padding example does not count; the flipped pass is checked too.
+  sums, _ = fn(gt, bad, raw, min_depth=1e-3, max_depth=10.0, crop='none',
+               example_mask=jnp.array([True, True, False]))
+  assert int(sums.nonfinite) == 1
+  flipped_bad, _ = fn(gt, raw, bad, min_depth=1e-3, max_depth=10.0, crop='none')
+  total = metrics.MetricSums.empty().merge(flipped_bad)
+  assert int(total.nonfinite) == 2
+  with pytest.raises(errors.NonFinitePredictionError, match='NaN or infinite depth for 2 image'):
+    total.compute()

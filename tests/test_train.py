@@ -100,3 +100,22 @@ def test_train_kill_resume_evaluate(tmp_path):
   _check_non_finite_loss_stops_and_keeps_earlier_checkpoints(report)
   # Length from epochs: 2 passes over 16 training images in batches of 4.
   assert report['steps_for_2_epochs'] == 2 * 16 // 4
+
+
+def test_a_huge_learning_rate_stops_the_command_and_saves_nothing(tmp_path):
+  # Finite loss and gradient, but the first update sends the weights to inf: the run must end
+  # with a named error and a non-zero status instead of saving them.
+  workdir = tmp_path / 'run'
+  env = dict(os.environ, XLA_FLAGS='--xla_backend_optimization_level=0',
+             TF_CPP_MIN_LOG_LEVEL='2')
+  result = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.main', '--config=smoke', f'--workdir={workdir}',
+       f'--config.data.tfds_data_dir={tmp_path / "tfds"}', '--config.train.num_steps=1',
+       '--config.optim.learning_rate=1e30'],
+      cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 1, result.stderr[-3000:]
+  last_line = result.stderr.strip().splitlines()[-1]
+  assert last_line.startswith('error: Training diverged at step 1: param_norm not finite'), (
+      last_line)
+  checkpoints = workdir / 'checkpoints'
+  assert not checkpoints.exists() or not any(p.name.isdigit() for p in checkpoints.iterdir())
