@@ -11,7 +11,7 @@ import math
 
 import tensorflow as tf
 
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 
 
 def _as_seed(seed) -> tf.Tensor:

@@ -39,8 +39,31 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
 from adabins_jax import files
-from adabins_jax import release_weights
+from adabins_jax.torch_weights import release as release_weights
 from adabins_jax.errors import CheckpointError
+from adabins_jax import models
+from adabins_jax.torch_weights import mapping as torch_mapping
+
+
+
+# Orbax warnings that describe this module's deliberate choices, not problems: a manager opened
+# read-only to restore, and saves between evaluations that carry no metric to rank.
+_EXPECTED_ORBAX_WARNINGS = ('Given directory is read only',
+                            'Requested `tracked_metric`; did not provide metrics')
+
+
+class _QuietOrbax(logging.logging.Filter):
+  """Drops Orbax's per-save INFO lines and its expected warnings unless ``--verbosity`` is 1 or
+  more; this module logs what a user needs to know of each save and restore."""
+
+  def filter(self, record) -> bool:
+    if logging.get_verbosity() >= 1 or f'{os.sep}orbax{os.sep}' not in record.pathname:
+      return True
+    return (record.levelno >= logging.logging.WARNING
+            and not record.getMessage().startswith(_EXPECTED_ORBAX_WARNINGS))
+
+
+logging.get_absl_logger().addFilter(_QuietOrbax())
 
 # Checkpoints are ranked by this evaluation metric, lower is better.
 BEST_METRIC = 'eval/abs_rel'
@@ -386,11 +409,39 @@ def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike[str], *,
                           allow_range_mismatch: bool = False) -> None:
   """Loads a released PyTorch AdaBins ``.pt`` into a built model, in place (strict by name).
 
-  See ``adabins_jax.torch_mapping`` for the formats accepted; ``adabins_jax.import_torch``
+  See ``adabins_jax.torch_weights.mapping`` for the formats accepted; ``adabins_jax.torch_weights``
   turns such a file into this project's Orbax checkpoint. A file whose name says another depth
   range than the model's is refused unless ``allow_range_mismatch``
   (``release_weights.check_file_range``).
   """
   # pylint: disable=g-import-not-at-top
-  from adabins_jax import torch_mapping
+  from adabins_jax.torch_weights import mapping as torch_mapping
   torch_mapping.load_torch_checkpoint(model, path, allow_range_mismatch=allow_range_mismatch)
+
+
+def load_model(config, workdir: str | None, weights: str | None = None) -> tuple[nnx.Module, str]:
+  """The config's model in eval mode with trained weights, and where they came from.
+
+  Args:
+    config: The full config (uses model, eval.checkpoint, seed).
+    workdir: A training run's folder; its ``config.eval.checkpoint`` is loaded.
+    weights: A released PyTorch ``.pt``/``.pth``; used instead of ``workdir`` when given.
+  """
+  # Shape-only until loaded: random initialisation would compile a program per weight shape.
+  model = models.build_abstract_model(config.model, seed=config.seed)
+  if weights:
+    torch_mapping.load_torch_checkpoint(
+        model, weights, allow_range_mismatch=config.model.allow_range_mismatch)
+    source = os.fspath(weights)
+  elif workdir:
+    step = restore_model(workdir, model, config.eval.checkpoint)
+    source = f'{workdir} (step {step})'
+  else:
+    raise ValueError('predict needs trained weights: --workdir=<training run> or '
+                     '--weights=<released .pt>.')
+  unloaded = [jax.tree_util.keystr(p) for p, v in jax.tree_util.tree_leaves_with_path(
+      nnx.state(model)) if isinstance(v, jax.ShapeDtypeStruct)]
+  if unloaded:
+    raise ValueError(f'{source} left model variables unset: {unloaded[:5]}')
+  model.eval()
+  return model, source

@@ -17,13 +17,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from adabins_jax import augment
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax import parallel
-import adabins_jax.datasets  # noqa: F401  (registers the project's builders)
-
-# Accepted `data.dataset` names (each may take a '/config' suffix, e.g. 'synthetic_rooms/tiny').
-DATASETS = ('synthetic_rooms', 'nyu_depth_v2', 'nyu_depth_v2_h5', 'nyu_depth_v2_bts',
-            'rgbd_folder', 'kitti_eigen')
+from adabins_jax.datasets import DATASETS
+from adabins_jax.datasets import build as datasets_build
 # TFDS's own nyu_depth_v2 calls its test split 'validation'.
 _SPLIT_ALIASES = {'nyu_depth_v2': {'test': 'validation'}}
 Batch = dict[str, np.ndarray]
@@ -42,12 +39,10 @@ def hide_gpus_from_tensorflow() -> None:
 def _without_autotune_thread(dataset: tf.data.Dataset) -> tf.data.Dataset:
   """Turns off tf.data's autotuning model for `dataset`; AUTOTUNE values take defaults.
 
-  With it on, deleting a long-lived iterator waited for the autotuning thread: a training run
-  on 2 cores sat 45-60 s after its last checkpoint before exiting (a demo run of 200 steps: 61 s
-  from the last save to exit; 8 s with this). That also eats a preempted job's grace period.
-  Without the model, AUTOTUNE parallelism is min(16, cores) and prefetch buffers still grow on
-  demand; measured throughput was the same (56-62 images/s,
-  benchmarks/pipeline_throughput.py, 2 cores).
+  With it on, deleting a long-lived iterator waits for the autotuning thread, so a finished or
+  preempted run lingers for most of a minute after its last checkpoint, eating a preempted
+  job's grace period. Without the model, AUTOTUNE parallelism is min(16, cores) and prefetch
+  buffers still grow on demand (throughput: benchmarks/pipeline_throughput.py).
   """
   options = tf.data.Options()
   options.autotune.enabled = False
@@ -65,7 +60,7 @@ def get_builder(data_config: ml_collections.ConfigDict) -> tfds.core.DatasetBuil
   if name not in DATASETS:
     raise ValueError(f'data.dataset={data_config.dataset!r}: expected one of {DATASETS} '
                      "(optionally with a '/config' suffix)")
-  return adabins_jax.datasets.prepare(data_config)
+  return datasets_build.prepare(data_config)
 
 
 def _split(builder, split: str) -> str:
@@ -104,7 +99,7 @@ def _network_input(image, data_config):
     h, w = image.shape[:2]
     size = (round(h * data_config.input_scale), round(w * data_config.input_scale))
     image = tf.image.resize(image, size, method='bilinear')
-  return imagenet.normalize(image)
+  return network_input.normalize(image)
 
 
 def _train_crop(image, depth, seed, data_config):

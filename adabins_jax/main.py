@@ -20,11 +20,11 @@ from ml_collections import config_flags
 
 from adabins_jax import compilation_cache
 from adabins_jax import configs
-from adabins_jax import config_validation
+from adabins_jax.configs import validation as config_validation
 from adabins_jax import errors
 from adabins_jax import parallel
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
-from adabins_jax import predict_flags
+from adabins_jax.inference import flags as predict_flags
 
 _WORKDIR = flags.DEFINE_string(
     'workdir', None,
@@ -51,7 +51,7 @@ def _dispatch(mode: str):
   if mode == 'eval':
     from adabins_jax import evaluate
     return evaluate.evaluate
-  from adabins_jax import predict
+  from adabins_jax.inference import predict
   return predict.predict
 
 
@@ -59,7 +59,7 @@ def _mode_arguments(mode: str) -> dict:
   """The mode's arguments from the flags; a usage error for flags of another mode."""
   if mode == 'predict':
     # pylint: disable-next=g-import-not-at-top
-    from adabins_jax import predict
+    from adabins_jax.inference import predict
     try:
       return {'options': predict.PredictOptions(**predict_flags.values())}
     except ValueError as e:
@@ -110,6 +110,11 @@ def main(argv):
     sys.exit(1)
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The console command: parses the flags and runs ``main``."""
   jax.config.config_with_absl()
   configs.run_command(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -18,16 +18,36 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adabins_jax import arrays
 from adabins_jax import errors
-from adabins_jax import kitti
-from adabins_jax import nyu
+from adabins_jax.datasets import kitti
+from adabins_jax.datasets import nyu
 from adabins_jax.models.layers import resize_bilinear
 
 METRIC_NAMES = ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
 CROPS = ('eigen', 'garg', 'none')
 # The largest original-frame side ``source_frame_crop_masks`` handles.
 MAX_SOURCE_FRAME_SIDE = 8192
+
+
+def squeeze_channel(name: str, x, ndim: int):
+  """``x`` without a trailing channel axis of size 1, checked to have ``ndim`` dimensions.
+
+  Depth maps come as (..., H, W) or (..., H, W, 1); this gives (..., H, W) either way.
+
+  Args:
+    name: Names ``x`` in the error message.
+    x: A numpy or jax array (under jit too: only its static shape is read).
+    ndim: The dimensions wanted, without the channel axis.
+
+  Raises:
+    ValueError: ``x`` has another rank.
+  """
+  if x.ndim == ndim + 1 and x.shape[-1] == 1:
+    x = x[..., 0]
+  if x.ndim != ndim:
+    raise ValueError(f'{name}: expected {ndim} dims (plus an optional trailing 1), got shape '
+                     f'{x.shape}.')
+  return x
 
 
 def crop_mask(shape: Sequence[int], crop: str) -> np.ndarray:
@@ -67,7 +87,7 @@ def source_frame_crop_masks(shape: Sequence[int], crop: str,
                             source_frame: jax.Array) -> jax.Array:
   """(B, H, W) masks of the crop, computed in each example's original camera frame.
 
-  For frames stored as crops of larger ones (KITTI's KB crop, see adabins_jax/kitti.py): the
+  For frames stored as crops of larger ones (KITTI's KB crop, see adabins_jax/datasets/kitti.py): the
   protocol's crop is placed on the original frame, as if the uncropped ground truth were
   scored, and read back in the stored frame's coordinates. docs/reference.md describes why.
 
@@ -159,7 +179,7 @@ def compute_depth_metrics(gt: jax.Array, pred: jax.Array, min_depth: float, max_
   Returns:
     Dict of scalar float32 arrays keyed by ``METRIC_NAMES``.
   """
-  gt, pred = arrays.squeeze_channel('gt', gt, 2), arrays.squeeze_channel('pred', pred, 2)
+  gt, pred = squeeze_channel('gt', gt, 2), squeeze_channel('pred', pred, 2)
   if gt.shape != pred.shape:
     raise ValueError(f'compute_depth_metrics: gt {gt.shape} and pred {pred.shape} differ in size.')
   values, _ = _masked_metrics(gt, pred, _valid_pixels(gt, min_depth, max_depth, crop))
@@ -184,7 +204,7 @@ def compute_depth_metrics_batch(
     (metrics, valid): a dict of (B,) float32 arrays keyed by ``METRIC_NAMES``, and a (B,) bool
     array, False for images without a valid pixel (their metric values are meaningless).
   """
-  gt, pred = arrays.squeeze_channel('gt', gt, 3), arrays.squeeze_channel('pred', pred, 3)
+  gt, pred = squeeze_channel('gt', gt, 3), squeeze_channel('pred', pred, 3)
   if gt.shape != pred.shape:
     raise ValueError(f'compute_depth_metrics_batch: gt {gt.shape} and pred {pred.shape} differ '
                      'in size.')

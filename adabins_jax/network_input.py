@@ -1,4 +1,9 @@
-"""What the network sees of a photo: the scale the model learned, resampled as in training.
+"""What the network is fed: ImageNet-normalised RGB at the scale the model learned.
+
+Every network input is normalised with ImageNet's per-channel statistics (``normalize``), as
+the encoders were pretrained and the release kept for depth: the input pipeline, prediction and
+export all normalise here; pictures of network inputs undo it with ``denormalize``. Both take
+numpy arrays, jax arrays or TensorFlow tensors of RGB in [0, 1] (channels last).
 
 A model learns depth at one scale: the dataset's frames (``data.frame_size``) resized by
 ``data.input_scale``, which is also what evaluation feeds it. A photo is therefore brought to
@@ -15,8 +20,12 @@ import math
 
 import numpy as np
 
-from adabins_jax import nyu
-from adabins_jax import predict_io
+from PIL import Image
+
+from adabins_jax.datasets import nyu
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32)
+STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 # Aspect ratios beyond this are treated as this (a panorama still gets a usable input).
 _MAX_ASPECT = 8.0
@@ -61,7 +70,7 @@ def frame_size(config) -> tuple[int, int]:
 
   ``config.data.frame_size``; a config without that field means NYU's 480x640.
   """
-  size = config.data.get('frame_size', nyu.FRAME_HW)
+  size = config.data.frame_size
   ok = (isinstance(size, (tuple, list)) and len(size) == 2
         and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size))
   if not ok:
@@ -170,6 +179,31 @@ def network_image(rgb: np.ndarray, hw: Sequence[int], input_scale: float) -> np.
   """
   hw = (int(hw[0]), int(hw[1]))
   if input_scale == 1.0:
-    return predict_io.resize_image(rgb, hw)
+    return resize_image(rgb, hw)
   frame_hw = (max(1, round(hw[0] / input_scale)), max(1, round(hw[1] / input_scale)))
-  return resize_as_pipeline(predict_io.resize_image(rgb, frame_hw), hw)
+  return resize_as_pipeline(resize_image(rgb, frame_hw), hw)
+
+
+def normalize(rgb):
+  """RGB in [0, 1] -> the network's input: zero mean and unit variance per ImageNet channel."""
+  return (rgb - MEAN) / STD
+
+
+def denormalize(image):
+  """A network input -> RGB in [0, 1] (unclipped); the inverse of ``normalize``."""
+  return image * STD + MEAN
+
+
+def resize_image(rgb: np.ndarray, hw: Sequence[int]) -> np.ndarray:
+  """Bilinear resize of an (H, W, 3) float image (antialiased when shrinking, as photos need)."""
+  h, w = (int(s) for s in hw)
+  if rgb.shape[:2] == (h, w):
+    return rgb
+  # A 2-D float32 array is a mode 'F' picture, which Pillow resizes in float precision.
+  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(rgb[..., c], np.float32))
+                         .resize((w, h), Image.Resampling.BILINEAR)) for c in range(3)]
+  return np.stack(channels, axis=-1)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+  return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)

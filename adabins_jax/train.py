@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 
 from adabins_jax import checkpointing
-from adabins_jax import config_validation
+from adabins_jax.configs import validation as config_validation
 from adabins_jax import errors
 from adabins_jax import evaluate
 from adabins_jax import input_pipeline

@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image
 
 from adabins_jax import annotate
-from adabins_jax import arrays
 from adabins_jax import files
-from adabins_jax import imagenet
+from adabins_jax import network_input
+from adabins_jax import metrics
 
 # Polynomial coefficients, lowest degree first; one row per power, columns R, G, B.
 _POLYNOMIALS = {
@@ -78,7 +78,7 @@ def colorize_depth(depth: np.ndarray, vmin: float, vmax: float,
   Returns:
     (H, W, 3) uint8 RGB.
   """
-  depth = arrays.squeeze_channel('colorize_depth: depth', np.asarray(depth), 2).astype(np.float64)
+  depth = metrics.squeeze_channel('colorize_depth: depth', np.asarray(depth), 2).astype(np.float64)
   return _apply_colormap(depth, np.isfinite(depth) & (depth > 0), vmin, vmax, cmap)
 
 
@@ -96,7 +96,7 @@ def unnormalize_image(image: np.ndarray) -> np.ndarray:
   image = np.asarray(image, np.float32)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f'unnormalize_image: expected (H, W, 3), got shape {image.shape}.')
-  rgb = np.clip(imagenet.denormalize(image), 0.0, 1.0)
+  rgb = np.clip(network_input.denormalize(image), 0.0, 1.0)
   return np.round(rgb * 255.0).astype(np.uint8)
 
 
@@ -145,8 +145,8 @@ def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin
     (N * H, 4 * W, 3) uint8 RGB panels, plus the bands' rows above and below with ``labels``.
   """
   images = np.asarray(images)
-  gt = arrays.squeeze_channel('comparison_strip: gt', np.asarray(gt), 3).astype(np.float32)
-  preds = arrays.squeeze_channel('comparison_strip: preds', np.asarray(preds), 3).astype(np.float32)
+  gt = metrics.squeeze_channel('comparison_strip: gt', np.asarray(gt), 3).astype(np.float32)
+  preds = metrics.squeeze_channel('comparison_strip: preds', np.asarray(preds), 3).astype(np.float32)
   if not images.shape[0] == gt.shape[0] == preds.shape[0]:
     raise ValueError(f'comparison_strip: batch sizes differ: images {images.shape}, gt '
                      f'{gt.shape}, preds {preds.shape}.')

@@ -24,10 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adabins_jax import benchmark
+from adabins_jax.benchmark import measure
 from adabins_jax import network_input
 from adabins_jax import optim
 from adabins_jax import steps
+from adabins_jax import models
 import profile_train_step
 
 
@@ -58,9 +59,9 @@ def main():
   parser.add_argument('--size', default='416x544', help='Network input HxW (and ground truth).')
   args = parser.parse_args()
   jax.config.update('jax_enable_compilation_cache', False)
-  config = benchmark.load_config(args.config)
+  config = measure.load_config(args.config)
   h, w = network_input.parse_size(args.size, '--size')
-  model = benchmark.random_model(config.model)
+  model = models.random_model(config.model)
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, 1000), wrt=nnx.Param)
   rng = np.random.default_rng(0)
   batch = {'image': jnp.asarray(rng.standard_normal((args.batch, h, w, 3), np.float32)),

@@ -3,12 +3,12 @@
   python benchmarks/export_runtimes.py --configs=demo,unet128_dws --repeats=10
 
 Each config's model gets random weights (neither the error against JAX nor the speed depends
-on their values) and is exported at its default size (``export.default_size``) to every format
+on their values) and is exported at its default size (``exporter.default_size``) to every format
 in a temporary folder, TFLite also with float16 weights. Per format: the relative L2 error of
-'depth' against JAX with the same plain convolutions (``export.EXPORT_CONV_IMPL``) on one random
+'depth' against JAX with the same plain convolutions (``exporter.EXPORT_CONV_IMPL``) on one random
 image, the file's size (decimal MB), and images per second at batch 1 (median of --repeats
 calls after one warm-up) in its runtime with every core, measured by
-``benchmark_export.benchmark_exported`` (which ``python -m adabins_jax.benchmark
+``exported.benchmark_exported`` (which ``python -m adabins_jax.benchmark
 --runtimes=jax,onnxruntime,litert`` also runs, without flip averaging, beside its own
 columns). The 'jax' row is the project's own path (convolutions chosen by 'auto', as
 ``Predictor`` runs them). Every row includes flip averaging (two network passes) and the
@@ -27,10 +27,10 @@ import time
 import jax
 import numpy as np
 
-from adabins_jax import benchmark
-from adabins_jax import benchmark_export
+from adabins_jax.benchmark import exported
 from adabins_jax import configs
-from adabins_jax import export
+from adabins_jax.export import exporter
+from adabins_jax import models
 
 _FORMATS = {'stablehlo': 'stablehlo (jax)', 'savedmodel': 'savedmodel (tf)',
             'tflite': 'tflite (litert)', 'tflite_fp16': 'tflite fp16 (litert)',
@@ -40,7 +40,7 @@ _FORMATS = {'stablehlo': 'stablehlo (jax)', 'savedmodel': 'savedmodel (tf)',
 def _jax_row(model, config, image: np.ndarray, repeats: int) -> dict:
   """The project's own path: img/s, and depth error against plain convolutions (which
   ``model`` keeps)."""
-  run = jax.jit(export.depth_function(model, config))
+  run = jax.jit(exporter.depth_function(model, config))
   run(image)
   times = []
   for _ in range(repeats):
@@ -48,8 +48,8 @@ def _jax_row(model, config, image: np.ndarray, repeats: int) -> dict:
     jax.block_until_ready(run(image))
     times.append(time.perf_counter() - start)
   auto_depth = np.asarray(run(image)['depth'])
-  export.use_plain_convolutions(model)
-  plain = np.asarray(jax.jit(export.depth_function(model, config))(image)['depth'])
+  exporter.use_plain_convolutions(model)
+  plain = np.asarray(jax.jit(exporter.depth_function(model, config))(image)['depth'])
   error = float(np.linalg.norm(auto_depth - plain) / np.linalg.norm(plain))
   return {'depth_rel_l2': error, 'images_per_s': 1.0 / statistics.median(times)}
 
@@ -58,13 +58,13 @@ def measure(name: str, repeats: int) -> dict[str, dict]:
   """Per runtime of config ``name``: depth error against JAX with plain convolutions, MB and
   img/s ('error' where one failed)."""
   config = configs.load(name)
-  hw = export.default_size(config)
-  model = benchmark.random_model(config.model, seed=0)
+  hw = exporter.default_size(config)
+  model = models.random_model(config.model, seed=0)
   model.eval()
   image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
   rows = {'jax': _jax_row(model, config, image, repeats)}
   # Every error is reported here, float16's too; none is judged.
-  cells = benchmark_export.benchmark_exported(model, config, hw, list(_FORMATS), repeats,
+  cells = exported.benchmark_exported(model, config, hw, list(_FORMATS), repeats,
                                               flip_average=True, tolerance=math.inf)
   rows.update((_FORMATS[fmt], cell) for fmt, cell in cells.items())
   return rows
@@ -82,7 +82,7 @@ def main():
   print('| config | input | runtime | depth rel. L2 vs JAX (xla convs) | file MB | img/s b1 |')
   print('|---|---|---|---|---|---|')
   for name in args.configs.split(','):
-    h, w = export.default_size(configs.load(name))
+    h, w = exporter.default_size(configs.load(name))
     for runtime, cell in measure(name, args.repeats).items():
       speed = cell['error'] if 'error' in cell else _fmt(cell['images_per_s'], '.2f')
       print(f'| {name} | {h}x{w} | {runtime} | {_fmt(cell.get("depth_rel_l2"), ".1e")} | '

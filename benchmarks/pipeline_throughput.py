@@ -19,7 +19,7 @@ from absl import flags
 import tensorflow_datasets as tfds
 
 from adabins_jax import input_pipeline
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax.configs import default
 from adabins_jax.datasets import synthetic_rooms
 

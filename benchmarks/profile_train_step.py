@@ -30,10 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adabins_jax import benchmark
+from adabins_jax.benchmark import measure
 from adabins_jax import network_input
 from adabins_jax import optim
 from adabins_jax import steps
+from adabins_jax import models
 
 # Innermost first: a conv inside the bins head counts as that conv.
 _SCOPES = ('conv_pointwise', 'conv_patch', 'conv_shifted', 'conv_winograd', 'conv_xla',
@@ -99,10 +100,10 @@ def main():
   parser.add_argument('--depth_size', default=None, help='Ground-truth HxW (default: --size).')
   parser.add_argument('--repeats', type=int, default=3, help='Timed steps before profiling.')
   args = parser.parse_args()
-  config = benchmark.load_config(args.config)
+  config = measure.load_config(args.config)
   h, w = network_input.parse_size(args.size, '--size')
   dh, dw = network_input.parse_size(args.depth_size, '--depth_size') or (h, w)
-  model = benchmark.random_model(config.model)
+  model = models.random_model(config.model)
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, 1000), wrt=nnx.Param)
   rng = np.random.default_rng(0)
   batch = {'image': jnp.asarray(rng.standard_normal((args.batch, h, w, 3), np.float32)),

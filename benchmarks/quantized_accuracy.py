@@ -6,11 +6,11 @@
 Loads the checkpoint ``--mode=eval`` scores (``config.eval.checkpoint``, 'best' by default)
 and scores it with the project's own evaluation (``evaluate.evaluate_model``, JAX float32), then
 exports it to TFLite float32, float16 weights and int8 (weights and activations, calibrated on
-``--calibration`` training frames of the config's dataset by ``export.calibration_frames``, as
+``--calibration`` training frames of the config's dataset by ``exporter.calibration_frames``, as
 ``python -m adabins_jax.export --int8`` does) and scores each file the same way.
 
 Every file has the exported models' input, uint8 RGB at the network size, normalised inside
-(``export.depth_function``'s first step); each evaluation image is fed as that uint8 image,
+(``exporter.depth_function``'s first step); each evaluation image is fed as that uint8 image,
 its pipeline's float input rounded to 1/255. The files return the network's raw outputs
 (``runtimes.network_function``: bin edges, half-size depth and the mirrored image's depth), to
 which ``metrics.score_batch`` applies the evaluation protocol (docs/reference.md), so flip
@@ -33,15 +33,14 @@ import numpy as np
 
 from adabins_jax import configs
 from adabins_jax import evaluate
-from adabins_jax import export
-from adabins_jax import export_formats
-from adabins_jax import imagenet
+from adabins_jax.export import exporter
+from adabins_jax.export import formats as export_formats
+from adabins_jax import network_input
 from adabins_jax import input_pipeline
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import parallel
-from adabins_jax import trained
-from adabins_jax import predict_io
-from adabins_jax import runtimes
+from adabins_jax import checkpointing
+from adabins_jax.inference import runtimes
 from adabins_jax import steps
 
 # Largest |d1(TFLite float32) - d1(JAX)| accepted: the two differ by the input's uint8 rounding.
@@ -67,14 +66,14 @@ def eval_batches(config, limit: int | None = None) -> list[dict[str, np.ndarray]
 
 def as_uint8(images: np.ndarray) -> np.ndarray:
   """Normalised float network inputs -> the uint8 RGB the exported files take."""
-  return predict_io.to_uint8(imagenet.denormalize(np.asarray(images, np.float32)))
+  return network_input.to_uint8(network_input.denormalize(np.asarray(images, np.float32)))
 
 
 def uint8_network_function(model: nnx.Module, flip_average: bool):
   """``runtimes.network_function`` behind the exported files' input: uint8 RGB, normalised
-  inside as ``export.depth_function`` does it."""
+  inside as ``exporter.depth_function`` does it."""
   network = runtimes.network_function(model, flip_average)
-  return lambda image: network(imagenet.normalize(image.astype(jnp.float32) / 255.0))
+  return lambda image: network(network_input.normalize(image.astype(jnp.float32) / 255.0))
 
 
 def jax_metrics(model: nnx.Module, config, batches) -> dict[str, float]:
@@ -115,16 +114,16 @@ def measure(config, workdir: str, calibration: int = 100, limit: int | None = No
   batches = eval_batches(config, limit)
   if not batches:
     raise ValueError(f'{config.data.dataset}/{config.data.eval_split}: no evaluation batch.')
-  model, _ = trained.load_model(config, workdir)
+  model, _ = checkpointing.load_model(config, workdir)
   rows = {'jax float32': jax_metrics(model, config, batches)}
   hw = tuple(batches[0]['image'].shape[1:3])
-  export.use_plain_convolutions(model)
+  exporter.use_plain_convolutions(model)
   fn = uint8_network_function(model, bool(config.eval.flip_average))
   with tempfile.TemporaryDirectory(prefix='adabins-quantized-') as tmp:
     out = out or tmp
     for name, options in _TFLITE.items():
       if options == 'int8':
-        options = {'calibration': export.calibration_frames(config, hw, calibration)}
+        options = {'calibration': exporter.calibration_frames(config, hw, calibration)}
       path = os.path.join(out, name.replace(' ', '_') + '.tflite')
       export_formats.write_all(fn, 'tflite', path, 1, hw, {}, **options)
       rows[name] = file_metrics(export_formats.load_tflite(path), config, batches)
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
   parser.add_argument('--config', required=True, help='A shipped config name or file.')
   parser.add_argument('--workdir', required=True, help="The training run's folder.")
   parser.add_argument('--tfds_data_dir', default=None, help='Overrides data.tfds_data_dir.')
-  parser.add_argument('--calibration', type=int, default=export.ExportOptions.calibration,
+  parser.add_argument('--calibration', type=int, default=exporter.ExportOptions.calibration,
                       help='Training frames the int8 file is calibrated on.')
   parser.add_argument('--limit', type=int, default=None, help='Evaluation images to score.')
   parser.add_argument('--output', default=None, help='Keep the .tflite files in this folder.')

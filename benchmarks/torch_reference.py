@@ -56,7 +56,7 @@ from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import optim
 from adabins_jax import steps
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax.configs import effnet_b5_256
 
 _ROOT = pathlib.Path(__file__).resolve().parents[1]

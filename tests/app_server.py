@@ -1,4 +1,4 @@
-"""Runs ``python -m adabins_jax.app`` as a server for a test: started, waited for, stopped."""
+"""Runs ``python -m adabins_jax.inference.app`` as a server for a test: started, waited for, stopped."""
 
 import contextlib
 import pathlib

@@ -18,7 +18,7 @@ jax.config.update('jax_num_cpu_devices', 2)
 os.environ['XDG_CACHE_HOME'] = tempfile.mkdtemp(prefix='adabins-test-cache-')
 
 # After the device count and the cache folder are set.
-from adabins_jax import benchmark  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adabins_jax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 from adabins_jax.configs import smoke  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -31,6 +31,6 @@ def config():
 
 @pytest.fixture(scope='module')
 def model(config):  # pylint: disable=redefined-outer-name
-  model = benchmark.random_model(config.model, seed=1)
+  model = models.random_model(config.model, seed=1)
   model.eval()
   return model

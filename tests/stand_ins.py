@@ -70,7 +70,7 @@ def tiny_rooms_config(out: str, num_steps: int, **train_fields):
 def save_torch_weights(model: nnx.Module, path) -> str:
   """Writes ``model``'s weights as a release-style PyTorch state dict; returns the path."""
   import torch  # Only the tests that call this need torch; they skip without it.
-  from adabins_jax import torch_mapping
+  from adabins_jax.torch_weights import mapping as torch_mapping
   state = torch_mapping.model_to_state_dict(model)
   torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
   return str(path)

@@ -28,11 +28,11 @@ from tests import app_server
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')
 
-from adabins_jax import app
-from adabins_jax import benchmark
+from adabins_jax.inference import app
 from adabins_jax import checkpointing
 from adabins_jax import configs
-from adabins_jax import predictor as predictor_lib
+from adabins_jax.inference import predictor as predictor_lib
+from adabins_jax import models
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # A small network input: these tests check the plumbing, not the depth's accuracy.
@@ -44,7 +44,7 @@ _OFFLINE_ENV = {'GRADIO_ANALYTICS_ENABLED': 'False', 'HF_HUB_OFFLINE': '1', 'JAX
 def workdir(tmp_path_factory):
   """A demo-config run holding one checkpoint of a random initialisation."""
   path = tmp_path_factory.mktemp('run')
-  model = benchmark.random_model(configs.load('demo').model, seed=1)
+  model = models.random_model(configs.load('demo').model, seed=1)
   manager = checkpointing.create_manager(path)
   checkpointing.save(manager, 1, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
                      force=True)
@@ -174,7 +174,7 @@ def test_page_renders_in_a_browser(url, tmp_path):
 
 
 def _command(*args):
-  return [sys.executable, '-m', 'adabins_jax.app', '--config=demo', *args]
+  return [sys.executable, '-m', 'adabins_jax.inference.app', '--config=demo', *args]
 
 
 def test_command_needs_one_source_of_weights():
@@ -201,7 +201,7 @@ def test_the_files_of_a_photo_are_all_or_nothing(tmp_path, monkeypatch):
   def disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, 'No space left on device')
 
-  monkeypatch.setattr(app.predict_io, 'write_ply', disk_full)  # The last of the three files.
+  monkeypatch.setattr(app.output_files, 'write_ply', disk_full)  # The last of the three files.
   with pytest.raises(OSError, match='No space left'):
     app.write_depth_files(tmp_path, 'x', np.zeros((8, 10, 3), np.float32),
                           np.ones((8, 10), np.float32), 10.0)

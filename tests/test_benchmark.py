@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from adabins_jax import benchmark
-from adabins_jax import benchmark_export
+from adabins_jax.benchmark import measure
+from adabins_jax.benchmark import exported
 from adabins_jax import models
 from adabins_jax.models import layers
 
@@ -41,7 +41,7 @@ def test_command_writes_json_and_table_for_the_smoke_config(tmp_path):
   data = json.loads(out.read_text())
   assert data['environment']['backend'] == 'cpu'
   row = data['rows']['smoke']
-  abstract = models.build_abstract_model(benchmark.load_config('smoke').model)
+  abstract = models.build_abstract_model(measure.load_config('smoke').model)
   params = sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param)))
   assert row['params'] == params
   assert row['param_mb'] == pytest.approx(4 * params / 1e6)
@@ -92,17 +92,17 @@ def test_command_times_exported_runtimes_and_writes_them_to_json(tmp_path):
     assert _positive_finite(cell['images_per_s']) and _positive_finite(cell['size_mb'])
     # The float32 weights, 4 bytes per parameter, are most of the file.
     assert cell['size_mb'] == pytest.approx(4 * 701_904 / 1e6, rel=0.2)
-    assert 0 <= cell['depth_rel_l2'] < benchmark_export.EXPORT_TOLERANCE
+    assert 0 <= cell['depth_rel_l2'] < exported.EXPORT_TOLERANCE
 
 
 def test_default_runtimes_add_nothing_to_the_table():
   rows = {'mine': _row(2.0, 47.0, None)}
-  assert benchmark.markdown_table(rows, [1], ['jax']) == benchmark.markdown_table(rows, [1])
+  assert measure.markdown_table(rows, [1], ['jax']) == measure.markdown_table(rows, [1])
 
 
 def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, tmp_path):
-  config = benchmark.load_config('smoke')
-  model = benchmark.random_model(config.model)
+  config = measure.load_config('smoke')
+  model = models.random_model(config.model)
   depth_hw = (32, 40)
 
   def fake_load(path):
@@ -115,9 +115,9 @@ def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, t
     path.write_bytes(b'x' * 1000)
     return path.with_name('model.onnx') if fmt == 'onnx' else path
 
-  monkeypatch.setattr(benchmark_export, '_export_file', fake_export)
-  monkeypatch.setattr(benchmark_export.export_formats, 'load', fake_load)
-  cells = benchmark_export.benchmark_exported(model, config, depth_hw, ['tflite', 'onnx'],
+  monkeypatch.setattr(exported, '_export_file', fake_export)
+  monkeypatch.setattr(exported.export_formats, 'load', fake_load)
+  cells = exported.benchmark_exported(model, config, depth_hw, ['tflite', 'onnx'],
                                               repeats=1)
   assert cells['onnx'] == {'error': 'RuntimeError: no such op'}
   tflite = cells['tflite']
@@ -128,7 +128,7 @@ def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, t
   assert all(c.conv3x3_impl == 'auto' and c.depthwise_impl == 'auto' for c in convs)
   row = {**_row(2.0, 47.0, None), 'runtimes': {'onnxruntime': cells['onnx'],
                                                'litert': tflite}}
-  line = benchmark.markdown_table({'mine': row}, [1], ['jax', 'onnxruntime', 'litert'])
+  line = measure.markdown_table({'mine': row}, [1], ['jax', 'onnxruntime', 'litert'])
   assert '| 500 | error | — | — | error | 0.0 |' in line.splitlines()[2]
 
 
@@ -136,23 +136,23 @@ def test_a_missing_runtime_package_names_the_export_extra(monkeypatch):
   real = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',
                       lambda name: None if name == 'onnxruntime' else real(name))
-  benchmark_export.check_runtimes(['jax', 'litert'])
+  exported.check_runtimes(['jax', 'litert'])
   with pytest.raises(ImportError, match=r"onnxruntime: install the export extra"):
-    benchmark_export.check_runtimes(['jax', 'onnxruntime'])
+    exported.check_runtimes(['jax', 'onnxruntime'])
   with pytest.raises(ValueError, match='not one of jax, onnxruntime, litert'):
-    benchmark_export.check_runtimes(['tensorrt'])
+    exported.check_runtimes(['tensorrt'])
 
 
 def test_flops_and_timing_of_a_known_program():
   x, y = jnp.ones((64, 128)), jnp.ones((128, 256))
-  result = benchmark.time_compiled(jax.jit(jnp.dot), (x, y), repeats=3)
+  result = measure.time_compiled(jax.jit(jnp.dot), (x, y), repeats=3)
   assert result['flops'] == 2 * 64 * 128 * 256
   # XLA's buffers for one call: at least the two inputs and the output, in float32.
   assert result['peak_gb'] * 1e9 >= 4 * (64 * 128 + 128 * 256 + 64 * 256)
   assert _positive_finite(result['seconds']) and _positive_finite(result['compile_s'])
   # carry: the first output feeds the next call (a train step's donated state).
   step = jax.jit(lambda count, inc: (count + inc, count), donate_argnums=0)
-  counted = benchmark.time_compiled(step, (jnp.zeros(()), jnp.ones(())), repeats=2, carry=True)
+  counted = measure.time_compiled(step, (jnp.zeros(()), jnp.ones(())), repeats=2, carry=True)
   assert counted['flops'] >= 1
 
 
@@ -168,7 +168,7 @@ class _OneConv(nnx.Module):
 
 def test_flops_are_the_models_own_whichever_convolution_runs():
   """GFLOP/img counts direct convolutions even where Winograd (fewer FLOPs) runs."""
-  results = {impl: benchmark.benchmark_inference(_OneConv(impl), (32, 48), batch=2, repeats=1)
+  results = {impl: measure.benchmark_inference(_OneConv(impl), (32, 48), batch=2, repeats=1)
              for impl in ('winograd', 'xla')}
   winograd, direct = results['winograd'], results['xla']
   assert winograd['gflop_per_image'] == pytest.approx(direct['gflop_per_image'])
@@ -188,16 +188,16 @@ def test_direct_program_is_compiled_again_only_where_winograd_runs():
     return jax.jit(lambda state, x: nnx.merge(graphdef, state)(x)[1])
 
   x = jnp.zeros((1, 32, 48, 3))
-  assert benchmark._nominal_flops(_OneConv('xla'), build, (nnx.state(_OneConv('xla')), x)) is None
+  assert measure._nominal_flops(_OneConv('xla'), build, (nnx.state(_OneConv('xla')), x)) is None
   winograd = _OneConv('winograd')
-  nominal = benchmark._nominal_flops(winograd, build, (nnx.state(winograd), x))
+  nominal = measure._nominal_flops(winograd, build, (nnx.state(winograd), x))
   taps = (3 * 32 - 2) * (3 * 48 - 2)
   assert nominal == pytest.approx(2 * taps * 64 * 64 + 32 * 48 * 64, rel=0.01)
   assert winograd.conv.conv3x3_impl == 'winograd'  # Restored after counting.
 
 
 def test_random_model_is_concrete_and_scaled():
-  model = benchmark.random_model(benchmark.load_config('smoke').model, seed=0)
+  model = models.random_model(measure.load_config('smoke').model, seed=0)
   flat = dict(nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))))
   assert all(isinstance(v.get_value(), jax.Array) for v in flat.values())
   variances = [np.asarray(v.get_value()) for p, v in flat.items() if p[-1] == 'var']
@@ -218,21 +218,21 @@ def _row(images_per_s, checkpoint_mb, reference):
 def test_table_rows_and_the_published_ratios():
   rows = {'effnet_b5_256': _row(1.0, 940.0, 'effnet_b5_256'),
           'unet128_dws': _row(4.5, 47.0, 'unet128_dws'), 'mine': _row(2.0, 47.0, None)}
-  table = benchmark.markdown_table(rows, [1])
+  table = measure.markdown_table(rows, [1])
   lines = table.splitlines()
   assert len(lines) == 5 and lines[0].startswith('| model | config | bins |')
   assert lines[3].startswith('| U-Net, depthwise separable | unet128_dws | 128 | 1.50 M |')
   assert '| 78 |' in lines[3] and '| 34.85 |' in lines[3]  # the published size and fps
   assert lines[4].startswith('| — | mine | 128 |') and lines[4].endswith('| — |')
   # Published: 34.85 / 11.53 fps and 940 / 78 MB.
-  assert benchmark.study_ratios(rows, 1) == (
+  assert measure.study_ratios(rows, 1) == (
       'unet128_dws vs effnet_b5_256: 4.5x the inference speed at batch 1 (published: 3.0x), '
       '20.0x smaller checkpoint (published: 12.1x).')
-  assert benchmark.study_ratios({'unet128_dws': rows['unet128_dws']}, 1) == ''
+  assert measure.study_ratios({'unet128_dws': rows['unet128_dws']}, 1) == ''
 
 
 def test_load_config_by_name_and_path():
-  assert benchmark.load_config('unet128_dws').model.conv == 'dws'
-  assert benchmark.load_config(str(_REPO / 'configs' / 'smoke.py')).model.n_bins == 16
+  assert measure.load_config('unet128_dws').model.conv == 'dws'
+  assert measure.load_config(str(_REPO / 'configs' / 'smoke.py')).model.n_bins == 16
   with pytest.raises(FileNotFoundError, match='No config'):
-    benchmark.load_config('unet999')
+    measure.load_config('unet999')

@@ -18,22 +18,22 @@ pytest.importorskip('onnxruntime')
 pytest.importorskip('tf2onnx')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import configs
-from adabins_jax import export
-from adabins_jax import export_formats
+from adabins_jax.export import exporter
+from adabins_jax.export import formats as export_formats
+from adabins_jax import models
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _FP32_TOLERANCE, _FP16_TOLERANCE = 1e-4, 1e-2
-_DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'export.md'
+_DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'exporter.md'
 
 
 @dataclasses.dataclass
 class _Exported:
   config: object
   model: nnx.Module
-  options: export.ExportOptions
+  options: exporter.ExportOptions
   paths: dict[str, pathlib.Path]
   image: np.ndarray
   reference: dict[str, np.ndarray]
@@ -41,17 +41,17 @@ class _Exported:
 
 def _export_all(config, size: str, out: pathlib.Path) -> _Exported:
   """Every format of one model, random weights, each conversion done once."""
-  model = benchmark.random_model(config.model, seed=1)
+  model = models.random_model(config.model, seed=1)
   model.eval()
-  export.use_plain_convolutions(model)
-  options = export.ExportOptions(size=size)
-  fn = export.depth_function(model, config)
+  exporter.use_plain_convolutions(model)
+  options = exporter.ExportOptions(size=size)
+  fn = exporter.depth_function(model, config)
   paths = {'stablehlo': out / 'model.stablehlo', 'savedmodel': out / 'savedmodel',
            'tflite': out / 'model.tflite', 'onnx': out / 'model.onnx'}
   export_formats.write_stablehlo(fn, paths['stablehlo'], 1, options.size)
   export_formats.write_savedmodel(fn, paths['savedmodel'], 1, options.size)
   export_formats.write_tflite(paths['savedmodel'], paths['tflite'])
-  export_formats.write_onnx(paths['tflite'], paths['onnx'], export.signature(config, options))
+  export_formats.write_onnx(paths['tflite'], paths['onnx'], exporter.signature(config, options))
   image = np.random.default_rng(0).integers(0, 256, (1, *options.size, 3), np.uint8)
   reference = {k: np.asarray(v) for k, v in jax.jit(fn)(image).items()}
   return _Exported(config, model, options, paths, image, reference)
@@ -83,7 +83,7 @@ def _check_close(got: dict, reference: dict, tolerance: float) -> None:
 
 
 @pytest.mark.parametrize('name', ['demo', 'unet128_dws'])
-@pytest.mark.parametrize('fmt', export.FORMATS)
+@pytest.mark.parametrize('fmt', exporter.FORMATS)
 def test_every_format_gives_the_depth_of_jax(request, name, fmt):
   exported = request.getfixturevalue(name)
   got = export_formats.load(exported.paths[fmt])(exported.image)
@@ -120,11 +120,11 @@ def test_int8_tflite_is_calibrated_on_the_configs_frames(demo, tmp_path):
   config = demo.config.copy_and_resolve_references()
   config.data.dataset = 'synthetic_rooms/tiny'
   config.data.tfds_data_dir = str(tmp_path / 'tfds')
-  frames = list(export.calibration_frames(config, (64, 96), 3))
+  frames = list(exporter.calibration_frames(config, (64, 96), 3))
   assert [f.shape for f in frames] == [(1, 64, 96, 3)] * 3 and frames[0].dtype == np.uint8
   path = tmp_path / 'int8.tflite'
-  export.export(demo.model, config, 'tflite', path,
-                export.ExportOptions(size='64x96', int8=True, calibration=3))
+  exporter.export(demo.model, config, 'tflite', path,
+                exporter.ExportOptions(size='64x96', int8=True, calibration=3))
   # The convolutions' weights are int8, the bins head's dense layers stay float32.
   assert path.stat().st_size < 0.5 * demo.paths['tflite'].stat().st_size
   depth = export_formats.load(path)(frames[0])['depth']
@@ -160,18 +160,18 @@ def test_int8_leaves_every_op_but_the_convolutions_in_float(request, name):
 
 
 def test_dynamic_batch_stablehlo_and_fixed_batch_only_for_tflite(demo, tmp_path):
-  fn = export.depth_function(demo.model, demo.config)
+  fn = exporter.depth_function(demo.model, demo.config)
   export_formats.write_stablehlo(fn, tmp_path / 'any.stablehlo', None, demo.options.size)
   images = np.concatenate([demo.image, demo.image[:, ::-1]])
   got = export_formats.load(tmp_path / 'any.stablehlo')(images)
   _check_close({k: v[:1] for k, v in got.items()}, demo.reference, _FP32_TOLERANCE)
   for fmt in ('tflite', 'onnx'):
     with pytest.raises(ValueError, match='fixed --batch'):
-      export.export(demo.model, demo.config, fmt, tmp_path / 'x', export.ExportOptions(
+      exporter.export(demo.model, demo.config, fmt, tmp_path / 'x', exporter.ExportOptions(
           size='64x96', batch=None))
   with pytest.raises(ValueError, match='tflite only'):
-    export.export(demo.model, demo.config, 'onnx', tmp_path / 'x',
-                  export.ExportOptions(fp16=True))
+    exporter.export(demo.model, demo.config, 'onnx', tmp_path / 'x',
+                  exporter.ExportOptions(fp16=True))
 
 
 def test_command_exports_a_training_run(demo, tmp_path):

@@ -25,22 +25,24 @@ import optax
 from PIL import Image
 import pytest
 
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
-from adabins_jax import config_validation
+from adabins_jax.configs import validation as config_validation
 from adabins_jax import configs
 from adabins_jax import errors
 from adabins_jax import files
-from adabins_jax import import_torch
+from adabins_jax.torch_weights import importer as import_torch
 from adabins_jax import main
-from adabins_jax import predict
-from adabins_jax import predict_flags
-from adabins_jax import predict_io
+from adabins_jax.inference import predict
+from adabins_jax.inference import flags as predict_flags
+from adabins_jax.inference import input_files
+from adabins_jax.inference import output_files
+from adabins_jax.inference import photos
 from adabins_jax import steps
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax import train
 from adabins_jax import workdir_lock
 from adabins_jax.configs import smoke
+from adabins_jax import models
 from stand_ins import TinyDepthModel
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -62,7 +64,7 @@ def _options(inputs, output, **kw):
 # ------------------------------------------------------------------ predict: names and inputs
 
 def test_output_names_are_unique_for_every_input():
-  names = predict_io.output_names([pathlib.Path(p) for p in (
+  names = input_files.output_names([pathlib.Path(p) for p in (
       'in/x.png', 'in/x.jpg', 'in/a/x.png', 'in/b/x.png', 'in/a_x.png', 'in/Y.png', 'in/y.jpg',
       'in/kitchen.jpg')])
   assert len({n.casefold() for n in names}) == len(names), names
@@ -89,15 +91,15 @@ def test_predict_writes_one_set_of_files_per_input(tmp_path, model, config):
 def test_an_existing_name_is_literal_and_lists_take_any_name(tmp_path):
   literal = _image(tmp_path / 'img[1].jpg')
   _image(tmp_path / 'img1.jpg', 1)
-  paths, problems = predict_io.find_images(str(literal))
+  paths, problems = input_files.find_images(str(literal))
   assert paths == [literal] and not problems
   comma = _image(tmp_path / 'a,b.png', 2)
-  paths, _ = predict_io.find_images([str(comma)])
+  paths, _ = input_files.find_images([str(comma)])
   assert paths == [comma]
   listing = tmp_path / 'list.txt'
   listing.write_text(f'# my photos\n{comma}\n\n{literal}\n')
-  paths, problems = predict_io.find_images(
-      [], literal=predict_io.read_input_list(listing))
+  paths, problems = input_files.find_images(
+      [], literal=input_files.read_input_list(listing))
   assert paths == [comma, literal] and not problems
 
 
@@ -121,7 +123,7 @@ def test_outputs_are_never_taken_as_inputs(tmp_path, model, config):
   # Rerun into the same folder: the same image again, the same files replaced, no *_depth_depth.
   assert list(second.written) == list(first.written) and not second.failed
   assert sorted(os.listdir(folder)) == before
-  _, problems = predict_io.find_images(str(folder / 'ok_depth.png'), output_dir=folder)
+  _, problems = input_files.find_images(str(folder / 'ok_depth.png'), output_dir=folder)
   assert 'an output of this run' in problems[0][1]
 
 
@@ -152,7 +154,7 @@ def test_read_only_output_is_named_before_the_model_loads(tmp_path, config, monk
 # ------------------------------------------------------------------ predict: no partial files
 
 def test_a_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
-  real = predict_io.visualize.save_png
+  real = output_files.visualize.save_png
 
   def disk_full_on_colour(path, array):
     if path.endswith('_color.png'):
@@ -161,10 +163,10 @@ def test_a_failed_write_leaves_no_partial_files(tmp_path, monkeypatch):
       raise OSError(errno.ENOSPC, 'No space left on device')
     real(path, array)
 
-  monkeypatch.setattr(predict_io.visualize, 'save_png', disk_full_on_colour)
+  monkeypatch.setattr(output_files.visualize, 'save_png', disk_full_on_colour)
   rgb = np.zeros((8, 10, 3), np.float32)
   with pytest.raises(OSError, match='No space left'):
-    predict_io.write_outputs(tmp_path, 'x', rgb, np.ones((8, 10)), depth_range=(1e-3, 10.0),
+    output_files.write_outputs(tmp_path, 'x', rgb, np.ones((8, 10)), depth_range=(1e-3, 10.0),
                              strip=True, ply=True)
   assert os.listdir(tmp_path) == []  # ... under a temporary name, removed with the rest.
 
@@ -192,7 +194,7 @@ def test_non_finite_and_non_floating_weights_are_refused_by_name(tmp_path, model
   state[key_nan] = np.full_like(state[key_nan], np.nan)
   state[key_int] = state[key_int].astype(np.int64)
   _write_pt(state, tmp_path / 'bad.pt')
-  target = benchmark.random_model(smoke.get_config().model, seed=2)
+  target = models.random_model(smoke.get_config().model, seed=2)
   with pytest.raises(ValueError) as info:
     torch_mapping.load_torch_checkpoint(target, tmp_path / 'bad.pt')
   assert f'{key_nan} has ' in str(info.value) and 'non-finite' in str(info.value)
@@ -211,7 +213,7 @@ def test_empty_pt_files_give_a_reason_and_failed_imports_leave_no_folder(tmp_pat
 
 
 def test_a_nan_prediction_fails_its_image_instead_of_becoming_min_depth(tmp_path, config):
-  broken = benchmark.random_model(config.model, seed=1)
+  broken = models.random_model(config.model, seed=1)
   broken.eval()
   kernel = broken.conv_out.kernel
   kernel.set_value(kernel.get_value() * np.nan)
@@ -466,7 +468,7 @@ def test_a_really_full_disk_leaves_no_partial_outputs(full_disk):
   fill()
   rgb = np.random.default_rng(0).random((64, 64, 3), np.float32)
   with pytest.raises(OSError):
-    predict_io.write_outputs(mount, 'x', rgb, np.ones((64, 64)), depth_range=(1e-3, 10.0))
+    output_files.write_outputs(mount, 'x', rgb, np.ones((64, 64)), depth_range=(1e-3, 10.0))
   assert sorted(os.listdir(mount)) == ['filler']
 
 
@@ -494,7 +496,7 @@ def test_a_decompression_bomb_is_refused_by_name(tmp_path, monkeypatch):
   monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)
   _image(tmp_path / 'bomb.png', size=(100, 100))
   with pytest.raises(ValueError, match='bomb.png: not a readable image'):
-    predict_io.read_image(tmp_path / 'bomb.png')
+    photos.read_image(tmp_path / 'bomb.png')
 
 
 def test_a_batch_without_valid_depth_has_a_finite_loss_and_gradient(model, config):

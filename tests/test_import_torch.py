@@ -9,11 +9,11 @@ import pytest
 import torch
 from flax import nnx
 
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
-from adabins_jax import import_torch
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import importer as import_torch
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax.configs import smoke
+from adabins_jax import models
 
 
 @nnx.jit
@@ -29,12 +29,12 @@ def _released_pt(model, path):
 
 def test_import_then_restore_gives_the_same_model(tmp_path):
   config = smoke.get_config()
-  source = benchmark.random_model(config.model, seed=7)
+  source = models.random_model(config.model, seed=7)
   source.eval()
   _released_pt(source, tmp_path / 'released.pt')
   n = import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
   assert n == 182_264
-  restored = benchmark.random_model(config.model, seed=0)
+  restored = models.random_model(config.model, seed=0)
   restored.eval()
   assert checkpointing.restore_model(tmp_path / 'run', restored, 'latest') == 0
   images = jax.random.normal(jax.random.key(1), (1, 64, 80, 3))
@@ -45,13 +45,13 @@ def test_import_then_restore_gives_the_same_model(tmp_path):
 
 def test_import_command_reports_a_bad_key(tmp_path):
   config = smoke.get_config()
-  source = benchmark.random_model(config.model, seed=7)
+  source = models.random_model(config.model, seed=7)
   state = torch_mapping.model_to_state_dict(source)
   state.pop('conv_out.0.bias')
   torch.save({k: torch.from_numpy(v) for k, v in state.items()},
              tmp_path / 'partial.pt')
   result = subprocess.run(
-      [sys.executable, '-m', 'adabins_jax.import_torch', '--config=configs/smoke.py',
+      [sys.executable, '-m', 'adabins_jax.torch_weights', '--config=configs/smoke.py',
        f'--weights={tmp_path / "partial.pt"}', f'--workdir={tmp_path / "run"}'],
       capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode != 0
@@ -67,7 +67,7 @@ def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path, capsys):
   config.eval.crop = 'none'
   config.eval.batch_size = 4
   config.train.num_devices = 1
-  source = benchmark.random_model(config.model, seed=7)
+  source = models.random_model(config.model, seed=7)
   _released_pt(source, tmp_path / 'released.pt')
   direct = evaluate.evaluate(config, str(tmp_path / 'scored'), weights=tmp_path / 'released.pt')
   import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')

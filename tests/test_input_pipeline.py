@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax import input_pipeline
 
-MEAN, STD = imagenet.MEAN, imagenet.STD
+MEAN, STD = network_input.MEAN, network_input.STD
 
 
 @pytest.fixture(scope='module')

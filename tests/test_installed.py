@@ -234,7 +234,7 @@ def test_cli_and_predictor_give_the_same_depth(installed, photo, cli_depth):
 def test_web_app_serves_the_clis_depth(installed, photo, cli_depth):
   gradio_client = pytest.importorskip('gradio_client')
   port = app_server.free_port()
-  command = [sys.executable, '-m', 'adabins_jax.app', *installed.config_flags(),
+  command = [sys.executable, '-m', 'adabins_jax.inference.app', *installed.config_flags(),
              f'--workdir={_WORKDIR}', '--host=127.0.0.1', f'--port={port}']
   with app_server.serving(command, port, installed.home.parent / 'app.log', timeout_s=120,
                           cwd=installed.home, env=installed.env) as (url, _):

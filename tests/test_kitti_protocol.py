@@ -15,7 +15,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from adabins_jax import input_pipeline
-from adabins_jax import kitti
+from adabins_jax.datasets import kitti
 from adabins_jax import main
 from adabins_jax import metrics
 from adabins_jax.configs import kitti_effnet_b5_256

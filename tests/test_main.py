@@ -109,7 +109,7 @@ def test_modes_dispatch_to_their_functions():
 
 
 def test_predict_mode_dispatches_to_predict():
-  from adabins_jax import predict  # pylint: disable=g-import-not-at-top
+  from adabins_jax.inference import predict  # pylint: disable=g-import-not-at-top
   assert main._dispatch('predict') is predict.predict
 
 

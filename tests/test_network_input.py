@@ -5,10 +5,10 @@ import pytest
 import tensorflow as tf
 
 from adabins_jax import configs
-from adabins_jax import kitti
+from adabins_jax.datasets import kitti
 from adabins_jax import models
 from adabins_jax import network_input
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax.datasets import synthetic_rooms
 
 _NYU_CONFIGS = ('effnet_b5_256', 'effnet_b0_256', 'unet128', 'unet128_dws', 'unet256')

@@ -12,21 +12,24 @@ import optax
 from PIL import Image
 import pytest
 
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import configs
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax import input_pipeline
 from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
-from adabins_jax import nyu
-from adabins_jax import predict
-from adabins_jax import predict_io
+from adabins_jax.datasets import nyu
+from adabins_jax.inference import predict
+from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import input_files
+from adabins_jax.inference import output_files
+from adabins_jax.inference import photos
 from adabins_jax import steps
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax import visualize
 from adabins_jax.configs import demo
 from adabins_jax.datasets import synthetic_rooms
+from adabins_jax import models
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -40,7 +43,7 @@ def _two_passes(model, x):
 
 def _expected_depth(model, rgb):
   """Independent path: two plain forward passes, then the evaluation post-processing."""
-  x = imagenet.normalize(predict_io.resize_image(rgb, _SIZE))[None]
+  x = network_input.normalize(network_input.resize_image(rgb, _SIZE))[None]
   depth, mirrored = _two_passes(model, x)
   final = metrics_lib.postprocess_prediction(depth, mirrored[:, :, ::-1], rgb.shape[:2],
                                              1e-3, 10.0)
@@ -69,7 +72,7 @@ def test_every_output_is_written_with_the_right_shape_and_values(tmp_path, model
   for stem, hw in shapes.items():
     depth = np.load(out / f'{stem}_depth.npy')
     assert depth.shape == hw and depth.dtype == np.float32
-    rgb = predict_io.read_image(tmp_path / 'in' / f'{stem}.png')
+    rgb = photos.read_image(tmp_path / 'in' / f'{stem}.png')
     np.testing.assert_allclose(depth, _expected_depth(model, rgb), rtol=1e-5, atol=1e-5)
     png = np.asarray(Image.open(out / f'{stem}_depth.png'))
     assert png.dtype == np.uint16
@@ -79,7 +82,7 @@ def test_every_output_is_written_with_the_right_shape_and_values(tmp_path, model
     strip = np.asarray(Image.open(out / f'{stem}_strip.png'))
     # Input | colour between the titles and the colour bar (tests/test_visualize.py).
     np.testing.assert_array_equal(strip, visualize.prediction_strip(
-        predict_io.to_uint8(rgb), colour, 1e-3, 10.0))
+        network_input.to_uint8(rgb), colour, 1e-3, 10.0))
     header = (out / f'{stem}.ply').read_bytes().split(b'end_header\n')[0].decode()
     assert f'element vertex {hw[0] * hw[1]}' in header
   rgb_in = np.asarray(Image.open(tmp_path / 'in' / 'rgb.png'))
@@ -90,26 +93,26 @@ def test_every_output_is_written_with_the_right_shape_and_values(tmp_path, model
 def test_read_image_modes(tmp_path):
   rgba = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4) * 5
   Image.fromarray(rgba).save(tmp_path / 'a.png')
-  np.testing.assert_allclose(predict_io.read_image(tmp_path / 'a.png'), rgba[..., :3] / 255.0)
+  np.testing.assert_allclose(photos.read_image(tmp_path / 'a.png'), rgba[..., :3] / 255.0)
   grey16 = np.array([[0, 32768, 65535]], np.uint16)
   Image.fromarray(grey16).save(tmp_path / 'g16.png')
-  got = predict_io.read_image(tmp_path / 'g16.png')
+  got = photos.read_image(tmp_path / 'g16.png')
   assert got.shape == (1, 3, 3)
   np.testing.assert_allclose(got[..., 1], grey16 / 65535.0, rtol=1e-6)
   palette = Image.new('P', (2, 1))
   palette.putpalette([10, 20, 30, 200, 100, 50] + [0] * 762)
   palette.putdata([0, 1])
   palette.save(tmp_path / 'p.png')
-  np.testing.assert_allclose(predict_io.read_image(tmp_path / 'p.png') * 255,
+  np.testing.assert_allclose(photos.read_image(tmp_path / 'p.png') * 255,
                              [[[10, 20, 30], [200, 100, 50]]], atol=1e-4)
   # A phone photo stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise).
   exif = Image.Exif()
   exif[0x0112] = 6
   Image.new('RGB', (40, 20), (255, 0, 0)).save(tmp_path / 'r.jpg', exif=exif)
-  assert predict_io.read_image(tmp_path / 'r.jpg').shape == (40, 20, 3)
+  assert photos.read_image(tmp_path / 'r.jpg').shape == (40, 20, 3)
   (tmp_path / 'bad.jpg').write_bytes(b'\xff\xd8\xff garbage')
   with pytest.raises(ValueError, match='bad.jpg: not a readable image'):
-    predict_io.read_image(tmp_path / 'bad.jpg')
+    photos.read_image(tmp_path / 'bad.jpg')
 
 
 def test_find_images_expands_folders_globs_and_lists(tmp_path):
@@ -117,13 +120,13 @@ def test_find_images_expands_folders_globs_and_lists(tmp_path):
     (tmp_path / sub).mkdir()
     for name in ('x.png', 'y.jpg', 'readme.txt', '.hidden.png'):
       (tmp_path / sub / name).write_bytes(b'')
-  paths, problems = predict_io.find_images(
+  paths, problems = input_files.find_images(
       f'{tmp_path / "a"}, {tmp_path}/*/x.png,{tmp_path / "missing.png"},{tmp_path}/*.gif')
   assert [p.relative_to(tmp_path).as_posix() for p in paths] == ['a/x.png', 'a/y.jpg', 'b/x.png']
   assert problems == [(str(tmp_path / 'missing.png'), 'no such file'),
                       (f'{tmp_path}/*.gif', 'the pattern matches no file')]
   # Two files called x: their outputs must not overwrite each other.
-  assert predict_io.output_names(paths) == ['a_x', 'y', 'b_x']
+  assert input_files.output_names(paths) == ['a_x', 'y', 'b_x']
 
 
 def _write_pt(model, path):
@@ -149,7 +152,7 @@ def test_main_with_pt_weights_skips_a_corrupt_file_and_exits_non_zero(
   message = str(exit_info.value.code)  # A string code exits with status 1.
   assert 'Depth for 1 of 2 images' in message and 'broken.png' in message
   depth = np.load(tmp_path / 'out' / 'good_depth.npy')
-  expected = _expected_depth(model, predict_io.read_image(tmp_path / 'in' / 'good.png'))
+  expected = _expected_depth(model, photos.read_image(tmp_path / 'in' / 'good.png'))
   np.testing.assert_allclose(depth, expected, atol=1e-5)
   assert not (tmp_path / 'out' / 'broken_depth.npy').exists()
 
@@ -162,14 +165,14 @@ def test_predict_from_an_orbax_workdir(tmp_path, model, config):
   manager.close()
   rgb = np.random.default_rng(3).random((40, 52, 3)).astype(np.float32)
   np.save(tmp_path / 'x.npy', rgb)  # Not an image: reported, not fatal.
-  Image.fromarray(predict_io.to_uint8(rgb)).save(tmp_path / 'x.png')
+  Image.fromarray(network_input.to_uint8(rgb)).save(tmp_path / 'x.png')
   options = predict.PredictOptions([str(tmp_path / 'x.png')], str(tmp_path / 'out'),
                                    size=_SIZE, flip_average=False, per_image_range=True)
   summary = predict.predict(config, str(tmp_path / 'run'), options)
   assert list(summary.written) == [str(tmp_path / 'x.png')]
   depth = np.load(tmp_path / 'out' / 'x_depth.npy')
-  rgb = predict_io.read_image(tmp_path / 'x.png')
-  x = imagenet.normalize(predict_io.resize_image(rgb, _SIZE))
+  rgb = photos.read_image(tmp_path / 'x.png')
+  x = network_input.normalize(network_input.resize_image(rgb, _SIZE))
   no_flip = _two_passes(model, x[None])[0]
   expected = metrics_lib.postprocess_prediction(no_flip, None, (40, 52), 1e-3, 10.0)
   np.testing.assert_allclose(depth, np.asarray(expected)[0, ..., 0], atol=1e-5)
@@ -198,7 +201,7 @@ def test_a_frame_of_the_demo_data_gets_evaluations_depth(tmp_path):
   builder = _demo_test_frames(tmp_path / 'tfds')
   batch = next(iter(input_pipeline.create_eval_dataset(
       config.data, 2, builder=builder, process_index=0, process_count=1)))
-  model = benchmark.random_model(config.model, seed=1)
+  model = models.random_model(config.model, seed=1)
   model.eval()
   # The demo network sees the 120x160 frames at 48x64 (data.input_scale 0.4).
   assert batch['image'].shape == (2, 48, 64, 3)
@@ -218,7 +221,7 @@ def test_a_frame_of_the_demo_data_gets_evaluations_depth(tmp_path):
 def test_write_outputs_uses_the_kitti_scale_for_outdoor_ranges(tmp_path):
   depth = np.array([[1.0, 2.5], [79.9, 0.0123]], np.float32)
   rgb = np.zeros((2, 2, 3), np.float32)
-  files = predict_io.write_outputs(tmp_path, 'k', rgb, depth, depth_range=(1e-3, 80.0))
+  files = output_files.write_outputs(tmp_path, 'k', rgb, depth, depth_range=(1e-3, 80.0))
   assert [os.path.basename(f) for f in files] == ['k_depth.npy', 'k_depth.png', 'k_color.png']
   np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / 'k_depth.png')),
                                 [[256, 640], [20454, 3]])
@@ -228,7 +231,7 @@ def test_ply_geometry_and_intrinsics(tmp_path):
   depth = np.full((2, 3), 2.0, np.float32)
   depth[0, 0] = np.nan  # left out
   rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
-  n = predict_io.write_ply(tmp_path / 'c.ply', depth, rgb, (100.0, 50.0, 1.0, 0.5))
+  n = output_files.write_ply(tmp_path / 'c.ply', depth, rgb, (100.0, 50.0, 1.0, 0.5))
   data = (tmp_path / 'c.ply').read_bytes()
   header, body = data.split(b'end_header\n')
   assert n == 5 and b'element vertex 5' in header and b'binary_little_endian' in header
@@ -237,16 +240,16 @@ def test_ply_geometry_and_intrinsics(tmp_path):
   last = vertices[-1]  # pixel (u=2, v=1)
   np.testing.assert_allclose([last['x'], last['y'], last['z']], [0.02, 0.02, 2.0], rtol=1e-6)
   assert (last['r'], last['g'], last['b']) == (15, 16, 17)
-  assert predict_io.write_ply(tmp_path / 's.ply', np.ones((5, 7)), np.zeros((5, 7, 3), np.uint8),
+  assert output_files.write_ply(tmp_path / 's.ply', np.ones((5, 7)), np.zeros((5, 7, 3), np.uint8),
                               (1, 1, 0, 0), stride=2) == 3 * 4
-  np.testing.assert_allclose(predict_io.intrinsics_for((240, 320)),
+  np.testing.assert_allclose(camera_lib.intrinsics_for((240, 320)),
                              np.array(nyu.INTRINSICS) / 2)
-  assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None)) == (300, 300, 100, 49.5)
-  np.testing.assert_allclose(predict_io.intrinsics_for((750, 621), camera=predict_io.KITTI_CAMERA),
+  assert camera_lib.intrinsics_for((100, 201), (300.0, None, None, None)) == (300, 300, 100, 49.5)
+  np.testing.assert_allclose(camera_lib.intrinsics_for((750, 621), camera=camera_lib.KITTI_CAMERA),
                              [721.5377 / 2, 721.5377 * 2, 609.5593 / 2, 172.854 * 2])
   # A given focal length wins over the camera.
-  assert predict_io.intrinsics_for((100, 201), (300.0, None, None, None),
-                                   predict_io.KITTI_CAMERA) == (300, 300, 100, 49.5)
+  assert camera_lib.intrinsics_for((100, 201), (300.0, None, None, None),
+                                   camera_lib.KITTI_CAMERA) == (300, 300, 100, 49.5)
   with pytest.raises(ValueError, match='need --fx'):
     predict.PredictOptions('a.png', 'out', intrinsics=(None, 400.0, None, None))
   with pytest.raises(ValueError, match='480x640'):
@@ -254,10 +257,10 @@ def test_ply_geometry_and_intrinsics(tmp_path):
 
 
 def test_the_default_camera_is_the_training_datasets(config):
-  assert predict_io.dataset_camera(configs.load('kitti_effnet_b5_256')) == predict_io.KITTI_CAMERA
+  assert camera_lib.dataset_camera(configs.load('kitti_effnet_b5_256')) == camera_lib.KITTI_CAMERA
   for name in ('effnet_b5_256', 'demo'):
-    assert predict_io.dataset_camera(configs.load(name)) == predict_io.NYU_CAMERA
-  assert predict_io.dataset_camera(config) == predict_io.NYU_CAMERA
+    assert camera_lib.dataset_camera(configs.load(name)) == camera_lib.NYU_CAMERA
+  assert camera_lib.dataset_camera(config) == camera_lib.NYU_CAMERA
 
 
 def test_a_kitti_models_point_cloud_uses_kittis_camera(tmp_path, model, config):

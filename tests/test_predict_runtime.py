@@ -16,11 +16,11 @@ import pytest
 
 import adabins_jax
 from tests import stand_ins
-from adabins_jax import export_formats
+from adabins_jax.export import formats as export_formats
 from adabins_jax import main
-from adabins_jax import predict
-from adabins_jax import predict_flags
-from adabins_jax import runtimes
+from adabins_jax.inference import predict
+from adabins_jax.inference import flags as predict_flags
+from adabins_jax.inference import runtimes
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 # float32 files differ from JAX by rounding only (measured about 1e-7).

@@ -6,9 +6,9 @@ import pytest
 
 import adabins_jax
 from tests import stand_ins
-from adabins_jax import benchmark
-from adabins_jax import predict
+from adabins_jax.inference import predict
 from adabins_jax.configs import smoke
+from adabins_jax import models
 
 _SIZE = '64x80'
 
@@ -16,7 +16,7 @@ _SIZE = '64x80'
 @pytest.fixture(scope='module')
 def weights(tmp_path_factory):
   pytest.importorskip('torch')
-  model = benchmark.random_model(smoke.get_config().model, seed=1)
+  model = models.random_model(smoke.get_config().model, seed=1)
   return stand_ins.save_torch_weights(model, tmp_path_factory.mktemp('weights') / 'smoke.pt')
 
 

@@ -8,9 +8,9 @@ pytest.importorskip('ai_edge_litert')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from tests import stand_ins
-from adabins_jax import benchmark
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax.configs import smoke
+from adabins_jax import models
 from tests import benchmark_scripts
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -18,7 +18,7 @@ from tests import benchmark_scripts
 @pytest.fixture(scope='module')
 def run(tmp_path_factory):
   """A smoke-model training run with one checkpoint (random weights: nothing is trained)."""
-  model = benchmark.random_model(smoke.get_config().model, seed=1)
+  model = models.random_model(smoke.get_config().model, seed=1)
   return stand_ins.save_run(tmp_path_factory.mktemp('run'), model)
 
 
@@ -54,6 +54,6 @@ def test_limit_masks_the_images_past_it(tmp_path):
 def test_uint8_input_is_the_pipelines_image_rounded():
   script = benchmark_scripts.load('quantized_accuracy')
   rgb = np.random.default_rng(0).uniform(0, 1, (1, 4, 5, 3)).astype(np.float32)
-  got = script.as_uint8(imagenet.normalize(rgb))
+  got = script.as_uint8(network_input.normalize(rgb))
   assert got.dtype == np.uint8
   np.testing.assert_array_equal(got, np.round(rgb * 255).astype(np.uint8))

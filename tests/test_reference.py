@@ -4,7 +4,7 @@ import pathlib
 
 import pytest
 
-from adabins_jax import config_validation
+from adabins_jax.configs import validation as config_validation
 from adabins_jax import configs
 from adabins_jax import reference
 

@@ -15,17 +15,16 @@ import torch
 from flax import nnx
 from PIL import Image
 
-from adabins_jax import benchmark
 from adabins_jax import checkpointing
 from adabins_jax import configs
-from adabins_jax import import_torch
+from adabins_jax.torch_weights import importer as import_torch
 from adabins_jax import optim
-from adabins_jax import predict
-from adabins_jax import release_weights
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import release as release_weights
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax.configs import smoke
 from adabins_jax.models import build_abstract_model
-from adabins_jax.predictor import Predictor
+from adabins_jax.inference.predictor import Predictor
+from adabins_jax import models
 
 _NYU_RANGE = '0.001..10 m'
 _KITTI_RANGE = '0.001..80 m'
@@ -41,7 +40,7 @@ def _config(max_depth_m=10.0, allow_range_mismatch=False):
 
 def _save_release_pt(config, path, seed=7):
   """A release-format .pt ({"model": DDP-prefixed state_dict}) of a fresh model; the model."""
-  model = benchmark.random_model(config.model, seed=seed)
+  model = models.random_model(config.model, seed=seed)
   model.eval()
   state = torch_mapping.model_to_state_dict(model)
   torch.save({'model': {f'module.{k}': torch.from_numpy(v) for k, v in state.items()},
@@ -97,7 +96,7 @@ def test_kitti_weights_are_refused_by_the_nyu_config_on_every_path(tmp_path):
   with pytest.raises(release_weights.DepthRangeError, match=expected):
     checkpointing.load_torch_checkpoint(build_abstract_model(config.model), path)
   with pytest.raises(release_weights.DepthRangeError, match=expected):
-    predict.load_model(config, None, str(path))  # Also export's.
+    checkpointing.load_model(config, None, str(path))  # Also export's.
   with pytest.raises(release_weights.DepthRangeError, match=expected):
     Predictor(config, weights=str(path))  # Also the web app's.
   with pytest.raises(release_weights.DepthRangeError, match=expected):
@@ -120,7 +119,7 @@ def test_evaluate_refuses_them_before_reading_data(tmp_path):
 def test_kitti_weights_load_under_a_kitti_range_config(tmp_path):
   path = tmp_path / 'AdaBins_kitti.pt'
   source = _save_release_pt(_config(80.0), path)
-  model, loaded_from = predict.load_model(_config(80.0), None, str(path))
+  model, loaded_from = checkpointing.load_model(_config(80.0), None, str(path))
   assert loaded_from == str(path)
   _same_depth(model, source)
 
@@ -129,7 +128,7 @@ def test_the_override_loads_them_with_a_warning(tmp_path, caplog):
   path = tmp_path / 'AdaBins_nyu.pt'
   source = _save_release_pt(_config(10.0), path)
   with caplog.at_level(logging.WARNING):
-    model, _ = predict.load_model(_config(80.0, allow_range_mismatch=True), None, str(path))
+    model, _ = checkpointing.load_model(_config(80.0, allow_range_mismatch=True), None, str(path))
   assert any(f'{path}: the file name says NYU weights' in r.getMessage()
              and 'Loading them anyway' in r.getMessage() for r in caplog.records)
   images = jax.random.normal(jax.random.key(1), (1, 64, 80, 3))
@@ -143,8 +142,8 @@ def test_a_file_that_names_no_range_warns_once(tmp_path, caplog):
   path = tmp_path / 'my_weights.pt'
   source = _save_release_pt(_config(80.0), path)
   with caplog.at_level(logging.WARNING):
-    model, _ = predict.load_model(_config(80.0), None, str(path))
-    predict.load_model(_config(80.0), None, str(path))
+    model, _ = checkpointing.load_model(_config(80.0), None, str(path))
+    checkpointing.load_model(_config(80.0), None, str(path))
   warnings = [r.getMessage() for r in caplog.records if 'says no depth range' in r.getMessage()]
   assert len(warnings) == 1, warnings
   assert str(path) in warnings[0] and f'read as depth in {_KITTI_RANGE}' in warnings[0]
@@ -161,9 +160,9 @@ def test_an_orbax_checkpoint_is_refused_by_a_config_of_another_range(tmp_path):
   with pytest.raises(release_weights.DepthRangeError, match=expected):
     checkpointing.restore_model(tmp_path / 'run', build_abstract_model(_config(80.0).model))
   with pytest.raises(release_weights.DepthRangeError, match=expected):
-    predict.load_model(_config(80.0), str(tmp_path / 'run'))
+    checkpointing.load_model(_config(80.0), str(tmp_path / 'run'))
   # Training resumes through restore(), which checks the same.
-  model = benchmark.random_model(_config(80.0).model)
+  model = models.random_model(_config(80.0).model)
   optimizer = nnx.Optimizer(model, optim.create_optimizer(_config().optim, total_steps=1),
                             wrt=nnx.Param)
   manager = checkpointing.create_manager(tmp_path / 'run', read_only=True)
@@ -178,7 +177,7 @@ def test_an_orbax_checkpoint_is_refused_by_a_config_of_another_range(tmp_path):
 def test_import_command_refuses_then_takes_the_override(tmp_path):
   path = tmp_path / 'AdaBins_kitti.pt'
   _save_release_pt(_config(80.0), path)
-  command = [sys.executable, '-m', 'adabins_jax.import_torch', '--config=smoke',
+  command = [sys.executable, '-m', 'adabins_jax.torch_weights', '--config=smoke',
              f'--weights={path}', f'--workdir={tmp_path / "run"}']
   refused = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
   assert refused.returncode == 1, refused.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 from flax import nnx
 
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax.models import build_abstract_model, build_model
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.configs import effnet_b5_256, smoke

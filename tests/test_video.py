@@ -1,4 +1,4 @@
-"""Tests for video clips in --mode=predict (predict_video.py) on the smoke model."""
+"""Tests for video clips in --mode=predict (inference/video.py) on the smoke model."""
 
 import inspect
 import pathlib
@@ -12,10 +12,10 @@ import pytest
 
 from tests import stand_ins
 from adabins_jax import main
-from adabins_jax import predict
-from adabins_jax import predictor as predictor_lib
-from adabins_jax import predict_io
-from adabins_jax import predict_video
+from adabins_jax.inference import predict
+from adabins_jax.inference import predictor as predictor_lib
+from adabins_jax.inference import input_files
+from adabins_jax.inference import video as predict_video
 from adabins_jax import visualize
 
 iio = pytest.importorskip('imageio.v2')
@@ -127,7 +127,7 @@ def test_a_corrupt_clip_is_named_and_leaves_no_file(tmp_path, monkeypatch, workd
 
 
 class _FakeNetwork:
-  """Stands in for predict._Network: depth is the frame's mean colour, no compile."""
+  """Stands in for network.DepthNetwork: depth is the frame's mean colour, no compile."""
   depth_range = (1e-3, 10.0)
 
   def __init__(self, fail_at_call=None):
@@ -203,10 +203,10 @@ def test_without_imageio_a_clip_says_how_to_install(tmp_path, monkeypatch, model
 def test_folders_and_globs_find_clips_but_not_their_outputs(tmp_path):
   for name in ('a.mp4', 'b.MOV', 'c.png', 'notes.txt', 'a_depth.mp4', 'a_depth.npz'):
     (tmp_path / name).write_bytes(b'')
-  paths, _ = predict_io.find_images(str(tmp_path), output_dir=tmp_path)
+  paths, _ = input_files.find_images(str(tmp_path), output_dir=tmp_path)
   assert [p.name for p in paths] == ['a.mp4', 'b.MOV', 'c.png']
-  assert [predict_io.is_video(p) for p in paths] == [True, True, False]
-  paths, _ = predict_io.find_images(f'{tmp_path}/*.mp4', output_dir=tmp_path)
+  assert [input_files.is_video(p) for p in paths] == [True, True, False]
+  paths, _ = input_files.find_images(f'{tmp_path}/*.mp4', output_dir=tmp_path)
   assert [p.name for p in paths] == ['a.mp4']
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from adabins_jax import annotate
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax import visualize
 
 
@@ -54,7 +54,7 @@ def test_turbo_runs_blue_green_red():
 def test_comparison_strip_layout():
   n, h, w = 2, 6, 8
   colour = np.array([0.5, 0.25, 1.0], np.float32)
-  images = np.broadcast_to(imagenet.normalize(colour), (n, h // 2, w // 2, 3))
+  images = np.broadcast_to(network_input.normalize(colour), (n, h // 2, w // 2, 3))
   gt = np.full((n, h, w, 1), 4.0, np.float32)
   gt[:, 0, 0] = 0.0  # no ground truth here
   preds = np.full((n, h // 2, w // 2), 4.0, np.float32)  # perfect, at half resolution

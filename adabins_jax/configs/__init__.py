@@ -18,8 +18,8 @@ import ml_collections
 from absl import app
 
 _FOLDER = pathlib.Path(__file__).resolve().parent
-# Modules here that are not configs to train.
-_NOT_CONFIGS = ('__init__', 'default')
+# Modules here that are not configs to train: the defaults every config overrides, their rules.
+_NOT_CONFIGS = ('__init__', 'default', 'validation')
 
 
 def names() -> list[str]:

@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.max_depth_m = 10.0
   # Load a released .pt whose file name says another depth range than the one above
   # (AdaBins_kitti.pt: 80 m), e.g. to fine-tune it for this range; off, that is an error, since
-  # the weights hold no range and would give scaled depth (adabins_jax/release_weights.py).
+  # the weights hold no range and would give scaled depth (adabins_jax/torch_weights/release.py).
   model.allow_range_mismatch = False
   # Channels of the half-resolution feature map the decoder (or the U-Net) hands the bins
   # head: the release's 128, which its weights need.

@@ -3,7 +3,7 @@
   python -m adabins_jax.main --config=demo --workdir=runs/demo
 
 Needs no download: the first run renders `synthetic_rooms/demo` (2000 train / 200 test rooms
-at 120x160 with exact depth, about a minute on 2 cores) into the TFDS data directory, then
+at 120x160 with exact depth, once) into the TFDS data directory, then
 trains and evaluates with the full protocol (flip averaging, d1 ... silog on whole frames).
 The network sees the frames at 0.4 scale (48x64); ground truth and scoring stay at 120x160.
 701,904 parameters, 4000 steps of batch 8; no published numbers to compare with. What it

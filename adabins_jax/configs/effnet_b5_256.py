@@ -4,7 +4,7 @@
 published results on NYU Depth V2 are ``adabins_jax.reference.REFERENCE['effnet_b5_256']``
 (docs/reference.md). Loads the released AdaBins_nyu.pt::
 
-  python -m adabins_jax.import_torch --config=effnet_b5_256 \\
+  python -m adabins_jax.torch_weights --config=effnet_b5_256 \\
       --weights=AdaBins_nyu.pt --workdir=runs/effnet_b5_256
   python -m adabins_jax.main --config=effnet_b5_256 --workdir=runs/effnet_b5_256
 """

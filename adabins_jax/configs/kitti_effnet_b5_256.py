@@ -12,7 +12,7 @@ the paper's KITTI row, ``adabins_jax.reference.REFERENCE['kitti_effnet_b5_256']`
       --config.data.manual_dir=/data/kitti
 """
 
-from adabins_jax import kitti
+from adabins_jax.datasets import kitti
 from adabins_jax.configs import default
 
 

@@ -4,7 +4,7 @@ RGB from the raw KITTI sequences, depth from KITTI's official depth-completion g
 (`data_depth_annotated`), both selected by the release's file lists. Every frame is stored
 KB-cropped (the release's `do_kb_crop`, 352x1216 of frames of four sizes), with where the crop
 lies in the original frame, so evaluation places Garg's crop in the original frame's
-coordinates (adabins_jax/kitti.py, docs/reference.md). Build with::
+coordinates (adabins_jax/datasets/kitti.py, docs/reference.md). Build with::
 
   python -m adabins_jax.datasets.build kitti_eigen --manual_dir=/data/kitti
 """
@@ -16,7 +16,7 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
-from adabins_jax import kitti
+from adabins_jax.datasets import kitti
 from adabins_jax.datasets import depth_builder
 
 TRAIN_LIST = 'kitti_eigen_train_files_with_gt.txt'

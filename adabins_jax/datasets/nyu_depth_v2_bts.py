@@ -11,7 +11,7 @@ are stored as they are (no re-encoding). Build with::
 import numpy as np
 import tensorflow_datasets as tfds
 
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax.datasets import depth_builder
 
 TRAIN_LIST = 'nyudepthv2_train_files_with_gt.txt'

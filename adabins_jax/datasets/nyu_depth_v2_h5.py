@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import tensorflow_datasets as tfds
 
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax.datasets import depth_builder
 
 

@@ -28,9 +28,10 @@ from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 
+from adabins_jax import datasets
 from adabins_jax.datasets import depth_builder
 
-NAME = 'rgbd_folder'
+NAME = datasets.RGBD_FOLDER
 SPLITS = ('train', 'test')
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 DEPTH_SUFFIXES = ('.png', '.npy', '.tif', '.tiff', '.exr')

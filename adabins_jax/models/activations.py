@@ -1,8 +1,7 @@
 """Swish (SiLU) whose gradient keeps only its input, as the release's memory-efficient swish.
 
 ``jax.nn.silu`` differentiated automatically keeps ``sigmoid(x)`` beside ``x`` for the backward
-pass: in the EfficientNet encoder, one more full-size activation per swish (about 0.75 GB in the
-paper model's train step at batch 2, 416x544). geffnet, which the release's encoder comes from,
+pass: in the EfficientNet encoder, one more full-size activation per swish. geffnet, which the release's encoder comes from,
 recomputes the sigmoid in the backward pass instead; so does this.
 """
 

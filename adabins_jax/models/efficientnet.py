@@ -2,7 +2,7 @@
 
 TF "SAME" padding, BatchNorm eps 1e-3 and momentum 0.01 (PyTorch convention), swish, and
 squeeze-excite reduced from the block *input* width. Attribute names follow geffnet's so that the
-released checkpoints map onto them one to one (see ``adabins_jax/torch_mapping.py``).
+released checkpoints map onto them one to one (see ``adabins_jax/torch_weights/mapping.py``).
 """
 
 from __future__ import annotations

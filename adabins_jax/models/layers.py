@@ -153,13 +153,9 @@ def _use_shifted_depthwise(impl: str) -> bool:
 
 CONV3X3_IMPLS = ('auto', 'winograd', 'xla')
 # 'auto' picks Winograd where its batched matmuls are big enough to repay the transforms: at
-# least this many 4x4 output tiles in the batch and this many channels in and out. Measured per
-# layer on 2-core CPUs (forward at batch 1: benchmarks/decoder_convs.py; forward and backward
-# under jax.vjp: docs/benchmark.md): 52x68 maps (221 tiles) gain 1.2-2x at batch 1, 26x34 maps
-# lose at batch 1 (63 tiles) and gain 1.8x forward, 2.7x forward and backward at batch 2 (126
-# tiles), the paper model's training batch on a CPU. In the demo's
-# U-Net (batch 8, 60x80 input) convolutions with 32 channels or more gain 1.1-2.5x forward and
-# backward, those with 16 lose.
+# least this many 4x4 output tiles in the batch and this many channels in and out. Below either
+# bound the transforms cost more than the smaller matmuls save (benchmarks/decoder_convs.py
+# times each decoder layer both ways).
 _WINOGRAD_MIN_TILES = 96
 _WINOGRAD_MIN_CHANNELS = 32
 
@@ -330,8 +326,8 @@ class BatchNorm(nnx.BatchNorm):
 
   ``nnx.BatchNorm`` writes them with ``self.mean[...] = ...``; under ``jit`` that assignment asks
   the traced value for its sharding, and the tracer's error message for that walks the whole
-  program traced so far. Once per layer, that made tracing the paper model's train step
-  quadratic: 44 of its 78 s (profiled). The arithmetic here is flax's (fast variance, statistics
+  program traced so far. Once per layer, that makes tracing a deep model's train step quadratic
+  in its depth. The arithmetic here is flax's (fast variance, statistics
   in at least float32); evaluation mode is flax's own code.
   """
 

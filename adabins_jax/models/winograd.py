@@ -12,9 +12,9 @@ and the products are plain batched matmuls, which XLA's CPU backend runs closer 
 convolution. The transforms are additions and small-constant multiplies over the whole tensor,
 memory-bound, so the method pays where the matmuls are large: many channels and enough tiles.
 
-On the paper model's decoder (nine 3x3 convolutions, 227 of its 272 GFLOP at 416x544) this takes
-the CPU forward pass from 1.8-2.2 s to 1.4-1.6 s per 416x544 image on 2 cores (alternated with
-XLA's convolution: ``benchmarks/torch_reference.py --conv3x3_impls auto,xla``; README).
+The paper model's decoder (nine 3x3 convolutions) holds most of its FLOPs, so this shortens its
+CPU forward pass markedly (``benchmarks/torch_reference.py --conv3x3_impls auto,xla`` times
+both; docs/benchmark.md).
 In float32 the result differs from the direct convolution by ~4e-6 relative (the constants of
 F(4x4, 3x3) are exact in binary except 1/6, 1/12, 1/24), ~1e-7 after a whole model; in bfloat16
 the transforms lose too much, so ``layers.Conv`` uses this only for float32.

@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 
 import ml_collections
 
-from adabins_jax import imagenet
+from adabins_jax import network_input
 from adabins_jax import input_pipeline
 from adabins_jax.datasets import depth_builder
 from adabins_jax.datasets import nyu_depth_v2_bts
@@ -44,7 +44,7 @@ def test_builds_both_splits_from_the_lists(bts_folder, tmp_path):
   # The evaluation pipeline decodes the JPEGs exactly as PIL (the release's reader) does.
   config = ml_collections.ConfigDict(dict(eval_split='test', input_scale=1.0))
   batch = next(iter(input_pipeline.create_eval_dataset(config, 2, builder=builder)))
-  mean, std = imagenet.MEAN, imagenet.STD
+  mean, std = network_input.MEAN, network_input.STD
   pixels = np.round((batch['image'] * std + mean) * 255)
   expected = [np.asarray(Image.open(root / 'official_splits' / 'test' / rgb))
               for rgb in ('kitchen/rgb_00000.jpg', 'bathroom/rgb_00001.jpg')]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import adabins_jax.datasets  # noqa: F401  (registers the builders)
+from adabins_jax.datasets import build  # noqa: F401  (registers the builders)
 from adabins_jax.datasets import nyu_depth_v2_h5
 
 

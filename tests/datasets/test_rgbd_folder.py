@@ -10,7 +10,7 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
-from adabins_jax import config_validation
+from adabins_jax.configs import validation as config_validation
 from adabins_jax import input_pipeline
 from adabins_jax.configs import smoke
 from adabins_jax.datasets import rgbd_folder

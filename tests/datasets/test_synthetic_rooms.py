@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow_datasets as tfds
 
-import adabins_jax.datasets  # noqa: F401  (registers the builders)
+from adabins_jax.datasets import build  # noqa: F401  (registers the builders)
 from adabins_jax.datasets.rooms import render as rooms_render
 
 

@@ -12,12 +12,11 @@ from collections.abc import Callable
 import math
 from typing import Any
 
-from adabins_jax import input_pipeline
 from adabins_jax import metrics
 from adabins_jax import models
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax import reference
-from adabins_jax.datasets import rgbd_folder
+from adabins_jax import datasets
 from adabins_jax.models import adabins
 from adabins_jax.models import layers
 
@@ -71,8 +70,8 @@ def _checkpoint_name(v) -> str | None:
 
 _RULES: dict[str, Callable[[Any], str | None]] = {
     'seed': _int(0),
-    'data.dataset': lambda v: None if str(v).split('/')[0] in input_pipeline.DATASETS else (
-        f'must name one of {input_pipeline.DATASETS} (optionally /<builder config>)'),
+    'data.dataset': lambda v: None if str(v).split('/')[0] in datasets.DATASETS else (
+        f'must name one of {datasets.DATASETS} (optionally /<builder config>)'),
     'data.crop_size': _pair_of_positive_ints,
     'data.input_scale': _number(0.0, 4.0, open_low=True),
     'data.rotation_deg': _number(0.0, 180.0),
@@ -176,7 +175,7 @@ def problems(config) -> list[str]:
     if model.embed_dim % model.num_heads:
       found.append(f'model.embed_dim={model.embed_dim}: must divide by model.num_heads='
                    f'{model.num_heads}')
-  if not found and str(_get(config, 'data.dataset')).split('/')[0] == rgbd_folder.NAME:
+  if not found and str(_get(config, 'data.dataset')).split('/')[0] == datasets.RGBD_FOLDER:
     found += _rgbd_folder_problems(config)
   train = config.get('train')
   if train is not None and not found and train.num_steps == 0 and train.num_epochs <= 0:
@@ -188,11 +187,11 @@ def problems(config) -> list[str]:
 def _rgbd_folder_problems(config) -> list[str]:
   """What stops a config from reading the user's frames of data.rgbd at data.frame_size."""
   data, found = config.data, []
-  if data.dataset != rgbd_folder.NAME:
-    found.append(f'data.dataset={data.dataset!r}: {rgbd_folder.NAME} takes no builder config; '
+  if data.dataset != datasets.RGBD_FOLDER:
+    found.append(f'data.dataset={data.dataset!r}: {datasets.RGBD_FOLDER} takes no builder config; '
                  'data.rgbd.* say where the frames are')
   if not data.rgbd.folder:
-    found.append(f"data.rgbd.folder=None: data.dataset='{rgbd_folder.NAME}' needs the frames' "
+    found.append(f"data.rgbd.folder=None: data.dataset='{datasets.RGBD_FOLDER}' needs the frames' "
                  'folder')
   if (data.rgbd.train_list is None) != (data.rgbd.test_list is None):
     found.append(f'data.rgbd.train_list={data.rgbd.train_list!r}, data.rgbd.test_list='

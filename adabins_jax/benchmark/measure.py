@@ -16,7 +16,7 @@ replaces convolutions). Times are medians over ``--repeats`` synchronised runs a
 Weights are random (speed does not depend on them) and filled on the host, since random
 initialisation compiles a program per shape. Runs on whatever backend JAX picks: CPU or GPU alike.
 --runtimes adds, per runtime beyond JAX, the model exported at batch 1
-(``benchmark_export.benchmark_exported``): CPU images/s, the file's MB and its depth's relative
+(``exported.benchmark_exported``): CPU images/s, the file's MB and its depth's relative
 L2 error against JAX's.
 """
 
@@ -40,12 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from adabins_jax import benchmark_export
+from adabins_jax.benchmark import exported
 from adabins_jax import configs
 from adabins_jax import files
 from adabins_jax import models
 from adabins_jax import network_input
-from adabins_jax import nyu
+from adabins_jax.datasets import nyu
 from adabins_jax import optim
 from adabins_jax import reference
 from adabins_jax import steps
@@ -60,33 +60,11 @@ TRAIN_HW = nyu.TRAIN_CROP_HW
 # Steps of the one-cycle schedule the optimizer is built with. The schedule only sets learning
 # rates, which change neither the optimizer state's size nor a step's speed.
 _SCHEDULE_STEPS = 1000
+
+
 def load_config(name: str):
   """A config by name ('unet128') or by path ('configs/unet128.py'); see ``configs.resolve``."""
   return configs.load(name)
-
-
-def _fill_value(rng: np.random.Generator, path: tuple, shape: tuple, dtype) -> np.ndarray:
-  leaf = str(path[-1])
-  if leaf in ('var', 'scale'):  # BatchNorm variance, norm scales
-    return np.ones(shape, dtype)
-  if leaf in ('mean', 'bias'):
-    return np.zeros(shape, dtype)
-  if leaf == 'positional_encodings':
-    return rng.random(shape, np.float32).astype(dtype)  # U[0, 1) like the release
-  fan_in = math.prod(shape[:-1]) or 1
-  return (rng.standard_normal(shape, np.float32) / math.sqrt(fan_in)).astype(dtype)
-
-
-def random_model(model_config, seed: int = 0) -> nnx.Module:
-  """The model with random weights drawn on the host: seconds, where ``build_model`` on a CPU
-  takes minutes for B5. Kernels are N(0, 1/fan_in), norms identity, biases zero.
-  """
-  model = models.build_abstract_model(model_config, seed=seed)
-  rng = np.random.default_rng(seed)
-  for path, var in nnx.to_flat_state(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))):
-    abstract = var.get_value()
-    var.set_value(jnp.asarray(_fill_value(rng, path, abstract.shape, abstract.dtype)))
-  return model
 
 
 def _nbytes(tree: Any) -> int:
@@ -100,8 +78,8 @@ def sizes(model: nnx.Module, config) -> dict[str, float]:
   opt_state = jax.eval_shape(tx.init, params)
   saved = _nbytes(nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))) + _nbytes(opt_state)
   return {'params': models.count_params(model),
-          'param_mb': _nbytes(params) / benchmark_export.MB,
-          'checkpoint_mb': saved / benchmark_export.MB}
+          'param_mb': _nbytes(params) / exported.MB,
+          'checkpoint_mb': saved / exported.MB}
 
 
 def _flops(compiled) -> float:
@@ -252,29 +230,29 @@ def benchmark_config(config, *, batch_sizes: Sequence[int] = (1, 8), repeats: in
       a CPU.
     eval_hw: Inference size before ``data.input_scale``.
     train_hw: Training crop before ``data.input_scale`` (the depth target stays this size).
-    runtimes: Of ``benchmark_export.RUNTIMES``; beside JAX (always measured), each other one
+    runtimes: Of ``exported.RUNTIMES``; beside JAX (always measured), each other one
       runs the model exported at batch 1 and the inference size
-      (``benchmark_export.benchmark_exported``).
+      (``exported.benchmark_exported``).
     seed: Of the random weights and data.
   """
   scale = float(config.data.input_scale)
   start = time.perf_counter()
-  model = random_model(config.model, seed)
+  model = models.random_model(config.model, seed)
   row: dict[str, Any] = {'bins': int(config.model.n_bins),
-                         'reference': config.eval.get('reference'),
+                         'reference': config.eval.reference,
                          'build_s': time.perf_counter() - start, **sizes(model, config)}
   infer_hw = _scaled(eval_hw, scale)
   row['inference'] = {'height': infer_hw[0], 'width': infer_hw[1]}
   for batch in batch_sizes:
     logging.info('Inference, batch %d at %dx%d.', batch, *infer_hw)
     row['inference'][str(batch)] = benchmark_inference(model, infer_hw, batch, repeats)
-  formats = benchmark_export.EXPORT_RUNTIMES
-  exported = [r for r in runtimes if r in formats]
-  if exported:
-    cells = benchmark_export.benchmark_exported(model, config, infer_hw,
-                                                [formats[r] for r in exported], repeats)
+  formats = exported.EXPORT_RUNTIMES
+  chosen = [r for r in runtimes if r in formats]
+  if chosen:
+    cells = exported.benchmark_exported(model, config, infer_hw,
+                                        [formats[r] for r in chosen], repeats)
     row['runtimes'] = {'height': infer_hw[0], 'width': infer_hw[1], 'batch': 1,
-                       **{r: cells[formats[r]] for r in exported}}
+                       **{r: cells[formats[r]] for r in chosen}}
   if not skip_train:
     if train_batch_size is None:
       on_cpu = jax.default_backend() == 'cpu'
@@ -320,7 +298,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int],
   Each of ``runtimes`` other than JAX adds its CPU img/s at batch 1, file MB and relative L2
   error of the depth against JAX's.
   """
-  exported = [r for r in runtimes if r in benchmark_export.EXPORT_RUNTIMES]
+  exported = [r for r in runtimes if r in exported.EXPORT_RUNTIMES]
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
   header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB', 'published size MB']
             + infer_cols + ['ms/img b1' if 1 in batch_sizes else None]
@@ -395,7 +373,7 @@ def _hw(text: str, flag: str) -> tuple[int, int]:
     raise app.UsageError(str(e)) from None
 
 
-def run(config_names: Sequence[str], **kwargs) -> dict[str, Any]:
+def run_configs(config_names: Sequence[str], **kwargs) -> dict[str, Any]:
   """Benchmarks each config; returns {'environment': ..., 'rows': {name: row}}."""
   rows = {}
   for name in config_names:
@@ -412,10 +390,10 @@ def main(argv):
   f = flags.FLAGS
   batch_sizes = [int(b) for b in f.batch_sizes]
   try:
-    benchmark_export.check_runtimes(f.runtimes)
+    exported.check_runtimes(f.runtimes)
   except (ImportError, ValueError) as e:
     raise app.UsageError(str(e)) from None
-  results = run(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,
+  results = run_configs(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,
                 train_batch_size=f.train_batch_size, eval_hw=_hw(f.eval_size, 'eval_size'),
                 train_hw=_hw(f.train_size, 'train_size'), runtimes=f.runtimes)
   results['environment']['command'] = ' '.join(sys.argv)
@@ -431,6 +409,11 @@ def main(argv):
     print(f'Wrote {f.output}.')
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The console command: parses the flags and runs ``main``."""
   _define_flags()
   app.run(main)
+
+
+if __name__ == '__main__':
+  run()

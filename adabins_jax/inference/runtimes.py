@@ -29,8 +29,8 @@ from flax import nnx
 import jax
 import numpy as np
 
-from adabins_jax import export
-from adabins_jax import export_formats
+from adabins_jax.export import exporter
+from adabins_jax.export import formats as export_formats
 from adabins_jax import files
 from adabins_jax import steps
 
@@ -112,7 +112,7 @@ class ExportedForward:
 
     Args:
       model: The model with its weights, in eval mode; its convolutions are switched to
-        ``export.EXPORT_CONV_IMPL`` (the model is only exported from then on).
+        ``exporter.EXPORT_CONV_IMPL`` (the model is only exported from then on).
       config: Its config.
       runtime: 'litert' or 'onnxruntime'.
       flip_average: Also run the mirrored image, as ``steps.forward`` does.
@@ -125,7 +125,7 @@ class ExportedForward:
     self.runtime, self.batch_size, self._flip_average = runtime, batch_size, flip_average
     self._format = EXPORT_FORMATS[runtime]
     self.cache_dir = pathlib.Path(cache_dir or default_cache_dir()).expanduser()
-    export.use_plain_convolutions(model)
+    exporter.use_plain_convolutions(model)
     self._fn = network_function(model, flip_average)
     self._key = weights_key(model, config, self._format, batch_size, flip_average)
     self._runners = {}

@@ -1,6 +1,6 @@
 """Converts a released PyTorch AdaBins checkpoint into this project's Orbax checkpoint.
 
-  python -m adabins_jax.import_torch --config=effnet_b5_256 --weights=AdaBins_nyu.pt \\
+  python -m adabins_jax.torch_weights --config=effnet_b5_256 --weights=AdaBins_nyu.pt \\
       --workdir=runs/effnet_b5_256
 
 The workdir then holds step 0: the released weights plus a fresh optimizer state, which
@@ -26,8 +26,8 @@ from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import optim
-from adabins_jax import release_weights
-from adabins_jax import torch_mapping
+from adabins_jax.torch_weights import release as release_weights
+from adabins_jax.torch_weights import mapping as torch_mapping
 
 
 def _define_flags():
@@ -59,7 +59,7 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
   # Read and check the weights first: a file that fails leaves no checkpoints/ folder behind.
   model = models.build_abstract_model(config.model, seed=config.seed)
   torch_mapping.load_torch_checkpoint(
-      model, checkpoint, allow_range_mismatch=config.model.get('allow_range_mismatch', False))
+      model, checkpoint, allow_range_mismatch=config.model.allow_range_mismatch)
   manager = checkpointing.create_manager(workdir, keep_latest=1, keep_best=1)
   # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),
@@ -82,6 +82,11 @@ def main(argv):
   print(f'Imported {n:,} parameters from {args.weights} into {args.workdir} (step 0).')
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The console command: parses the flags and runs ``main``."""
   _define_flags()
   configs.run_command(main)
+
+
+if __name__ == '__main__':
+  run()

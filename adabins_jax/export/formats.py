@@ -9,9 +9,8 @@ The conversion chain: JAX -> ``jax.export`` (StableHLO); JAX -> jax2tf -> SavedM
 TFLite converter (LiteRT); and TFLite -> tf2onnx -> ONNX. ONNX goes through the TFLite file
 because jax2tf now only emits native serialisation (one ``XlaCallModule`` op holding
 StableHLO), which tf2onnx cannot read from a SavedModel, whereas the TFLite converter
-lowers that op to builtin ops that tf2onnx maps one to one. ``jax2onnx`` was tried first:
-0.17 fails on ``nnx.max_pool`` called with a positional window (its patch takes one
-positional argument) and pins orbax-checkpoint below 0.11.37, a downgrade for this project.
+lowers that op to builtin ops that tf2onnx maps one to one. ``jax2onnx`` does not cover every
+op these models use, and pins an older orbax-checkpoint than this project needs.
 """
 
 from __future__ import annotations

@@ -27,13 +27,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from adabins_jax import configs
-from adabins_jax import export_formats
-from adabins_jax import imagenet
-from adabins_jax import metrics as metrics_lib
+from adabins_jax.export import formats as export_formats
 from adabins_jax import network_input
-from adabins_jax import predict_io
+from adabins_jax import metrics as metrics_lib
 from adabins_jax import steps
-from adabins_jax import trained
+from adabins_jax import checkpointing
 from adabins_jax.models import layers
 
 FORMATS = tuple(export_formats.LOADERS)
@@ -90,8 +88,8 @@ def depth_function(model: nnx.Module, config, flip_average: bool = True):
   min_depth, max_depth = float(config.model.min_depth_m), float(config.model.max_depth_m)
 
   def fn(image):
-    # As Predictor: [0, 1] by /255 (predict_io.as_rgb), then ImageNet-normalised.
-    x = imagenet.normalize(image.astype(jnp.float32) / 255.0)
+    # As Predictor: [0, 1] by /255 (inference.photos.as_rgb), then ImageNet-normalised.
+    x = network_input.normalize(image.astype(jnp.float32) / 255.0)
     # Predictor's own forward pass, so that both compute the same function.
     edges, depth, flipped = steps.forward(graphdef, state, x, flip_average=flip_average)
     depth = metrics_lib.postprocess_prediction(depth, flipped, x.shape[1:3], min_depth,
@@ -123,7 +121,7 @@ def calibration_frames(config, hw: tuple[int, int], count: int) -> Iterator[np.n
   examples = input_pipeline._read(builder, 'train').take(count)  # pylint: disable=protected-access
   for example in examples:
     rgb = decode(example['image']).numpy().astype(np.float32) / 255.0
-    yield predict_io.to_uint8(predict_io.resize_image(rgb, hw))[None]
+    yield network_input.to_uint8(network_input.resize_image(rgb, hw))[None]
 
 
 def check_format(fmt: str, options: ExportOptions) -> None:
@@ -142,7 +140,7 @@ def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
   """Writes ``model`` as ``fmt`` to ``output`` (a folder for 'savedmodel').
 
   Args:
-    model: The model with trained weights (``trained.load_model``); its convolutions are
+    model: The model with trained weights (``checkpointing.load_model``); its convolutions are
       switched to ``EXPORT_CONV_IMPL``.
     config: Its config.
     fmt: One of ``FORMATS``.
@@ -196,12 +194,17 @@ def main(argv):
     check_format(args.format, options)  # Before the weights load: a typo costs nothing.
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  model, source = trained.load_model(args.config, args.workdir, args.weights)
+  model, source = checkpointing.load_model(args.config, args.workdir, args.weights)
   meta = export(model, args.config, args.format, args.output, options)
   logging.info('Exported %s to %s.', source, args.output)
   print(f'Wrote {args.output} ({args.format}) from {source}:\n' + json.dumps(meta, indent=2))
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The console command: parses the flags and runs ``main``."""
   _define_flags()
   configs.run_command(main)
+
+
+if __name__ == '__main__':
+  run()

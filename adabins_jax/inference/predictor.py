@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax import network_input
-from adabins_jax import predict
-from adabins_jax import predict_io
-from adabins_jax import runtimes
+from adabins_jax.inference import network
+from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import photos
+from adabins_jax.inference import runtimes
 from adabins_jax import visualize
 
 
@@ -48,7 +50,7 @@ class Predictor:
   >>> depths = predictor([image1, image2])  # a list, batched by network input size
   >>> result = predictor.predict(image)     # .depth, .bin_centers, .colorized
 
-  Images are paths, PIL images or arrays (see ``predict_io.as_rgb``). The numbers are those
+  Images are paths, PIL images or arrays (see ``photos.as_rgb``). The numbers are those
   of ``--mode=predict`` with the same options: the same network input size, flip averaging
   and post-processing. With ``runtime='litert'`` or ``'onnxruntime'`` the network runs as an
   exported file (``runtimes.ExportedForward``), within rounding of JAX's depth.
@@ -56,8 +58,8 @@ class Predictor:
   Attributes:
     config: The model's config.
     source: Where its weights came from.
-    camera: The training dataset's camera (``predict_io.dataset_camera``), whose intrinsics
-      ``predict_io.intrinsics_for`` scales to a photo for a point cloud, as ``--ply`` does.
+    camera: The training dataset's camera (``camera_lib.dataset_camera``), whose intrinsics
+      ``camera_lib.intrinsics_for`` scales to a photo for a point cloud, as ``--ply`` does.
     runtime: What runs the network: 'jax', 'litert' or 'onnxruntime'.
   """
 
@@ -98,16 +100,15 @@ class Predictor:
       raise ValueError(f'Predictor: unknown colour map {cmap!r}; choose one of '
                        f'{visualize.COLORMAPS}.')
     self.config = config
-    self.camera = predict_io.dataset_camera(config)
-    model, self.source = predict.load_model(config, workdir, weights)
+    self.camera = camera_lib.dataset_camera(config)
+    model, self.source = checkpointing.load_model(config, workdir, weights)
     self.runtime = runtime
-    # pylint: disable-next=protected-access
-    self._network = predict._Network(model, config, flip_average, runtime=runtime,
-                                     batch_size=batch_size, runtime_cache=runtime_cache)
+    self._network = network.DepthNetwork(model, config, flip_average, runtime=runtime,
+                                         batch_size=batch_size, runtime_cache=runtime_cache)
 
   def predict_batch(self, images: Sequence[Any]) -> list[Prediction]:
     """A Prediction per image, in order; images of one input size share network calls."""
-    rgbs = [predict_io.as_rgb(image) for image in images]
+    rgbs = [photos.as_rgb(image) for image in images]
     inputs = [self._network.input_for(rgb, self._size) for rgb in rgbs]
     results: list[Prediction | None] = [None] * len(rgbs)
     groups = collections.defaultdict(list)

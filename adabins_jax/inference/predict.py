@@ -13,8 +13,8 @@ Each image is resized to the scale the model learned (its frames, ``data.frame_s
 the evaluation protocol, and the depth resized back to the image's size. Images whose network
 inputs have the same size are batched, so the model compiles once per size. Unreadable files are
 reported and skipped; the run then exits non-zero. Files written per image: see
-``predict_io.write_outputs``. Video clips among the inputs (``predict_io.is_video``) are predicted
-frame by frame by predict_video.py.
+``output_files.write_outputs``. Video clips among the inputs (``input_files.is_video``) are predicted
+frame by frame by inference/video.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 import collections
 import concurrent.futures
 import dataclasses
-import functools
 import os
 import pathlib
 import time
@@ -31,20 +30,19 @@ from typing import Any
 
 from absl import logging
 from flax import nnx
-import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from adabins_jax import trained
-from adabins_jax import imagenet
-from adabins_jax import metrics as metrics_lib
+from adabins_jax import checkpointing
 from adabins_jax import network_input
-from adabins_jax import nyu
-from adabins_jax import predict_io
-from adabins_jax import predict_video
-from adabins_jax import runtimes
-from adabins_jax import steps
+from adabins_jax.datasets import nyu
+from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import input_files
+from adabins_jax.inference import network
+from adabins_jax.inference import output_files
+from adabins_jax.inference import photos
+from adabins_jax.inference import video as predict_video
+from adabins_jax.inference import runtimes
 
 
 @dataclasses.dataclass
@@ -53,8 +51,8 @@ class PredictOptions:
 
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
   ``network_input.network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
-  (``predict_io.intrinsics_for``; all None: the model's training dataset's camera, scaled, see
-  ``predict_io.dataset_camera``). ``frames``: a clip's depth as one .npy per frame instead of
+  (``camera_lib.intrinsics_for``; all None: the model's training dataset's camera, scaled, see
+  ``camera_lib.dataset_camera``). ``frames``: a clip's depth as one .npy per frame instead of
   one .npz (``predict_video``). ``runtime``: 'jax', or 'litert' or 'onnxruntime', which run
   the network as an exported file cached in ``runtime_cache`` (``runtimes.ExportedForward``).
   """
@@ -87,7 +85,7 @@ class PredictOptions:
     self.size = network_input.parse_size(self.size, 'predict: size')
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
-    predict_io.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
+    camera_lib.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
     runtimes.check(self.runtime, 'predict: runtime', packages=False)
 
 
@@ -108,16 +106,8 @@ class PredictSummary:
     text = (f'Depth for {n} of {total} {self.noun} in {self.seconds:.1f} s ({rate:.2f} '
             f'{self.noun}/s).')
     if self.failed:
-      text += f' {len(self.failed)} failed:' + predict_io.format_failures(self.failed)
+      text += f' {len(self.failed)} failed:' + output_files.format_failures(self.failed)
     return text
-
-
-# Where predict, the Predictor and export get their trained model (a name tests replace).
-load_model = trained.load_model
-
-
-# The evaluation protocol's clip, average, resize and clip; compiled per output size.
-_postprocess = jax.jit(metrics_lib.postprocess_prediction, static_argnums=(2, 3, 4))
 
 
 @dataclasses.dataclass
@@ -128,82 +118,21 @@ class _Image:
   network_input: np.ndarray  # (h, w, 3) ImageNet-normalised
 
 
-class _Network:
-  """Depth maps for batches of same-size network inputs, post-processed as evaluation does.
-
-  ``runtime`` 'litert' or 'onnxruntime' runs the network as an exported file of batch
-  ``batch_size`` (``runtimes.ExportedForward``) instead of JAX; the rest is the same.
-  """
-
-  def __init__(self, model: nnx.Module, config, flip_average: bool, *, runtime: str = 'jax',
-               batch_size: int = 1, runtime_cache: str | os.PathLike | None = None):
-    self.config = config
-    self.depth_range = (float(config.model.min_depth_m), float(config.model.max_depth_m))
-    if runtime == 'jax':
-      graphdef, state = nnx.split(model)
-      self._forward = functools.partial(
-          steps.make_forward(graphdef, flip_average=flip_average), state)
-    else:
-      self._forward = runtimes.ExportedForward(model, config, runtime, flip_average=flip_average,
-                                               batch_size=batch_size, cache_dir=runtime_cache)
-    self._shapes_seen = set()
-
-  def input_for(self, rgb: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """The normalised network input of an (H, W, 3) [0, 1] image, ``size`` or
-    ``network_input.network_size``."""
-    hw = size or network_input.network_size(rgb.shape[:2], self.config)
-    image = network_input.network_image(rgb, hw, self.config.data.input_scale)
-    return imagenet.normalize(image).astype(np.float32)
-
-  def run(self, inputs: Sequence[np.ndarray], image_hws: Sequence[tuple[int, int]],
-          pad_to: int = 0) -> list[tuple[np.ndarray | Exception, np.ndarray]]:
-    """(depth at the image's size, or the error; bin centres) for each same-size input.
-
-    ``pad_to``: the batch is padded with zeros to this many images, so that a short last batch
-    reuses the program compiled for full ones.
-    """
-    batch = np.stack(inputs).astype(np.float32)
-    if pad_to > len(batch):
-      batch = np.concatenate([batch, np.zeros((pad_to - len(batch), *batch.shape[1:]),
-                                              np.float32)])
-    if batch.shape not in self._shapes_seen:
-      self._shapes_seen.add(batch.shape)
-      logging.info('Compiling the network for input shape %s.', batch.shape)
-    edges, pred, flipped = self._forward(batch)
-    finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
-    if flipped is not None:
-      finite &= jnp.all(jnp.isfinite(flipped), axis=(1, 2, 3))
-    finite, edges = np.asarray(finite), np.asarray(edges)
-    results = []
-    for i, hw in enumerate(image_hws):
-      centres = 0.5 * (edges[i, 1:] + edges[i, :-1])
-      if not finite[i]:
-        # Post-processing would clip NaN to the minimum depth: a plausible-looking lie.
-        results.append((FloatingPointError(
-            'the network predicted non-finite depth (NaN or inf); the weights or the image '
-            'are broken. Nothing written.'), centres))
-        continue
-      depth = _postprocess(pred[i:i + 1], None if flipped is None else flipped[i:i + 1],
-                           tuple(hw), *self.depth_range)
-      results.append((np.asarray(depth)[0, ..., 0], centres))
-    return results
-
-
 class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    self.network = _Network(model, config, options.flip_average, runtime=options.runtime,
+    self.network = network.DepthNetwork(model, config, options.flip_average, runtime=options.runtime,
                             batch_size=options.batch_size, runtime_cache=options.runtime_cache)
     self._options = options
     self._write_kw = dict(
         depth_range=self.network.depth_range, per_image_range=options.per_image_range,
         cmap=options.cmap, strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
-        intrinsics=options.intrinsics, camera=predict_io.dataset_camera(config))
+        intrinsics=options.intrinsics, camera=camera_lib.dataset_camera(config))
 
   def prepare(self, path: pathlib.Path, name: str) -> _Image:
     """Reads and resizes one image (runs in a reader thread)."""
-    rgb = predict_io.read_image(path)
+    rgb = photos.read_image(path)
     return _Image(path, name, rgb, self.network.input_for(rgb, self._options.size))
 
   def run(self, batch: list[_Image]) -> Iterator[tuple[_Image, list[str] | Exception]]:
@@ -215,7 +144,7 @@ class _Predictor:
         yield item, depth
         continue
       try:
-        yield item, predict_io.write_outputs(self._options.output, item.name, item.rgb, depth,
+        yield item, output_files.write_outputs(self._options.output, item.name, item.rgb, depth,
                                              **self._write_kw)
       except Exception as e:  # pylint: disable=broad-except
         yield item, e
@@ -250,10 +179,10 @@ class Inputs:
 
 def find_inputs(options: PredictOptions) -> Inputs:
   """Finds the images ``options`` names (never this run's own outputs) and names their outputs."""
-  literal = predict_io.read_input_list(options.input_list) if options.input_list else ()
-  paths, problems = predict_io.find_images(options.inputs, literal=literal,
+  literal = input_files.read_input_list(options.input_list) if options.input_list else ()
+  paths, problems = input_files.find_images(options.inputs, literal=literal,
                                            output_dir=options.output)
-  return Inputs(paths, predict_io.output_names(paths), problems)
+  return Inputs(paths, input_files.output_names(paths), problems)
 
 
 def prepare_output(output: str | os.PathLike) -> None:
@@ -284,7 +213,7 @@ def predict_images(model: nnx.Module, config, options: PredictOptions,
   start = time.perf_counter()
   inputs = inputs or find_inputs(options)
   failed, written = list(inputs.problems), {}
-  clips = [predict_io.is_video(path) for path in inputs.paths]
+  clips = [input_files.is_video(path) for path in inputs.paths]
   prepare_output(options.output)
   predictor = _Predictor(model, config, options)
   images = [(p, n) for p, n, clip in zip(inputs.paths, inputs.names, clips) if not clip]
@@ -351,8 +280,8 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
   # Inputs and output first: a typo must not cost a model load, nor leave an empty folder.
   inputs = find_inputs(options)
   if not inputs.paths:
-    raise SystemExit('predict: no image to read:' + predict_io.format_failures(inputs.problems))
-  clips = [path for path in inputs.paths if predict_io.is_video(path)]
+    raise SystemExit('predict: no image to read:' + output_files.format_failures(inputs.problems))
+  clips = [path for path in inputs.paths if input_files.is_video(path)]
   if clips:
     try:
       predict_video.check_available()
@@ -363,7 +292,7 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
   except ImportError as e:
     raise SystemExit(f'predict: {e}') from None
   prepare_output(options.output)
-  model, source = load_model(config, workdir, options.weights)
+  model, source = checkpointing.load_model(config, workdir, options.weights)
   logging.info('Predicting %d files (%d video clips) with %s.', len(inputs.paths), len(clips),
                source)
   summary = predict_images(model, config, options, inputs)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from adabins_jax import release_weights
+from adabins_jax.torch_weights import release as release_weights
 
 # Older releases' names -> today's (fixtures README, "Checkpoint names").
 _LEGACY_RENAMES = (

@@ -4,7 +4,7 @@
   python benchmarks/export_runtimes.py --configs=demo,unet128_dws
 
 ``benchmark_exported`` writes a model to each format (export_formats) in a temporary folder,
-with the plain convolutions ``export.export`` gives it, and measures per format: images per
+with the plain convolutions ``exporter.export`` gives it, and measures per format: images per
 second at batch 1 in its runtime on the CPU (median over the timed calls after a warm-up), the
 file's decimal MB, and the relative L2 error of its depth against JAX's on the same image, which
 marks the cell failed past a tolerance. ``check_runtimes`` validates the benchmark's --runtimes.
@@ -24,9 +24,9 @@ from flax import nnx
 import jax
 import numpy as np
 
-from adabins_jax import export
-from adabins_jax import export_formats
-from adabins_jax import runtimes as runtimes_lib
+from adabins_jax.export import exporter
+from adabins_jax.export import formats as export_formats
+from adabins_jax.inference import runtimes as runtimes_lib
 from adabins_jax.models import layers
 
 # Decimal megabytes, as the published sizes are (78.3 M params x 12 bytes = 940 MB).
@@ -95,8 +95,8 @@ def benchmark_exported(model: nnx.Module, config, hw: tuple[int, int], formats: 
   """Exports ``model`` at batch 1 to each format and times the file in its runtime on the CPU.
 
   Args:
-    model: The model; its convolutions are ``export.EXPORT_CONV_IMPL`` while exporting, as
-      ``export.export`` makes them, and return to what they were.
+    model: The model; its convolutions are ``exporter.EXPORT_CONV_IMPL`` while exporting, as
+      ``exporter.export`` makes them, and return to what they were.
     config: Its config.
     hw: The input size.
     formats: Keys of ``_EXPORT_FILES``; each is written once, in a temporary folder.
@@ -111,12 +111,12 @@ def benchmark_exported(model: nnx.Module, config, hw: tuple[int, int], formats: 
   """
   model.eval()
   image = np.random.default_rng(0).integers(0, 256, (1, *hw, 3), np.uint8)
-  metadata = export.signature(config, export.ExportOptions(size=hw, flip_average=flip_average))
+  metadata = exporter.signature(config, exporter.ExportOptions(size=hw, flip_average=flip_average))
   results = {}
-  with (layers.conv_impls(model, depthwise_impl=export.EXPORT_CONV_IMPL,
-                         conv3x3_impl=export.EXPORT_CONV_IMPL),
+  with (layers.conv_impls(model, depthwise_impl=exporter.EXPORT_CONV_IMPL,
+                         conv3x3_impl=exporter.EXPORT_CONV_IMPL),
         tempfile.TemporaryDirectory(prefix='adabins-benchmark-') as tmp):
-    fn = export.depth_function(model, config, flip_average)
+    fn = exporter.depth_function(model, config, flip_average)
     want = np.asarray(jax.jit(fn)(image)['depth'])
     written = {}
     for fmt in formats:

@@ -1,12 +1,12 @@
 """A web page for depth from photos: upload one, see its depth, click for metres, download.
 
   pip install -e ".[app]"
-  python -m adabins_jax.app --config=demo --workdir=runs/demo
-  python -m adabins_jax.app --config=effnet_b5_256 --weights=AdaBins_nyu.pt --share
+  python -m adabins_jax.inference.app --config=demo --workdir=runs/demo
+  python -m adabins_jax.inference.app --config=effnet_b5_256 --weights=AdaBins_nyu.pt --share
 
 Then open http://127.0.0.1:7860. The page shows the photo and its depth coloured over the
 model's range; clicking the depth map reads the depth in metres at that pixel; the depth is
-offered as float32 ``.npy`` metres, a 16-bit PNG (``predict_io.png_scale`` units: millimetres,
+offered as float32 ``.npy`` metres, a 16-bit PNG (``output_files.png_scale`` units: millimetres,
 or 1/256 m for KITTI-range models) and a coloured PLY point cloud. The numbers are those of
 ``adabins_jax.Predictor`` and ``--mode=predict``. The page's logic is in plain functions
 (``predict_photo``, ``depth_at``); ``build_app`` only lays them out.
@@ -38,8 +38,11 @@ from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import errors
 from adabins_jax import files
-from adabins_jax import predictor as predictor_lib
-from adabins_jax import predict_io
+from adabins_jax.inference import predictor as predictor_lib
+from adabins_jax.inference import camera as camera_lib
+from adabins_jax import network_input
+from adabins_jax.inference import output_files
+from adabins_jax.inference import photos
 from adabins_jax import visualize
 
 # Larger photos get a strided point cloud: a 12-megapixel photo at stride 1 is a 180 MB PLY.
@@ -73,7 +76,7 @@ def ply_stride(hw: tuple[int, int], max_points: int = MAX_PLY_POINTS) -> int:
 
 def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
                       depth: np.ndarray, max_depth_m: float,
-                      camera: predict_io.Camera = predict_io.NYU_CAMERA) -> list[str]:
+                      camera: camera_lib.Camera = camera_lib.NYU_CAMERA) -> list[str]:
   """Writes ``<name>_depth.npy``, ``<name>_depth.png`` and ``<name>.ply``; returns their paths.
 
   All or nothing (``files.write_all``), as ``--mode=predict --ply`` writes them, with its default
@@ -85,7 +88,7 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
     name: Base name of the files.
     rgb: (H, W, 3) float photo in [0, 1], the point colours.
     depth: (H, W) float32 metres.
-    max_depth_m: The model's range, which picks the PNG's units (``predict_io.png_scale``).
+    max_depth_m: The model's range, which picks the PNG's units (``output_files.png_scale``).
     camera: The camera whose intrinsics, scaled to the photo, back-project the point cloud:
       the model's (``Predictor.camera``).
   """
@@ -93,9 +96,9 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
   return files.write_all({
       f'{base}_depth.npy': lambda p: np.save(p, depth),
       f'{base}_depth.png': lambda p: visualize.save_png(
-          p, visualize.depth_to_uint16(depth, predict_io.png_scale(max_depth_m))),
-      f'{base}.ply': lambda p: predict_io.write_ply(
-          p, depth, predict_io.to_uint8(rgb), predict_io.intrinsics_for(depth.shape, camera=camera),
+          p, visualize.depth_to_uint16(depth, output_files.png_scale(max_depth_m))),
+      f'{base}.ply': lambda p: output_files.write_ply(
+          p, depth, network_input.to_uint8(rgb), camera_lib.intrinsics_for(depth.shape, camera=camera),
           ply_stride(depth.shape)),
   })
 
@@ -111,14 +114,14 @@ def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str |
 
   Args:
     predictor: The model.
-    image: A path, PIL image or array (``predict_io.as_rgb``).
+    image: A path, PIL image or array (``photos.as_rgb``).
     out_dir: An existing folder for the files.
     name: Base name of the files.
 
   Raises:
     ValueError: the image cannot be read, or the network's depth is not finite.
   """
-  rgb = predict_io.as_rgb(image)
+  rgb = photos.as_rgb(image)
   result = predictor.predict(rgb)
   paths = write_depth_files(out_dir, name, rgb, result.depth,
                             float(predictor.config.model.max_depth_m), predictor.camera)
@@ -172,7 +175,7 @@ def _read_upload(upload: Any) -> np.ndarray:
   if not path:
     raise gr.Error('No file arrived; upload the photo again.')
   try:
-    return predict_io.read_image(path)
+    return photos.read_image(path)
   except ValueError:
     raise gr.Error(f'{upload_name(upload)}: not an image this page can read. Upload a photo '
                    '(JPEG, PNG, WebP, TIFF, ...).') from None
@@ -184,7 +187,7 @@ def _header(predictor: predictor_lib.Predictor) -> str:
           f'Model `{model.name}` with {model.n_bins} bins, weights from `{predictor.source}`. '
           f'Colours span its range, {model.min_depth_m:g} m (blue, near) to '
           f'{model.max_depth_m:g} m (red, far). The downloads hold depth in metres (`.npy`), '
-          f'a 16-bit PNG (x{predict_io.png_scale(model.max_depth_m):g} per metre) and a '
+          f'a 16-bit PNG (x{output_files.png_scale(model.max_depth_m):g} per metre) and a '
           f'point cloud (`.ply`, {predictor.camera.name} camera).')
 
 
@@ -279,7 +282,12 @@ def main(argv):
   build_app(predictor).launch(server_name=args.host, server_port=args.port, share=args.share)
 
 
-if __name__ == '__main__':
+def run() -> None:
+  """The console command: parses the flags and runs ``main``."""
   jax.config.config_with_absl()
   _define_flags()
   configs.run_command(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -32,7 +32,7 @@ import numpy as np
 import tqdm
 
 from adabins_jax import files
-from adabins_jax import predict_io
+from adabins_jax.inference import photos
 from adabins_jax import visualize
 
 INSTALL_HINT = 'pip install "adabins-jax[video]"'
@@ -124,7 +124,7 @@ def _prepared_batches(network, frames: Iterable[np.ndarray], batch_size: int,
   """(frame sizes, network inputs) per ``batch_size`` frames; decoded frames are not kept."""
   hws, inputs = [], []
   for frame in frames:
-    rgb = predict_io.as_rgb(frame)
+    rgb = photos.as_rgb(frame)
     hws.append(rgb.shape[:2])
     inputs.append(network.input_for(rgb, size))
     if len(inputs) == batch_size:
@@ -142,8 +142,8 @@ def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
   most two batches of frames are held at once, whatever the clip's length.
 
   Args:
-    network: predict.py's ``_Network`` (``input_for``, ``run``).
-    frames: (H, W, 3) images (anything ``predict_io.as_rgb`` takes), consumed lazily.
+    network: a ``network.DepthNetwork`` (``input_for``, ``run``).
+    frames: (H, W, 3) images (anything ``photos.as_rgb`` takes), consumed lazily.
     batch_size: frames per network call; a short last batch is padded to it.
     size: network input (h, w); None: ``network_input.network_size`` of the frame.
 
@@ -284,7 +284,7 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
   """Predicts every frame of one clip and writes its files (see the module docstring).
 
   Args:
-    network: predict.py's ``_Network``, shared with the run's images (one compile per size).
+    network: a ``network.DepthNetwork``, shared with the run's images (one compile per size).
     path: the clip.
     name: output base name.
     options: ``predict.PredictOptions`` (output, batch_size, size, cmap, frames).
