@@ -20,9 +20,10 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(command: Sequence[str], port: int, log: pathlib.Path, timeout_s: float,
-            **popen) -> Iterator[tuple[str, str]]:
+            stop_signal: int = signal.SIGINT, **popen) -> Iterator[tuple[str, str]]:
   """Starts ``command`` (which serves on 127.0.0.1:``port``), its output into ``log``; yields
-  (url, first page) once the page answers, and stops the server on leaving (SIGINT, then kill).
+  (url, first page) once the page answers, and stops the server on leaving (``stop_signal``,
+  then kill after 30 s).
   """
   with open(log, 'w') as out:
     server = subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, **popen)
@@ -30,7 +31,7 @@ def serving(command: Sequence[str], port: int, log: pathlib.Path, timeout_s: flo
   try:
     yield url, _wait_for_page(url, server, log, timeout_s)
   finally:
-    server.send_signal(signal.SIGINT)
+    server.send_signal(stop_signal)
     try:
       server.wait(timeout=30)
     except subprocess.TimeoutExpired:

@@ -1,10 +1,12 @@
 """The web demo: its functions, its server through gradio_client, its command and its page."""
 
 import errno
+import json
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ os.environ.setdefault('GRADIO_TEMP_DIR', tempfile.mkdtemp(prefix='adabins-test-g
 from flax import nnx
 import numpy as np
 import optax
+import PIL.ImageFile
 from PIL import Image
 import pytest
 
@@ -27,16 +30,21 @@ from tests import app_server
 
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')
+httpx = pytest.importorskip('httpx')  # gradio's own HTTP client
 
 from adabins_jax.inference import app
 from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax import models
+from adabins_jax import network_input
+from adabins_jax.inference import photos
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # A small network input: these tests check the plumbing, not the depth's accuracy.
 _SIZE = '64x80'
+# The served page's pixel cap: the test photo (36x50) fits, and 49x49 is one pixel over.
+_MAX_PIXELS = 2400
 _OFFLINE_ENV = {'GRADIO_ANALYTICS_ENABLED': 'False', 'HF_HUB_OFFLINE': '1', 'JAX_PLATFORMS': 'cpu'}
 
 
@@ -66,9 +74,14 @@ def photo(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def url(predictor):
+def files_root(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('downloads'))
+
+
+@pytest.fixture(scope='module')
+def url(predictor, files_root):
   """The page served in this process, closed after the module's tests."""
-  demo = app.build_app(predictor)
+  demo = app.build_app(predictor, files_root, max_pixels=_MAX_PIXELS)
   demo.launch(server_name='127.0.0.1', server_port=app_server.free_port(), prevent_thread_lock=True,
               quiet=True)
   yield demo.local_url
@@ -81,6 +94,29 @@ def _read_ply_header(path) -> tuple[int, int]:
   header, body = data.split(b'end_header\n', 1)
   count = int(re.search(r'element vertex (\d+)', header.decode('ascii')).group(1))
   return count, len(body)
+
+
+def _upload(url: str, path) -> str:
+  """Uploads a file as the page does; returns its path on the server."""
+  with httpx.Client(base_url=url, timeout=60) as http, open(path, 'rb') as f:
+    reply = http.post('gradio_api/upload', files={'files': (os.path.basename(path), f)})
+    return reply.raise_for_status().json()[0]
+
+
+def _call_predict(url: str, photo) -> tuple[str, object]:
+  """Calls /predict as any HTTP client can; returns the result's event ('complete' or 'error')
+  and its data."""
+  with httpx.Client(base_url=url, timeout=60) as http:
+    reply = http.post('gradio_api/call/predict', json={'data': [photo]})
+    stream = http.get(f'gradio_api/call/predict/{reply.raise_for_status().json()["event_id"]}')
+  events = re.findall(r'^event: (complete|error)\ndata: (.*)$', stream.text, re.MULTILINE)
+  assert events, stream.text
+  return events[-1][0], json.loads(events[-1][1])
+
+
+def _files_under(*folders) -> set[str]:
+  return {os.path.join(parent, name) for folder in folders
+          for parent, _, names in os.walk(folder) for name in names}
 
 
 def test_predict_photo_gives_the_predictors_depth_and_files_that_load(tmp_path, predictor,
@@ -118,6 +154,11 @@ def test_small_helpers():
   assert app.upload_name({'path': '/tmp/x', 'orig_name': 'my photo (1).JPG'}) == 'my_photo_1'
   assert app.upload_name('/a/b/room.png') == 'room'
   assert app.upload_name({'path': '/tmp/x'}) == 'photo'
+  assert app.fit_pixels((36, 50), 1800) == (36, 50)
+  assert app.fit_pixels((3000, 4000), 4_000_000) == (1732, 2309)
+  with pytest.raises(app.PhotoTooLargeError, match='2401x1 is 2,401 pixels, more than this page '
+                     r'takes \(2,400\), and too narrow to downscale'):
+    app.fit_pixels((1, 2401), 2400)
   with pytest.raises(ValueError, match='neither given'):
     app.check_weights(None, None)
   with pytest.raises(ValueError, match='both given'):
@@ -143,6 +184,78 @@ def test_server_returns_the_predictors_depth(url, predictor, photo):
                                 expected.colorized)  # A PNG: lossless
   assert sorted(os.path.splitext(f)[1] for f in files) == ['.npy', '.ply', '.png']
   assert summary.startswith('Depth from')
+
+
+@pytest.mark.filterwarnings('ignore::PIL.Image.DecompressionBombWarning')
+def test_read_photo_downscales_upright_from_the_header(tmp_path, monkeypatch):
+  stored = np.random.default_rng(1).integers(0, 256, (200, 300, 3), np.uint8)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Orientation: stored on its side, shown turned a quarter clockwise.
+  path = tmp_path / 'side.jpg'
+  Image.fromarray(stored).save(path, exif=exif.tobytes(), quality=95)
+  rgb, note = app.read_photo(path, max_pixels=6000)
+  assert rgb.shape == (94, 63, 3) and rgb.dtype == np.float32
+  assert note == 'Downscaled from 200x300 to 63x94 pixels (this page takes at most 6,000).'
+  upright = photos.read_image(path)
+  expected = np.asarray(Image.fromarray(network_input.to_uint8(upright)).resize((63, 94))) / 255
+  assert np.abs(rgb - expected).mean() < 0.03  # Decoded at a JPEG draft scale, resampled apart
+  rgb, note = app.read_photo(path, max_pixels=60_000)
+  np.testing.assert_array_equal(rgb, upright)
+  assert note == ''
+
+  def no_decoding(self):
+    raise AssertionError('decoded pixels to refuse a size its header gives')
+
+  monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 59_999)
+  monkeypatch.setattr(PIL.ImageFile.ImageFile, 'load', no_decoding)
+  with pytest.raises(app.PhotoTooLargeError,
+                     match=r'300x200 is 60,000 pixels, more than this page decodes \(59,999\)'):
+    app.read_photo(path, max_pixels=1000)
+
+
+def test_server_downscales_a_photo_over_its_pixel_cap(url, tmp_path):
+  rng = np.random.default_rng(2)
+  Image.fromarray(rng.integers(0, 256, (49, 49, 3), np.uint8)).save(tmp_path / 'square.png')
+  client = gradio_client.Client(url, verbose=False)
+  _, files, summary = client.predict(gradio_client.handle_file(str(tmp_path / 'square.png')),
+                                     api_name='/predict')
+  assert summary.startswith('Depth from') and summary.endswith(
+      'Downscaled from 49x49 to 48x48 pixels (this page takes at most 2,400).')
+  assert np.load(next(f for f in files if f.endswith('_depth.npy'))).shape == (48, 48)
+  # One pixel over the cap, and no shape of its aspect ratio fits under it.
+  Image.fromarray(rng.integers(0, 256, (1, 2401, 3), np.uint8)).save(tmp_path / 'thin.png')
+  with pytest.raises(Exception, match='thin: 2401x1 is 2,401 pixels, more than this page takes'):
+    client.predict(gradio_client.handle_file(str(tmp_path / 'thin.png')), api_name='/predict')
+
+
+def test_server_reads_only_files_uploaded_to_it(url, files_root, predictor, photo, tmp_path):
+  uploaded = _upload(url, photo)
+  event, data = _call_predict(
+      url, {'path': uploaded, 'orig_name': 'room.png', 'meta': {'_type': 'gradio.FileData'}})
+  assert event == 'complete', data
+  npy = next(f['path'] for f in data[1] if f['path'].endswith('room_depth.npy'))
+  np.testing.assert_array_equal(np.load(npy), predictor.predict(photo).depth)
+
+  # An image elsewhere on the server's disk, named in every way a client can put it.
+  secret = tmp_path / 'secret.png'
+  Image.fromarray(np.full((30, 40, 3), (1, 2, 3), np.uint8)).save(secret)
+  cache = os.environ['GRADIO_TEMP_DIR']
+  link = pathlib.Path(cache, 'link.png')
+  link.symlink_to(secret)
+  before = _files_under(files_root, cache)
+  try:
+    # File data without gradio's `meta` reaches the page's function as it is.
+    for attack in ({'path': str(secret)},
+                   {'path': os.path.join(cache, os.path.relpath(secret, cache))},
+                   {'path': str(link)}):
+      event, data = _call_predict(url, attack)
+      assert event == 'error' and 'not an upload of this page' in data['error'], (attack, data)
+    # With `meta`, or as a bare string, gradio itself refuses it first.
+    for attack in ({'path': str(secret), 'meta': {'_type': 'gradio.FileData'}}, str(secret)):
+      assert _call_predict(url, attack)[0] == 'error', attack
+    assert _files_under(files_root, cache) == before  # No depth, no point cloud of its pixels
+  finally:
+    link.unlink()
 
 
 def test_server_explains_a_file_that_is_not_an_image(url, tmp_path):
@@ -186,15 +299,22 @@ def test_command_needs_one_source_of_weights():
           'given)') in done.stderr
 
 
-def test_command_serves_the_page(workdir, tmp_path):
+def test_command_serves_the_page_and_leaves_no_files_after_sigterm(workdir, photo, tmp_path):
   port = app_server.free_port()
   command = _command(f'--workdir={workdir}', '--host=127.0.0.1', f'--port={port}')
+  temp = tmp_path / 'tmp'  # The app's TMPDIR, to see what it leaves behind.
+  temp.mkdir()
   with app_server.serving(command, port, tmp_path / 'log', timeout_s=90,
-                          env={**os.environ, **_OFFLINE_ENV}) as (url, page):
+                          stop_signal=signal.SIGTERM,
+                          env={**os.environ, **_OFFLINE_ENV, 'TMPDIR': str(temp)}) as (url, page):
     assert 'AdaBins depth' in page, page[:500]
     api = gradio_client.Client(url, verbose=False).view_api(print_info=False,
                                                             return_format='dict')
     assert '/predict' in api['named_endpoints']
+    uploaded = pathlib.Path(_upload(url, photo))
+    [folder] = temp.glob('adabins-app-*')
+    assert uploaded.is_file() and uploaded.is_relative_to(folder)
+  assert not list(temp.glob('adabins-app-*')), (tmp_path / 'log').read_text()[-3000:]
 
 
 def test_the_files_of_a_photo_are_all_or_nothing(tmp_path, monkeypatch):
