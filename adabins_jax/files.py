@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 import contextlib
 import os
+import shutil
 
 from etils import epath
 
@@ -53,3 +54,43 @@ def write_all(writers: Mapping[str, Callable[[str], object]]) -> list[str]:
     for path, write in writers.items():
       write(temporaries[path])
   return list(writers)
+
+
+def _remove(path: str) -> None:
+  if os.path.isdir(path) and not os.path.islink(path):
+    shutil.rmtree(path, ignore_errors=True)
+  else:
+    with contextlib.suppress(OSError):
+      os.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[str]:
+  """``atomic_path`` for a folder: yields a temporary folder's path (not yet created).
+
+  On success whatever is at ``path`` is moved aside, the temporary folder takes its name and
+  the old one is removed; on failure the temporary folder is removed and ``path`` is left as it
+  was. Between the two renames, a kill leaves the old folder under a hidden ``.tmp-*-old-``
+  name; never a part-written folder under ``path``.
+  """
+  path = os.fspath(path)
+  folder, name = os.path.split(os.path.abspath(path))
+  temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{name}')
+  old = os.path.join(folder, f'.tmp-{os.getpid()}-old-{name}')
+  # Left by a killed process that had the same id: its files must not join this folder.
+  _remove(temporary)
+  try:
+    yield temporary
+    if not os.path.lexists(path):
+      os.replace(temporary, path)
+      return
+    os.replace(path, old)
+    try:
+      os.replace(temporary, path)
+    except BaseException:
+      os.replace(old, path)
+      raise
+    _remove(old)
+  except BaseException:
+    _remove(temporary)
+    raise

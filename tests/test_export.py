@@ -1,6 +1,9 @@
-"""Export: every format gives JAX's depth, names its input and outputs, and runs without JAX."""
+"""Export: every format gives JAX's depth, names its input and outputs, and runs without JAX;
+the command replaces only its own exports, all at once, and refuses bad paths before any work."""
 
 import dataclasses
+import errno
+import json
 import os
 import pathlib
 import re
@@ -174,32 +177,218 @@ def test_dynamic_batch_stablehlo_and_fixed_batch_only_for_tflite(demo, tmp_path)
                   exporter.ExportOptions(fp16=True))
 
 
-def test_command_exports_a_training_run(demo, tmp_path):
-  # The fixture's weights as a training run's checkpoint, so the numbers must be the same.
-  manager = checkpointing.create_manager(tmp_path / 'run')
+def _run_export(*flags_):
+  return subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.export', '--config=demo', *flags_],
+      capture_output=True, text=True, timeout=120, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+
+
+@pytest.fixture(scope='module')
+def run_dir(demo, tmp_path_factory):
+  """A training run whose checkpoint holds the demo fixture's weights."""
+  workdir = tmp_path_factory.mktemp('run')
+  manager = checkpointing.create_manager(workdir)
   checkpointing.save(manager, 1, demo.model,
                      nnx.Optimizer(demo.model, optax.sgd(0.1), wrt=nnx.Param), force=True)
   manager.wait_until_finished()
   manager.close()
+  return workdir
+
+
+def _tree(folder: pathlib.Path) -> dict[str, bytes]:
+  return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob('*'))
+          if p.is_file()}
+
+
+def test_command_exports_a_training_run(demo, run_dir, tmp_path):
   output = tmp_path / 'demo.stablehlo'
-  done = subprocess.run(
-      [sys.executable, '-m', 'adabins_jax.export', '--config=demo',
-       f'--workdir={tmp_path / "run"}', '--format=stablehlo', f'--output={output}',
-       '--size=64x96'],
-      capture_output=True, text=True, timeout=120, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  done = _run_export(f'--workdir={run_dir}', '--format=stablehlo', f'--output={output}',
+                     '--size=64x96')
   assert done.returncode == 0, done.stderr[-3000:]
   assert '"output.depth": "float32 [1, 64, 96] metres"' in done.stdout
+  assert '"config": "demo"' in done.stdout
+  # The fixture's weights went through the checkpoint, so the numbers must be the same.
+  _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
+  assert os.listdir(tmp_path) == ['demo.stablehlo']
+
+
+def test_command_replaces_a_previous_export(demo, run_dir, tmp_path):
+  output = tmp_path / 'demo.stablehlo'
+  fn = exporter.depth_function(demo.model, demo.config)
+  export_formats.write_stablehlo(fn, output, 1, (48, 64))
+  assert export_formats.is_export(output, 'stablehlo')
+  done = _run_export(f'--workdir={run_dir}', '--format=stablehlo', f'--output={output}',
+                     '--size=64x96')
+  assert done.returncode == 0, done.stderr[-3000:]
+  _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
+  assert os.listdir(tmp_path) == ['demo.stablehlo']
+
+
+def test_command_overwrites_what_is_not_an_export_only_when_asked(demo, run_dir, tmp_path):
+  output = tmp_path / 'notes.stablehlo'
+  output.write_text('not a model')
+  refused = _run_export(f'--workdir={run_dir}', '--format=stablehlo', f'--output={output}')
+  assert refused.returncode == 2 and 'ExportOutputError' in refused.stderr, refused.stderr
+  assert '--overwrite' in refused.stderr and output.read_text() == 'not a model'
+  done = _run_export(f'--workdir={run_dir}', '--format=stablehlo', f'--output={output}',
+                     '--size=64x96', '--overwrite')
+  assert done.returncode == 0, done.stderr[-3000:]
   _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
 
 
+@pytest.mark.parametrize('fmt,output,why', [
+    ('savedmodel', 'RUN', 'is not a previous --format=savedmodel export'),
+    ('onnx', 'RUN/checkpoints', 'is a folder; --format=onnx writes a file'),
+    ('savedmodel', 'RUN/notes.txt', 'is a file; --format=savedmodel writes a folder'),
+    ('tflite', 'RUN/missing/demo.tflite', 'does not exist; create it first'),
+])
+def test_command_refuses_a_bad_output_before_any_work(run_dir, fmt, output, why):
+  """The training run itself as --output keeps its checkpoints; a wrong kind of output or a
+  missing folder is refused even with --overwrite."""
+  (run_dir / 'notes.txt').write_text('keep me')
+  before = _tree(run_dir)
+  output = output.replace('RUN', str(run_dir))
+  overwrite = [] if fmt == 'savedmodel' and output == str(run_dir) else ['--overwrite']
+  done = _run_export(f'--workdir={run_dir}', f'--format={fmt}', f'--output={output}',
+                     *overwrite)
+  assert done.returncode == 2, done.stderr[-3000:]
+  assert f'ExportOutputError: --output={output}' in done.stderr and why in done.stderr
+  assert 'Traceback' not in done.stderr
+  assert _tree(run_dir) == before
+
+
+@pytest.mark.parametrize('weights', ['--workdir=MISSING', '--workdir=EMPTY',
+                                     '--weights=MISSING/AdaBins_nyu.pt', None])
+def test_command_refuses_missing_weights_before_any_work(tmp_path, weights):
+  (tmp_path / 'empty').mkdir()
+  flags_ = [weights.replace('MISSING', str(tmp_path / 'missing')).replace(
+      'EMPTY', str(tmp_path / 'empty'))] if weights else []
+  done = _run_export(*flags_, '--format=onnx', f'--output={tmp_path / "x.onnx"}')
+  assert done.returncode == 2, done.stderr[-3000:]
+  assert 'WeightsNotFoundError: ' in done.stderr and 'Traceback' not in done.stderr
+  assert sorted(os.listdir(tmp_path)) == ['empty']
+
+
 def test_command_checks_options_before_loading_weights(tmp_path):
-  done = subprocess.run(
-      [sys.executable, '-m', 'adabins_jax.export', '--config=demo',
-       f'--workdir={tmp_path / "missing"}', '--format=onnx', '--fp16',
-       f'--output={tmp_path / "x.onnx"}'],
-      capture_output=True, text=True, timeout=120, env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
-  assert done.returncode != 0
+  done = _run_export(f'--workdir={tmp_path / "missing"}', '--format=onnx', '--fp16',
+                     f'--output={tmp_path / "x.onnx"}')
+  assert done.returncode == 2
   assert '--fp16 and --int8 apply to --format=tflite only' in done.stderr, done.stderr[-2000:]
+
+
+def test_savedmodel_replaces_only_a_marked_export(demo, tmp_path):
+  output = tmp_path / 'savedmodel'
+  options = exporter.ExportOptions(size='64x96')
+  exporter.export(demo.model, demo.config, 'savedmodel', output, options, config_name='demo')
+  marker = json.loads((output / export_formats.SAVEDMODEL_MARKER).read_text())
+  assert marker['exporter'] == export_formats.EXPORTER and marker['config'] == 'demo'
+  (output / 'variables' / 'stale').write_text('from the export before')
+  exporter.export(demo.model, demo.config, 'savedmodel', output, options)
+  assert not (output / 'variables' / 'stale').exists()
+  _check_close(export_formats.load(output)(demo.image), demo.reference, _FP32_TOLERANCE)
+  # The fixture's SavedModel was written without the marker: not replaced unless asked.
+  foreign = demo.paths['savedmodel']
+  before = _tree(foreign)
+  with pytest.raises(export_formats.ExportOutputError, match='--overwrite'):
+    exporter.export(demo.model, demo.config, 'savedmodel', foreign, options)
+  assert _tree(foreign) == before
+  (output / 'notes.txt').write_text('not part of an export')
+  (output / export_formats.SAVEDMODEL_MARKER).unlink()
+  exporter.export(demo.model, demo.config, 'savedmodel', output,
+                dataclasses.replace(options, overwrite=True))
+  assert not (output / 'notes.txt').exists()
+  assert (output / export_formats.SAVEDMODEL_MARKER).exists()
+  assert os.listdir(tmp_path) == ['savedmodel']
+
+
+def test_exports_are_recognised_by_their_own_metadata(demo, tmp_path):
+  assert export_formats.is_export(demo.paths['tflite'], 'tflite')
+  assert export_formats.is_export(demo.paths['stablehlo'], 'stablehlo')
+  # The fixture wrote its ONNX file without the exporter's stamp; write_all adds it.
+  assert not export_formats.is_export(demo.paths['onnx'], 'onnx')
+  (tmp_path / 'x.onnx').write_bytes(b'\x08\x07garbage')
+  assert not export_formats.is_export(tmp_path / 'x.onnx', 'onnx')
+  assert not export_formats.is_export(demo.paths['onnx'], 'tflite')
+
+
+class _DiskFull(OSError):
+
+  def __init__(self):
+    super().__init__(errno.ENOSPC, 'No space left on device')
+
+
+def _half_written(path) -> None:
+  pathlib.Path(path).write_bytes(b'part of a model')
+  raise _DiskFull()
+
+
+@pytest.mark.parametrize('old', [True, False])
+@pytest.mark.parametrize('fmt', exporter.FORMATS)
+def test_a_failed_write_leaves_the_old_export_and_no_temporary(monkeypatch, tmp_path, fmt, old):
+  def write_savedmodel(fn, output, *args):
+    del fn, args
+    os.makedirs(output)
+    if fmt == 'savedmodel':
+      _half_written(os.path.join(output, 'saved_model.pb'))
+
+  def write_tflite(savedmodel, output, **kwargs):
+    del savedmodel, kwargs
+    if fmt == 'tflite':
+      _half_written(output)
+    pathlib.Path(output).write_bytes(b'a whole TFLite file')
+
+  monkeypatch.setattr(export_formats, 'write_savedmodel', write_savedmodel)
+  monkeypatch.setattr(export_formats, 'write_tflite', write_tflite)
+  monkeypatch.setattr(export_formats, 'write_onnx', lambda src, out, meta: _half_written(out))
+  monkeypatch.setattr(export_formats, 'write_stablehlo', lambda fn, out, *a: _half_written(out))
+  output = tmp_path / f'model.{fmt}'
+  if old and fmt == 'savedmodel':
+    output.mkdir()
+    (output / 'saved_model.pb').write_bytes(b'the old export')
+  elif old:
+    output.write_bytes(b'the old export')
+  before = _tree(tmp_path)
+  with pytest.raises(_DiskFull):
+    export_formats.write_all(lambda image: {}, fmt, output, 1, (64, 96), {})
+  assert _tree(tmp_path) == before
+  assert os.listdir(tmp_path) == (['model.' + fmt] if old else [])
+
+
+# Re-exports over argv[2] as argv[1], killed by SIGKILL halfway through writing.
+_KILLED_HALFWAY = '''
+import os, pathlib, signal, sys
+from adabins_jax import export_formats
+
+def killed(path):
+  pathlib.Path(path).write_bytes(b'part of a model')
+  os.kill(os.getpid(), signal.SIGKILL)
+
+def write_savedmodel(fn, output, *args):
+  os.makedirs(output)
+  killed(os.path.join(output, 'saved_model.pb'))
+
+export_formats.write_savedmodel = write_savedmodel
+export_formats.write_stablehlo = lambda fn, output, *args: killed(output)
+export_formats.write_all(lambda image: {}, sys.argv[1], sys.argv[2], 1, (64, 96), {})
+'''
+
+
+@pytest.mark.parametrize('fmt', ['savedmodel', 'stablehlo'])
+def test_a_killed_export_leaves_the_old_one(tmp_path, fmt):
+  output = tmp_path / f'model.{fmt}'
+  if fmt == 'savedmodel':
+    output.mkdir()
+    (output / 'saved_model.pb').write_bytes(b'the old export')
+  else:
+    output.write_bytes(b'the old export')
+  before = _tree(output) if fmt == 'savedmodel' else output.read_bytes()
+  done = subprocess.run([sys.executable, '-c', _KILLED_HALFWAY, fmt, str(output)],
+                        capture_output=True, text=True, timeout=60,
+                        env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert done.returncode == -9, done.stderr[-3000:]
+  assert (_tree(output) if fmt == 'savedmodel' else output.read_bytes()) == before
+  # The part-written copy stays under its hidden temporary name, never under the real one.
+  assert [p.startswith('.tmp-') for p in sorted(os.listdir(tmp_path))] == [True, False]
 
 
 # Run before the documented script: no module of the JAX stack (nor TF) can be imported.

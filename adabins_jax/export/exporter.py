@@ -10,6 +10,10 @@ uint8 RGB (N, h, w, 3) at the network size, and returns 'depth' (N, h, w) float3
 (clipped, flip-averaged unless --noflip_average, at the input's size) and 'bin_centers'
 (N, n_bins) float32 metres: ``Predictor``'s network step, after its resize. docs/export.md
 shows how to run the files without JAX.
+
+Before any weights load or tracing starts, the command checks that the weights exist and that
+``--output`` may be written (``export_formats.check_output``: an existing output is replaced
+only if it is a previous export, or with --overwrite); a refusal exits with status 2.
 """
 
 from __future__ import annotations
@@ -18,20 +22,22 @@ from collections.abc import Iterator
 import dataclasses
 import json
 import os
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 from flax import nnx
 import jax.numpy as jnp
+from ml_collections import config_flags
 import numpy as np
 
+from adabins_jax import checkpointing
 from adabins_jax import configs
 from adabins_jax.export import formats as export_formats
 from adabins_jax import network_input
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import steps
-from adabins_jax import checkpointing
 from adabins_jax.models import layers
 
 FORMATS = tuple(export_formats.LOADERS)
@@ -47,7 +53,8 @@ class ExportOptions:
 
   ``size`` is (h, w) or 'HxW'; None: ``default_size``. ``batch`` None makes the batch
   dimension dynamic (StableHLO and SavedModel only: the TFLite converter cannot lower the
-  model's gathers with a dynamic batch).
+  model's gathers with a dynamic batch). ``overwrite`` lets an output that is not a previous
+  export be replaced (``export_formats.check_output``).
   """
   size: str | tuple[int, int] | None = None
   batch: int | None = 1
@@ -55,6 +62,7 @@ class ExportOptions:
   fp16: bool = False
   int8: bool = False
   calibration: int = 100
+  overwrite: bool = False
 
   def __post_init__(self):
     self.size = network_input.parse_size(self.size, 'export: size')
@@ -136,7 +144,8 @@ def check_format(fmt: str, options: ExportOptions) -> None:
 
 
 def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
-           options: ExportOptions | None = None) -> dict[str, str]:
+           options: ExportOptions | None = None, *,
+           config_name: str | None = None) -> dict[str, str]:
   """Writes ``model`` as ``fmt`` to ``output`` (a folder for 'savedmodel').
 
   Args:
@@ -145,22 +154,54 @@ def export(model: nnx.Module, config, fmt: str, output: str | os.PathLike,
     config: Its config.
     fmt: One of ``FORMATS``.
     output: The file (or SavedModel folder) to write.
-    options: Size, batch, flip averaging and TFLite quantisation.
+    options: Size, batch, flip averaging, TFLite quantisation and whether to overwrite.
+    config_name: Recorded as 'config' in the metadata, when given.
 
   Returns:
     The graph's signature (``signature``), also stored in ONNX files.
+
+  Raises:
+    export_formats.ExportOutputError: ``output`` may not be written (before any tracing).
   """
   options = options or ExportOptions()
   check_format(fmt, options)
+  export_formats.check_output(fmt, output, options.overwrite)
   hw = options.size or default_size(config)
   use_plain_convolutions(model)
   model.eval()
   meta = signature(config, options)
+  if config_name:
+    meta['config'] = config_name
   calibration = calibration_frames(config, hw, options.calibration) if options.int8 else None
   tflite_kw = dict(fp16=options.fp16, calibration=calibration) if fmt == 'tflite' else {}
   export_formats.write_all(depth_function(model, config, options.flip_average), fmt, output,
                            options.batch, hw, meta, **tflite_kw)
   return meta
+
+
+class WeightsNotFoundError(FileNotFoundError):
+  """The trained weights to export are missing: no --weights file or workdir checkpoint."""
+
+
+def check_weights(config, workdir: str | None, weights: str | None) -> None:
+  """Raises ``WeightsNotFoundError`` unless ``checkpointing.load_model`` has weights to load.
+
+  Reads only the file system and the checkpoints' index, so that a wrong path costs nothing.
+  """
+  if weights:
+    if not os.path.isfile(weights):
+      raise WeightsNotFoundError(f'--weights={weights}: no such file.')
+    return
+  if not workdir:
+    raise WeightsNotFoundError('export needs trained weights: --workdir=<training run> or '
+                               '--weights=<released .pt>.')
+  manager = checkpointing.create_manager(workdir, read_only=True)
+  try:
+    checkpointing.select_step(manager, config.eval.checkpoint)
+  except FileNotFoundError as e:
+    raise WeightsNotFoundError(f'--workdir={workdir}: {e}') from None
+  finally:
+    manager.close()
 
 
 def _define_flags():
@@ -169,33 +210,44 @@ def _define_flags():
   flags.DEFINE_string('weights', None, 'A released PyTorch .pt (instead of --workdir).')
   flags.DEFINE_enum('format', 'onnx', FORMATS, 'The file format to write.')
   flags.DEFINE_string('output', None, 'The file to write (a folder for savedmodel).')
+  flags.DEFINE_bool('overwrite', False, 'Replace --output even if it is not a previous export.')
   flags.DEFINE_string('size', None, "Network input HxW; default: the model's trained input.")
   flags.DEFINE_string('batch', '1', "Images per call, or 'dynamic'.")
   flags.DEFINE_bool('flip_average', True, 'Average with the mirrored image, as Predictor.')
   flags.DEFINE_bool('fp16', False, 'tflite: float16 weights.')
   flags.DEFINE_bool('int8', False, "tflite: int8 quantisation calibrated on the config's data.")
   flags.DEFINE_integer('calibration', 100, '--int8: training frames to calibrate on.')
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   config_flags.DEFINE_config_file('config', None, 'A config file or shipped name.',
                                   lock_config=True)
   flags.mark_flags_as_required(['config', 'output'])
 
 
 def main(argv):
+  """Exit status: 0 written; 2 bad command line, output or weights (nothing done); 1 failed in
+  conversion (nothing written)."""
   if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+    raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
   args = flags.FLAGS
   if args.batch != 'dynamic' and not args.batch.isdigit():
-    raise app.UsageError(f"--batch={args.batch}: a number of images or 'dynamic'.")
+    raise app.UsageError(f"--batch={args.batch}: a number of images or 'dynamic'.", exitcode=2)
   batch = None if args.batch == 'dynamic' else int(args.batch)
   try:
     options = ExportOptions(args.size, batch, args.flip_average, args.fp16, args.int8,
-                            args.calibration)
+                            args.calibration, overwrite=args.overwrite)
     check_format(args.format, options)  # Before the weights load: a typo costs nothing.
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    raise app.UsageError(str(e), exitcode=2) from None
+  # Before the weights load and the conversion, which take minutes for the large models.
+  try:
+    export_formats.check_output(args.format, args.output, args.overwrite)
+    check_weights(args.config, args.workdir, args.weights)
+  except (export_formats.ExportOutputError, WeightsNotFoundError) as e:
+    print(f'{type(e).__name__}: {e}', file=sys.stderr)
+    sys.exit(2)
   model, source = checkpointing.load_model(args.config, args.workdir, args.weights)
-  meta = export(model, args.config, args.format, args.output, options)
+  config_file = config_flags.get_config_filename(args['config'])
+  meta = export(model, args.config, args.format, args.output, options,
+                config_name=os.path.splitext(os.path.basename(config_file))[0])
   logging.info('Exported %s to %s.', source, args.output)
   print(f'Wrote {args.output} ({args.format}) from {source}:\n' + json.dumps(meta, indent=2))
 

@@ -11,14 +11,18 @@ because jax2tf now only emits native serialisation (one ``XlaCallModule`` op hol
 StableHLO), which tf2onnx cannot read from a SavedModel, whereas the TFLite converter
 lowers that op to builtin ops that tf2onnx maps one to one. ``jax2onnx`` does not cover every
 op these models use, and pins an older orbax-checkpoint than this project needs.
+
+Every output is written under a hidden temporary name beside it and renamed into place once
+complete (``files``), so a failure or a kill never leaves a part-written export under the real
+name. ``check_output`` says, before any conversion, whether an output may be written there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+import json
 import os
 import pathlib
-import shutil
 import tempfile
 from typing import Any
 import warnings
@@ -27,10 +31,18 @@ import jax
 from jax import export as jax_export
 import numpy as np
 
+from adabins_jax import files
+
 INPUT_NAME = 'image'
 OUTPUT_NAMES = ('depth', 'bin_centers')
 # tf2onnx's own default; every op this model needs exists from opset 13 on.
 ONNX_OPSET = 17
+
+# Stamped into every ONNX file's metadata_props and every SavedModel's marker file: how a
+# later export knows that it may replace them.
+EXPORTER = 'adabins_jax.export'
+# Inside a SavedModel folder, beside saved_model.pb: TF ignores files it does not know.
+SAVEDMODEL_MARKER = 'adabins_export.json'
 
 # The input types of the files written here, as onnxruntime names them.
 _ONNX_DTYPES = {'tensor(uint8)': np.uint8, 'tensor(float)': np.float32}
@@ -178,24 +190,113 @@ def write_all(fn: DepthFn, fmt: str, output: str | os.PathLike, batch: int | Non
               **tflite_kw: Any) -> None:
   """Writes ``fn`` as ``fmt`` ('stablehlo', 'savedmodel', 'tflite' or 'onnx') to ``output``.
 
-  The TFLite and ONNX files are built through a SavedModel (and a TFLite file) in a
-  temporary folder; ``input_dtype`` is the 'image' input's; ``tflite_kw`` goes to
-  ``write_tflite``.
+  All or nothing: ``output`` (and whatever it replaces) is only renamed into place once the
+  whole file or folder is written, so a failure leaves the old one as it was. The TFLite and
+  ONNX files are built through a SavedModel (and a TFLite file) in a temporary folder;
+  ``input_dtype`` is the 'image' input's; ``tflite_kw`` goes to ``write_tflite``. ONNX files
+  store ``metadata`` and ``EXPORTER``, SavedModels both in ``SAVEDMODEL_MARKER``.
   """
-  if fmt == 'stablehlo':
-    write_stablehlo(fn, output, batch, hw, input_dtype)
-    return
+  metadata = {**metadata, 'exporter': EXPORTER}
   if fmt == 'savedmodel':
-    if os.path.exists(output):
-      shutil.rmtree(output)
-    write_savedmodel(fn, output, batch, hw, input_dtype)
+    with files.atomic_folder(output) as temporary:
+      write_savedmodel(fn, temporary, batch, hw, input_dtype)
+      pathlib.Path(temporary, SAVEDMODEL_MARKER).write_text(
+          json.dumps({'format': fmt, **metadata}, indent=2))
     return
-  with tempfile.TemporaryDirectory(prefix='adabins-export-') as tmp:
-    write_savedmodel(fn, f'{tmp}/savedmodel', batch, hw, input_dtype)
-    tflite = output if fmt == 'tflite' else f'{tmp}/model.tflite'
-    write_tflite(f'{tmp}/savedmodel', tflite, **tflite_kw)
-    if fmt == 'onnx':
-      write_onnx(tflite, output, metadata)
+  with files.atomic_path(output) as temporary:
+    if fmt == 'stablehlo':
+      write_stablehlo(fn, temporary, batch, hw, input_dtype)
+      return
+    with tempfile.TemporaryDirectory(prefix='adabins-export-') as tmp:
+      write_savedmodel(fn, f'{tmp}/savedmodel', batch, hw, input_dtype)
+      tflite = temporary if fmt == 'tflite' else f'{tmp}/model.tflite'
+      write_tflite(f'{tmp}/savedmodel', tflite, **tflite_kw)
+      if fmt == 'onnx':
+        write_onnx(tflite, temporary, metadata)
+
+
+class ExportOutputError(ValueError):
+  """An export's output names a place it cannot be written to, or something that it must not
+  replace; the message says which and what to do."""
+
+
+def _is_savedmodel_export(path: str) -> bool:
+  marker = json.loads(pathlib.Path(path, SAVEDMODEL_MARKER).read_text())
+  return marker.get('exporter') == EXPORTER
+
+
+def _is_onnx_export(path: str) -> bool:
+  import onnx  # pylint: disable=g-import-not-at-top
+  props = onnx.load(path, load_external_data=False).metadata_props
+  return any(p.key == 'exporter' and p.value == EXPORTER for p in props)
+
+
+def _is_tflite_export(path: str) -> bool:
+  # A flatbuffer has no room for free-form metadata without rewriting it: its one signature,
+  # named as write_savedmodel names it, is what marks it.
+  with warnings.catch_warnings():
+    warnings.filterwarnings('ignore', message=_TF_INTERPRETER_NOTICE)
+    signatures = _tflite_interpreter(path).get_signature_list()
+  return signatures == {'serving_default': {'inputs': [INPUT_NAME],
+                                            'outputs': sorted(OUTPUT_NAMES)}}
+
+
+def _is_stablehlo_export(path: str) -> bool:
+  exported = jax_export.deserialize(bytearray(pathlib.Path(path).read_bytes()))
+  return (exported.in_tree == jax.tree.structure(((), {INPUT_NAME: 0})) and
+          exported.out_tree == jax.tree.structure(dict.fromkeys(OUTPUT_NAMES, 0)))
+
+
+_RECOGNISERS = {'savedmodel': _is_savedmodel_export, 'onnx': _is_onnx_export,
+                'tflite': _is_tflite_export, 'stablehlo': _is_stablehlo_export}
+# What each recogniser looks for, as a refusal tells the user.
+_MARKS = {'savedmodel': f'{SAVEDMODEL_MARKER} naming {EXPORTER} inside',
+          'onnx': f'metadata_props exporter={EXPORTER}',
+          'tflite': f"one signature, serving_default, with input '{INPUT_NAME}' and outputs "
+                    f"{', '.join(repr(n) for n in OUTPUT_NAMES)}",
+          'stablehlo': f"a function of keyword '{INPUT_NAME}' returning "
+                       f"{', '.join(repr(n) for n in OUTPUT_NAMES)}"}
+
+
+def is_export(path: str | os.PathLike, fmt: str) -> bool:
+  """Whether ``path`` is a ``fmt`` file (folder for 'savedmodel') that this project wrote."""
+  try:
+    return _RECOGNISERS[fmt](os.fspath(path))
+  except Exception:  # pylint: disable=broad-exception-caught
+    # Whatever cannot be read as one of ours (a checkpoint, a text file, garbage) is not one.
+    return False
+
+
+def check_output(fmt: str, output: str | os.PathLike, overwrite: bool = False) -> None:
+  """Raises ``ExportOutputError`` unless ``write_all`` may write ``fmt`` to ``output``.
+
+  Cheap (no tracing or conversion), so that a bad output costs nothing. ``output`` must be a
+  local path in an existing, writable folder. Whatever is already there must be of the
+  format's kind (a folder for 'savedmodel', a file for the others) and is replaced only if it
+  is an export this project wrote (``is_export``) or ``overwrite`` is set.
+  """
+  path = os.fspath(output)
+  if not path or '://' in path:
+    raise ExportOutputError(f'--output={path!r}: export writes to a local path only.')
+  parent = os.path.dirname(os.path.abspath(path))
+  if not os.path.isdir(parent):
+    raise ExportOutputError(f'--output={path}: the folder {parent} does not exist; create it '
+                            'first.')
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise ExportOutputError(f'--output={path}: the folder {parent} is not writable.')
+  if not os.path.lexists(path):
+    return
+  wants_folder = fmt == 'savedmodel'
+  if wants_folder != os.path.isdir(path):
+    have, want = ('a folder', 'a file') if os.path.isdir(path) else ('a file', 'a folder')
+    raise ExportOutputError(f'--output={path} is {have}; --format={fmt} writes {want}. Choose '
+                            'another name (--overwrite never replaces one with the other).')
+  if overwrite or is_export(path, fmt):
+    return
+  raise ExportOutputError(
+      f'--output={path} exists and is not a previous --format={fmt} export, which has '
+      f'{_MARKS[fmt]}; it is left as it is. Choose another name, or pass --overwrite to '
+      'replace it.')
 
 
 def load_stablehlo(path: str | os.PathLike) -> Runner:
