@@ -1,6 +1,6 @@
 """AdaBins monocular depth estimation in JAX.
 
-``from adabins_jax import Predictor`` gives the in-memory API (see ``predictor.Predictor``).
+``from adabins_jax import Predictor`` gives the in-memory API (see ``inference.predictor.Predictor``).
 """
 
 

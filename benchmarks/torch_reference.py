@@ -13,11 +13,15 @@ weights and run the fixture's input: the PyTorch model must reproduce the refere
 
 ``--train`` times the training step instead (``release_training.py`` beside this file: the
 release's losses, AdamW and OneCycleLR; ours is ``steps.make_train_step``), batch ``--batch`` at
-``--size``, with random images and depths, after checking that the two first-step losses agree
-with dropout off in both. It prints both medians, the ratio, our compile time and the peak
-resident memory while each side steps (``--train_side`` runs one side alone)::
+``--size``, with random images and depths. Each side runs as its own users run it: in a process
+of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` timed steps. The
+processes alternate, release then ours, for ``--rounds`` rounds, so that a change in machine load
+falls on both; the medians over all timed steps are compared. Each side's peak resident memory
+is its own process's. Ours compiles in every round, the first time with an empty persistent
+compilation cache and then with the cache the first round filled, as a rerun of ``main`` does.
+A first process checks that the two first-step losses agree with dropout off in both::
 
-  python benchmarks/torch_reference.py --train --repeats 3
+  python benchmarks/torch_reference.py --train            # 3 rounds of 3 steps per side
 
 Timing: eval mode, one 416x544 image, no flip averaging, ``torch.no_grad`` and
 ``torch.set_num_threads(--threads)`` (default: every core); JAX's jitted forward pass with
@@ -30,13 +34,15 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
-import gc
 import importlib.util
+import json
 import os
 import pathlib
+import resource
 import statistics
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 
 import jax
@@ -52,6 +58,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
   raise SystemExit(f'{error}: this benchmark needs torch and geffnet '
                    '(pip install torch geffnet==1.0.2 --no-deps)') from error
 
+from adabins_jax import compilation_cache
 from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import optim
@@ -249,46 +256,6 @@ def build_both(conv3x3_impls=('auto',)):
   return torch_model, forwards
 
 
-class PeakRSS:
-  """Samples this process's resident memory every 5 ms while entered; ``peak`` in bytes."""
-
-  def __init__(self):
-    self.peak, self._stop = 0, threading.Event()
-
-  @staticmethod
-  def now() -> int:
-    with open('/proc/self/statm') as f:
-      return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-
-  def _run(self):
-    while not self._stop.wait(0.005):
-      self.peak = max(self.peak, self.now())
-
-  def __enter__(self):
-    self.peak, self._stop = self.now(), threading.Event()
-    self._thread = threading.Thread(target=self._run, daemon=True)
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc):
-    self._stop.set()
-    self._thread.join()
-    self.peak = max(self.peak, self.now())
-
-
-def release_free_memory() -> None:
-  """Hands memory freed by the last step back to the system (glibc keeps it otherwise).
-
-  The two sides' steps together come close to a 24 GB machine's memory; without this, each
-  side starts its step with the other's freed memory still resident.
-  """
-  gc.collect()
-  try:
-    ctypes.CDLL('libc.so.6').malloc_trim(0)
-  except (OSError, AttributeError):  # Not glibc: nothing to hand back this way.
-    pass
-
-
 def _ours_for_training(state, config):
   model = models.build_abstract_model(config.model)
   torch_mapping.load_state_dict(model, state, source='parity fixture')
@@ -351,58 +318,93 @@ def _ours_runner(state, config, image, depth, total_steps):
   return run, compile_s
 
 
-def _time_in_turn(runs, repeats):
-  """Per side: the first step's seconds, the timed steps' seconds and the peak RSS."""
-  first, times, peak = {}, {name: [] for name in runs}, {}
-  for i in range(repeats + 1):  # Step 0: PyTorch's allocator warms up, ours runs once.
-    for name, fn in runs.items():
-      release_free_memory()
-      with PeakRSS() as rss:
-        start = time.perf_counter()
-        loss = fn(i)
-        elapsed = time.perf_counter() - start
-      peak[name] = max(peak.get(name, 0), rss.peak)
-      if i == 0:
-        first[name] = elapsed
-      else:
-        times[name].append(elapsed)
-      if not np.isfinite(loss):
-        raise SystemExit(f'{name}: non-finite loss at step {i}')
-  return first, times, peak
-
-
-def benchmark_train(args, height, width):
-  """Times the release's training step and ours alternately (``--train``)."""
-  state = fixture_weights.fixture_state_dict()
-  config = effnet_b5_256.get_config()
-  config.model.conv3x3_impl = args.conv3x3_impls.split(',')[0]
+def _train_batch(args, height, width):
   rng = np.random.default_rng(0)
   image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
   depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
-  total_steps = 1000  # Schedule length; only the first few steps run.
   t_image, t_depth = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) for a in (image, depth))
-  torch_model = release_model(state).train()
-  check_first_loss(torch_model, state, image, depth, t_image, t_depth, config.model.conv3x3_impl)
-  runs, compile_s = {}, float('nan')
-  if args.train_side in ('both', 'release'):
-    runs['release (PyTorch)'] = _release_runner(torch_model, config, t_image, t_depth,
-                                                total_steps)
-  if args.train_side in ('both', 'ours'):
-    runs[f'adabins-jax (conv3x3_impl={config.model.conv3x3_impl})'], compile_s = _ours_runner(
-        state, config, image, depth, total_steps)
-  first, times, peak = _time_in_turn(runs, args.repeats)
+  return image, depth, t_image, t_depth
+
+
+def _train_config(args):
+  config = effnet_b5_256.get_config()
+  config.model.conv3x3_impl = args.conv3x3_impls.split(',')[0]
+  return config
+
+
+def _time_one_side(args, height, width) -> dict:
+  """This process's side (``--train_side``): warm-up and timed steps, compile, peak memory."""
+  state = fixture_weights.fixture_state_dict()
+  config = _train_config(args)
+  image, depth, t_image, t_depth = _train_batch(args, height, width)
+  total_steps = 1000  # Schedule length; only the first few steps run.
+  compile_s = None
+  if args.train_side == 'release':
+    step = _release_runner(release_model(state).train(), config, t_image, t_depth, total_steps)
+  else:
+    compilation_cache.enable(args.compilation_cache_dir, min_compile_time_s=0.0)
+    step, compile_s = _ours_runner(state, config, image, depth, total_steps)
+  del state
+  times, warmup = [], []
+  for i in range(args.warmup + args.repeats):
+    start = time.perf_counter()
+    loss = step(i)
+    (warmup if i < args.warmup else times).append(time.perf_counter() - start)
+    if not np.isfinite(loss):
+      raise SystemExit(f'{args.train_side}: non-finite loss at step {i}')
+  # ru_maxrss is in KiB on Linux: the whole process's peak, as its users' training loop has.
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  return {'times': times, 'warmup': warmup, 'compile_s': compile_s, 'peak_rss': peak}
+
+
+def _child(args, side: str, out: pathlib.Path, cache_dir: str = '') -> dict:
+  command = [sys.executable, __file__, '--train', f'--train_side={side}', f'--size={args.size}',
+             f'--batch={args.batch}', f'--repeats={args.repeats}', f'--warmup={args.warmup}',
+             f'--threads={args.threads}', f'--conv3x3_impls={args.conv3x3_impls}',
+             f'--compilation_cache_dir={cache_dir}', f'--child_output={out}']
+  subprocess.run(command, check=True)
+  return json.loads(out.read_text())
+
+
+def benchmark_train(args, height, width):
+  """Alternates one process per side per round (``--train``); prints the table."""
+  with tempfile.TemporaryDirectory(prefix='adabins-train-bench-') as tmp:
+    tmp = pathlib.Path(tmp)
+    _child(args, 'check', tmp / 'check.json')
+    rounds = []
+    for r in range(args.rounds):
+      print(f'round {r + 1} of {args.rounds}', flush=True)
+      rounds.append({'release': _child(args, 'release', tmp / f'release{r}.json'),
+                     'ours': _child(args, 'ours', tmp / f'ours{r}.json', str(tmp / 'xla'))})
+  names = {'release': 'release (PyTorch)',
+           'ours': f'adabins-jax (conv3x3_impl={_train_config(args).model.conv3x3_impl})'}
+  times = {k: [t for r in rounds for t in r[k]['times']] for k in names}
   median = {k: statistics.median(v) for k, v in times.items()}
-  release = median.get('release (PyTorch)', float('nan'))
   print(f'\n{_machine()}, torch {torch.__version__} ({args.threads} threads), jax '
-        f'{jax.__version__}; train step, batch {args.batch} at {height}x{width}, '
-        f'median of {args.repeats} runs taken in turn; our compile {compile_s:.1f} s')
-  print('| training step | s/step | / release | first step (s) | peak RSS (GB) | runs (s) |\n'
-        '|---|---|---|---|---|---|')
-  for name, values in times.items():
-    print(f'| {name} | {median[name]:.2f} | {median[name] / release:.2f}x | {first[name]:.1f} | '
-          f'{peak[name] / 1e9:.1f} | ' + ', '.join(f'{t:.2f}' for t in values) + ' |')
-  print('Peak RSS is the whole process while that side steps (both models are resident); run '
-        'with --train_side to measure one side alone.')
+        f'{jax.__version__}; train step, batch {args.batch} at {height}x{width}; one process per '
+        f'side per round, alternated, {args.rounds} rounds of {args.warmup} warm-up + '
+        f'{args.repeats} timed steps; medians of {len(times["ours"])} steps')
+  print('| training step | s/step | / release | peak RSS (GB) | steps (s) |\n|---|---|---|---|---|')
+  for key, name in names.items():
+    peak = max(r[key]['peak_rss'] for r in rounds) / 1e9
+    print(f'| {name} | {median[key]:.2f} | {median[key] / median["release"]:.2f}x | {peak:.1f} | '
+          + ', '.join(f'{t:.2f}' for t in times[key]) + ' |')
+  compiles = [r['ours']['compile_s'] for r in rounds]
+  print(f'Our compile: {compiles[0]:.1f} s with an empty persistent cache; '
+        + ', '.join(f'{c:.1f}' for c in compiles[1:]) + ' s with the cache filled.')
+
+
+def _child_main(args, height, width):
+  """One process of ``benchmark_train``: the loss check, or one side's timing."""
+  if args.train_side == 'check':
+    state = fixture_weights.fixture_state_dict()
+    image, depth, t_image, t_depth = _train_batch(args, height, width)
+    check_first_loss(release_model(state).train(), state, image, depth, t_image, t_depth,
+                     _train_config(args).model.conv3x3_impl)
+    result = {}
+  else:
+    result = _time_one_side(args, height, width)
+  pathlib.Path(args.child_output).write_text(json.dumps(result))
 
 
 def _machine() -> str:
@@ -420,7 +422,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--size', default='416x544', help='Input HxW.')
   parser.add_argument('--threads', type=int, default=os.cpu_count(), help='PyTorch threads.')
-  parser.add_argument('--repeats', type=int, default=5, help='Timed runs of each model.')
+  parser.add_argument('--repeats', type=int, default=None,
+                      help='Timed runs of each model (default 5), or with --train timed steps '
+                           'per process (default 3).')
   parser.add_argument('--conv3x3_impls', default='auto',
                       help="Comma-separated model.conv3x3_impl values to time ours with, e.g. "
                            "'auto,xla' (Winograd vs XLA's convolution on CPU).")
@@ -428,11 +432,23 @@ def main():
                       help='Time the training step (forward, loss, backward, clip, AdamW) '
                            'instead of inference; the first conv3x3_impls value is ours.')
   parser.add_argument('--batch', type=int, default=2, help='Training batch (--train).')
-  parser.add_argument('--train_side', choices=('both', 'release', 'ours'), default='both',
-                      help='--train: time one side alone, e.g. for its own peak memory.')
+  parser.add_argument('--rounds', type=int, default=3,
+                      help='--train: rounds of one process per side, alternated.')
+  parser.add_argument('--warmup', type=int, default=1,
+                      help='--train: untimed steps at the start of each process.')
+  # One process of --train (set by the parent): which side, where its result goes.
+  parser.add_argument('--train_side', choices=('release', 'ours', 'check'), default=None,
+                      help=argparse.SUPPRESS)
+  parser.add_argument('--child_output', default=None, help=argparse.SUPPRESS)
+  parser.add_argument('--compilation_cache_dir', default='', help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.repeats is None:
+    args.repeats = 3 if args.train else 5
   height, width = network_input.parse_size(args.size, '--size')
   torch.set_num_threads(args.threads)
+  if args.train and args.train_side:
+    _child_main(args, height, width)
+    return
   if args.train:
     benchmark_train(args, height, width)
     return
