@@ -70,7 +70,7 @@ def frame_size(config) -> tuple[int, int]:
 
   ``config.data.frame_size``; a config without that field means NYU's 480x640.
   """
-  size = config.data.frame_size
+  size = config.data.get('frame_size', nyu.FRAME_HW)
   ok = (isinstance(size, (tuple, list)) and len(size) == 2
         and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size))
   if not ok:
@@ -124,11 +124,14 @@ def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
     config: The full config (uses data.frame_size, data.input_scale and model).
 
   Raises:
-    ValueError: if no size fits the bins head (pass an explicit size then).
+    ValueError: if the image is empty, or no size fits the bins head (pass an explicit size
+      then).
   """
+  h0, w0 = image_hw
+  if min(h0, w0) < 1:
+    raise ValueError(f'An image of {h0}x{w0} pixels has no network input size: it is empty.')
   model_config = config.model
   trained = trained_input_size(config)
-  h0, w0 = image_hw
   aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
   area = float(trained[0] * trained[1])
   # The trained size need not be a clean multiple of the model's (60x80 at input_scale 0.5 for
