@@ -5,9 +5,11 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 * ``model``: the model's variables (parameters, BatchNorm statistics); no RNG state, since
   dropout keys are derived from ``fold_in(seed, step)``.
 * ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments).
-* ``meta``: JSON, the step and the position in the training data, and the model's depth range
+* ``meta``: JSON, the step and the position in the training data, the model's depth range
   (``min_depth_m``, ``max_depth_m``: no weight holds it), which restoring checks against the
-  model's (``release_weights.check_recorded_range``).
+  model's (``release_weights.check_recorded_range``), and the model config's shape-deciding
+  fields (``checkpoint_meta``). Restoring reads it first: a step folder renamed by hand, or a
+  checkpoint of another model config, is refused in one line before any array loads.
 
 Orbax writes each step into a temporary directory and renames it only once every item is
 complete, so a run killed mid-save leaves the previous checkpoint as the latest one.
@@ -17,7 +19,10 @@ each of its files in ``<step>/checksums.json``; every restore checks them first.
 run whose latest step fails the check moves it to ``<workdir>/corrupt_checkpoints/`` and
 resumes from the newest step that passes; evaluation and prediction refuse a corrupt step,
 naming it and the file. A step without the record (its run died between Orbax's rename and
-the record) loads with a warning.
+the record, or the file was removed) is refused by evaluation and prediction unless they are
+told to load it unverified (``allow_unverified``); training resumes from it with a warning,
+since a run preempted in that window must requeue by itself, and Orbax's rename already
+guarantees that every file of the step was written completely.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from adabins_jax import checkpoint_meta
 from adabins_jax import files
 from adabins_jax.torch_weights import release as release_weights
 from adabins_jax.errors import CheckpointError
@@ -190,10 +196,19 @@ def verify(directory: str | os.PathLike[str], step: int) -> bool:
   return True
 
 
-def _verify_or_warn(manager: ocp.CheckpointManager, step: int) -> None:
-  if not verify(manager.directory, step):
-    logging.warning('Checkpoint step %d in %s has no %s (its run stopped before recording '
-                    'it); loading it unverified.', step, manager.directory, CHECKSUMS_FILE)
+def _verify_or_warn(manager: ocp.CheckpointManager, step: int, *,
+                    allow_unverified: bool = True) -> None:
+  """Checks a step's checksums; one without them is refused unless ``allow_unverified``."""
+  if verify(manager.directory, step):
+    return
+  record = manager.directory / str(step) / CHECKSUMS_FILE
+  if not allow_unverified:
+    raise CheckpointError(
+        f'Checkpoint step {step} cannot be verified: {record} is missing. Pass '
+        '--allow_unverified_checkpoint (Predictor(..., allow_unverified_checkpoint=True)) to '
+        'load it anyway.')
+  logging.warning('Checkpoint step %d in %s has no %s (its run stopped before recording '
+                  'it); loading it unverified.', step, manager.directory, CHECKSUMS_FILE)
 
 
 def _no_space_left(error: BaseException) -> bool:
@@ -234,7 +249,7 @@ def finish(manager: ocp.CheckpointManager) -> None:
 
 def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
          optimizer: nnx.Optimizer, *, metrics: dict[str, float] | None = None,
-         force: bool = False) -> bool:
+         force: bool = False, model_config=None) -> bool:
   """Saves model, optimizer and data position at ``step`` if the manager's policy says so.
 
   Asynchronous: returns once the arrays are copied off the devices. Call ``finish(manager)``
@@ -248,6 +263,8 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
     metrics: Evaluation metrics of this state (keys like 'eval/abs_rel'), used to keep the
       best checkpoint; None for checkpoints between evaluations.
     force: Save even off the ``save_every_steps`` interval (end of training, signals).
+    model_config: The ``config.model`` block the model was built from, recorded so that
+      restoring under another one is refused by name (``checkpoint_meta``).
 
   Returns:
     Whether a save was started.
@@ -257,7 +274,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   args = ocp.args.Composite(
       model=ocp.args.StandardSave(nnx.state(model, _MODEL_VARIABLES)),
       optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
-      meta=ocp.args.JsonSave({'step': int(step), **_depth_range(model)}))
+      meta=ocp.args.JsonSave(_meta(step, model, model_config)))
   metrics = None if metrics is None else {k: float(v) for k, v in metrics.items()}
   finish(manager)  # The previous save is complete: record it before starting this one.
   with _explain_save_errors(manager, f'Saving checkpoint step {step}'):
@@ -268,16 +285,45 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   return saved
 
 
+def _meta(step: int, model: nnx.Module, model_config) -> dict[str, Any]:
+  meta = {'step': int(step), **_depth_range(model)}
+  if model_config is not None:
+    meta['model'] = checkpoint_meta.model_fields(model_config)
+  return meta
+
+
 def _depth_range(model: nnx.Module) -> dict[str, float]:
   """The model's depth range as ``meta`` records it; empty for models without one."""
   depth_range = release_weights.model_range(model)
   return {} if depth_range is None else dict(zip(('min_depth_m', 'max_depth_m'), depth_range))
 
 
-def _check_depth_range(meta: dict[str, Any], model: nnx.Module, step_dir: epath.Path) -> None:
+def _checked_meta(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
+                  model_config) -> dict[str, Any]:
+  """The step's ``meta``, read alone and checked against the folder's step, the requested
+  model config and the model's depth range before any array is restored."""
+  step_dir = manager.directory / str(step)
+  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
+  checkpoint_meta.check_step(meta, step, step_dir)
+  checkpoint_meta.check_model(meta, model_config, step_dir)
   depth_range = release_weights.model_range(model)
   if depth_range is not None:
     release_weights.check_recorded_range(meta, depth_range, os.fspath(step_dir))
+  return meta
+
+
+@contextlib.contextmanager
+def _explain_restore_errors(manager: ocp.CheckpointManager, step: int,
+                            model_config) -> Iterator[None]:
+  """Orbax's many-line tree diff of a checkpoint from another config, as one line."""
+  try:
+    yield
+  except ValueError as e:
+    summary = checkpoint_meta.summarise_restore_error(e, manager.directory / str(step),
+                                                      model_config)
+    if summary is None:
+      raise
+    raise summary from None
 
 
 def _abstract(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
@@ -293,7 +339,7 @@ def _abstract(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
 
 
 def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
-            step: int | None = None) -> int:
+            step: int | None = None, *, model_config=None) -> int:
   """Restores the latest (or a given) checkpoint into ``model`` and ``optimizer``, in place.
 
   The current arrays of ``model`` and ``optimizer`` give the target shapes, dtypes and
@@ -304,6 +350,8 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
     model: The freshly built model.
     optimizer: Its optimizer.
     step: The step to restore; None: the latest.
+    model_config: The ``config.model`` block ``model`` was built from; a checkpoint that
+      records another is refused (``checkpoint_meta.check_model``).
 
   Without ``step``, a latest step that fails its checksums is moved to
   ``<workdir>/corrupt_checkpoints/`` (by process 0) and the next newest is tried.
@@ -312,7 +360,8 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
     The restored step, or 0 (nothing changed) when the workdir holds no checkpoint.
 
   Raises:
-    CheckpointError: The given step is corrupt, or every step is.
+    CheckpointError: The given step is corrupt, or every step is, or its folder was renamed.
+    ConfigMismatchError: The checkpoint was saved by another model config.
   """
   if step is None:
     step = _latest_good_step(manager)
@@ -320,16 +369,13 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
       return 0
   else:
     _verify_or_warn(manager, step)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
-      optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
-      meta=ocp.args.JsonRestore()))
-  _check_depth_range(restored['meta'], model, manager.directory / str(step))
+  _checked_meta(manager, step, model, model_config)
+  with _explain_restore_errors(manager, step, model_config):
+    restored = manager.restore(step, args=ocp.args.Composite(
+        model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
+        optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer)))))
   nnx.update(model, restored['model'])
   nnx.update(optimizer, restored['optimizer'])
-  if restored['meta']['step'] != step:
-    raise ValueError(f'Checkpoint {manager.directory}/{step} records step '
-                     f'{restored["meta"]["step"]}; the folder was renamed or corrupted.')
   logging.info('Restored checkpoint of step %d from %s.', step, manager.directory)
   return step
 
@@ -379,7 +425,8 @@ def select_step(manager: ocp.CheckpointManager, which: str = 'best') -> int:
 
 
 def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str = 'best', *,
-                  sharding: jax.sharding.Sharding | None = None) -> int:
+                  sharding: jax.sharding.Sharding | None = None, model_config=None,
+                  allow_unverified: bool = False) -> int:
   """Restores only the model (no optimizer) of a training run, in place, for evaluation.
 
   Args:
@@ -388,18 +435,27 @@ def restore_model(workdir: str | os.PathLike[str], model: nnx.Module, which: str
       its arrays give the target shardings unless ``sharding`` is given.
     which: 'best', 'latest' or a step number (see ``select_step``).
     sharding: Where to put every restored array, e.g. ``parallel.replicated_sharding(mesh)``.
+    model_config: The ``config.model`` block ``model`` was built from (see ``restore``).
+    allow_unverified: Load a step without ``checksums.json`` (with a warning) instead of
+      refusing it.
 
   Returns:
     The restored step.
+
+  Raises:
+    CheckpointError: The step is corrupt, unverifiable, or its folder was renamed.
+    ConfigMismatchError: The checkpoint was saved by another model config.
   """
   manager = create_manager(workdir, read_only=True)
   step = select_step(manager, which)
-  _verify_or_warn(manager, step)
-  restored = manager.restore(step, args=ocp.args.Composite(
-      model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding)),
-      meta=ocp.args.JsonRestore()))
-  manager.close()
-  _check_depth_range(restored['meta'], model, manager.directory / str(step))
+  try:
+    _verify_or_warn(manager, step, allow_unverified=allow_unverified)
+    _checked_meta(manager, step, model, model_config)
+    with _explain_restore_errors(manager, step, model_config):
+      restored = manager.restore(step, args=ocp.args.Composite(model=ocp.args.StandardRestore(
+          _abstract(nnx.state(model, _MODEL_VARIABLES), sharding))))
+  finally:
+    manager.close()
   nnx.update(model, restored['model'])
   logging.info('Restored the model of step %d from %s.', step, manager.directory)
   return step
@@ -419,13 +475,15 @@ def load_torch_checkpoint(model: nnx.Module, path: str | os.PathLike[str], *,
   torch_mapping.load_torch_checkpoint(model, path, allow_range_mismatch=allow_range_mismatch)
 
 
-def load_model(config, workdir: str | None, weights: str | None = None) -> tuple[nnx.Module, str]:
+def load_model(config, workdir: str | None, weights: str | None = None, *,
+               allow_unverified: bool = False) -> tuple[nnx.Module, str]:
   """The config's model in eval mode with trained weights, and where they came from.
 
   Args:
     config: The full config (uses model, eval.checkpoint, seed).
     workdir: A training run's folder; its ``config.eval.checkpoint`` is loaded.
     weights: A released PyTorch ``.pt``/``.pth``; used instead of ``workdir`` when given.
+    allow_unverified: Load a workdir step without ``checksums.json`` instead of refusing it.
   """
   # Shape-only until loaded: random initialisation would compile a program per weight shape.
   model = models.build_abstract_model(config.model, seed=config.seed)
@@ -434,7 +492,8 @@ def load_model(config, workdir: str | None, weights: str | None = None) -> tuple
         model, weights, allow_range_mismatch=config.model.allow_range_mismatch)
     source = os.fspath(weights)
   elif workdir:
-    step = restore_model(workdir, model, config.eval.checkpoint)
+    step = restore_model(workdir, model, config.eval.checkpoint, model_config=config.model,
+                         allow_unverified=allow_unverified)
     source = f'{workdir} (step {step})'
   else:
     raise ValueError('predict needs trained weights: --workdir=<training run> or '

@@ -13,6 +13,10 @@ class CheckpointError(RuntimeError):
   """A checkpoint could not be saved or restored; the message says which step and file."""
 
 
+class ConfigMismatchError(CheckpointError):
+  """A checkpoint was saved by another model config; the message names both."""
+
+
 class WorkdirBusyError(RuntimeError):
   """Another live run holds the workdir (see ``workdir_lock``)."""
 

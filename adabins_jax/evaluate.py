@@ -30,7 +30,7 @@ from adabins_jax import input_pipeline
 from adabins_jax import metrics as metrics_lib
 from adabins_jax import models
 from adabins_jax import parallel
-from adabins_jax import reference
+from adabins_jax.configs import reference
 from adabins_jax import steps
 from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax import visualize
@@ -110,7 +110,8 @@ def format_table(results: Mapping[str, float]) -> str:
   return f'{header}\n{values}\n({int(results["num_images"])} images)'
 
 
-def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, float]:
+def evaluate(config, workdir: str, weights: str | None = None, *,
+             allow_unverified_checkpoint: bool = False) -> dict[str, float]:
   """Restores a trained model from ``workdir`` and scores it on ``config.data.eval_split``.
 
   Which checkpoint: ``config.eval.checkpoint`` ('best' by eval/abs_rel, 'latest' or a step),
@@ -121,6 +122,8 @@ def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, floa
     config: The training run's config.
     workdir: The training run's folder; with ``weights``, where the results go.
     weights: A released PyTorch ``.pt`` to score instead of the workdir's checkpoints.
+    allow_unverified_checkpoint: Score a step without ``checksums.json`` instead of refusing
+      it (``checkpointing.restore_model``).
 
   Returns:
     The metric means, plus 'num_images' and 'step'.
@@ -136,8 +139,9 @@ def evaluate(config, workdir: str, weights: str | None = None) -> dict[str, floa
     nnx.update(model, parallel.replicate(nnx.state(model), mesh))
     step = 0
   else:
-    step = checkpointing.restore_model(workdir, model, config.eval.checkpoint,
-                                       sharding=parallel.replicated_sharding(mesh))
+    step = checkpointing.restore_model(
+        workdir, model, config.eval.checkpoint, sharding=parallel.replicated_sharding(mesh),
+        model_config=config.model, allow_unverified=allow_unverified_checkpoint)
   dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
   with jax.set_mesh(mesh):
     results, samples = evaluate_model(

@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 import contextlib
 import os
+import secrets
 import shutil
 
 from etils import epath
+
+# The longest file name most file systems take, in bytes (ext4, XFS, APFS, NTFS in UTF-16 units).
+NAME_MAX_BYTES = 255
+
+
+def temporary_name(name: str, tag: str = '') -> str:
+  """A hidden name beside ``name`` for writing it: ``.tmp-<random>[tag]-<name>``.
+
+  The random part keeps concurrent writers apart. The name's stem is cut as needed (at a
+  character boundary) so that the result fits ``NAME_MAX_BYTES`` whenever ``name`` itself
+  does; its extension is kept, since some writers (``np.save``) go by it.
+  """
+  prefix = f'.tmp-{secrets.token_hex(4)}{tag}-'
+  stem, extension = os.path.splitext(name)
+  room = max(0, NAME_MAX_BYTES - len(prefix.encode()) - len(extension.encode()))
+  stem = stem.encode()[:room].decode('utf-8', 'ignore')
+  return prefix + stem + extension
 
 
 @contextlib.contextmanager
@@ -24,7 +42,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
   """
   path = os.fspath(path)
   folder, name = os.path.split(os.path.abspath(path))
-  temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{name}')
+  temporary = os.path.join(folder, temporary_name(name))
   try:
     yield temporary
     os.replace(temporary, path)
@@ -43,16 +61,20 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     f.write(data)
 
 
-def write_all(writers: Mapping[str, Callable[[str], object]]) -> list[str]:
+def write_all(writers: Mapping[str, Callable[[str], object]], *,
+              before_rename: Callable[[], object] | None = None) -> list[str]:
   """Calls ``writers[path](temporary)`` for every path, renaming all into place once all succeed.
 
   All or nothing: a failure in any writer leaves none of the files (and any old ones as they
-  were). Returns the paths, in order.
+  were). ``before_rename``, if given, runs once every file is written, before any is renamed.
+  Returns the paths, in order.
   """
   with contextlib.ExitStack() as stack:
     temporaries = {path: stack.enter_context(atomic_path(path)) for path in writers}
     for path, write in writers.items():
       write(temporaries[path])
+    if before_rename is not None:
+      before_rename()
   return list(writers)
 
 
@@ -75,10 +97,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[str]:
   """
   path = os.fspath(path)
   folder, name = os.path.split(os.path.abspath(path))
-  temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{name}')
-  old = os.path.join(folder, f'.tmp-{os.getpid()}-old-{name}')
-  # Left by a killed process that had the same id: its files must not join this folder.
-  _remove(temporary)
+  temporary = os.path.join(folder, temporary_name(name))
+  old = os.path.join(folder, temporary_name(name, '-old'))
   try:
     yield temporary
     if not os.path.lexists(path):

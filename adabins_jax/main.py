@@ -64,13 +64,17 @@ def _mode_arguments(mode: str) -> dict:
       return {'options': predict.PredictOptions(**predict_flags.values())}
     except ValueError as e:
       raise app.UsageError(str(e), exitcode=2) from None
-  # --weights: evaluation can score a released .pt too; the rest is prediction's.
-  misplaced = [f for f in predict_flags.given() if f != '--weights' or mode == 'train']
+  # Evaluation can score a released .pt too, or an unverified step; the rest is prediction's.
+  shared = ('--weights', '--allow_unverified_checkpoint')
+  misplaced = [f for f in predict_flags.given() if f not in shared or mode == 'train']
   if misplaced:
-    raise app.UsageError(f'{", ".join(misplaced)}: only for --mode=predict.', exitcode=2)
-  if mode == 'eval' and predict_flags.WEIGHTS.value:
-    return {'weights': predict_flags.WEIGHTS.value}
-  return {}
+    raise app.UsageError(f'{", ".join(misplaced)}: only for --mode=predict'
+                         f'{" or eval" if set(misplaced) <= set(shared) else ""}.', exitcode=2)
+  if mode != 'eval':
+    return {}
+  given = {'weights': predict_flags.WEIGHTS.value,
+           'allow_unverified_checkpoint': predict_flags.ALLOW_UNVERIFIED_CHECKPOINT.value}
+  return {k: v for k, v in given.items() if v}
 
 
 # Errors whose message says all a user needs: printed as one line, exit status 1.
@@ -105,6 +109,10 @@ def main(argv):
   except errors.Interrupted as e:
     print(e, file=sys.stderr)
     sys.exit(e.exit_status)
+  except errors.ConfigMismatchError as e:
+    # The checkpoint is fine; the command asked for another model: a usage error.
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   except _EXPLAINED as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

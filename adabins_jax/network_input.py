@@ -22,7 +22,6 @@ import numpy as np
 
 from PIL import Image
 
-from adabins_jax.datasets import nyu
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -68,7 +67,7 @@ def parse_size(size: str | Sequence[int] | None, what: str = 'size') -> tuple[in
 def frame_size(config) -> tuple[int, int]:
   """The (height, width) of the frames the config's model learns and is evaluated on.
 
-  ``config.data.frame_size``; a config without that field means NYU's 480x640.
+  ``config.data.frame_size``.
   """
   size = config.data.frame_size
   ok = (isinstance(size, (tuple, list)) and len(size) == 2
@@ -124,11 +123,14 @@ def network_size(image_hw: Sequence[int], config) -> tuple[int, int]:
     config: The full config (uses data.frame_size, data.input_scale and model).
 
   Raises:
-    ValueError: if no size fits the bins head (pass an explicit size then).
+    ValueError: if the image is empty, or no size fits the bins head (pass an explicit size
+      then).
   """
+  h0, w0 = image_hw
+  if min(h0, w0) < 1:
+    raise ValueError(f'An image of {h0}x{w0} pixels has no network input size: it is empty.')
   model_config = config.model
   trained = trained_input_size(config)
-  h0, w0 = image_hw
   aspect = min(max(w0 / h0, 1 / _MAX_ASPECT), _MAX_ASPECT)
   area = float(trained[0] * trained[1])
   # The trained size need not be a clean multiple of the model's (60x80 at input_scale 0.5 for

@@ -190,7 +190,7 @@ def _train(config, workdir: epath.Path) -> dict[str, float]:
       workdir, keep_latest=config.train.keep_checkpoints,
       keep_best=config.train.keep_best_checkpoints,
       save_every_steps=config.train.checkpoint_every_steps)
-  start_step = checkpointing.restore(manager, model, optimizer)
+  start_step = checkpointing.restore(manager, model, optimizer, model_config=config.model)
   if start_step == 0:
     writer.write_hparams(_flat_hparams(config))
   logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
@@ -283,6 +283,7 @@ def _evaluate_and_save(loop: _Loop, state: nnx.State, step: int, evaluate_now: b
     with report_progress.timed('eval'):
       results = _evaluate(loop, model, step)
   checkpointing.save(loop.manager, step, model, optimizer, force=True,
+                     model_config=loop.config.model,
                      metrics=None if results is None else {
                          f'eval/{k}': v for k, v in results.items()})
   return results

@@ -83,6 +83,6 @@ def save_run(workdir, model: nnx.Module, step: int = 1):
   manager = checkpointing.create_manager(workdir)
   checkpointing.save(manager, step, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
                      force=True)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   manager.close()
   return workdir

@@ -56,7 +56,7 @@ def workdir(tmp_path_factory):
   manager = checkpointing.create_manager(path)
   checkpointing.save(manager, 1, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
                      force=True)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   manager.close()
   return str(path)
 

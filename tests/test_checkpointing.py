@@ -113,7 +113,7 @@ def test_restore_model_only(tmp_path):
   _perturb(model, optimizer, 2)
   manager = checkpointing.create_manager(tmp_path)
   checkpointing.save(manager, 4, model, optimizer, metrics={'eval/abs_rel': 0.3})
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   fresh = TinyDepthModel(rngs=nnx.Rngs(params=5, dropout=5))
   assert checkpointing.restore_model(tmp_path, fresh, 'best') == 4
   for a, b in zip(_arrays(model), _arrays(fresh), strict=True):
@@ -172,7 +172,7 @@ def test_restore_model_into_a_shape_only_model_on_the_mesh(tmp_path):
   _perturb(model, optimizer, 2)
   manager = checkpointing.create_manager(tmp_path)
   checkpointing.save(manager, 4, model, optimizer)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   abstract = nnx.eval_shape(lambda: TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=0)))
   mesh = parallel.create_mesh(2)
   checkpointing.restore_model(tmp_path, abstract, 'latest',

@@ -82,7 +82,8 @@ def test_predict_writes_one_set_of_files_per_input(tmp_path, model, config):
   assert not summary.failed and len(summary.written) == len(inputs)
   written = [f for files_ in summary.written.values() for f in files_]
   assert len(set(written)) == len(written) == 3 * len(inputs)
-  assert sorted(os.listdir(out)) == sorted(os.path.basename(f) for f in written)
+  assert sorted(os.listdir(out)) == sorted(
+      [output_files.MANIFEST, *(os.path.basename(f) for f in written)])
   # Every depth file holds its own image's prediction, not a later one's.
   depths = {p: np.load(f[0]) for p, f in summary.written.items()}
   assert len({d.tobytes() for d in depths.values()}) == len(inputs)
@@ -128,10 +129,10 @@ def test_outputs_are_never_taken_as_inputs(tmp_path, model, config):
 
 
 def test_output_problems_are_named_before_the_model_loads(tmp_path, config, monkeypatch):
-  def no_model(*args):
+  def no_model(*args, **kwargs):
     raise AssertionError('the model was loaded before the output was checked')
 
-  monkeypatch.setattr(predict, 'load_model', no_model)
+  monkeypatch.setattr(predict.checkpointing, 'load_model', no_model)
   _image(tmp_path / 'x.png')
   (tmp_path / 'taken').write_text('a file')
   with pytest.raises(ValueError, match='is a file, not a folder'):
@@ -144,7 +145,8 @@ def test_output_problems_are_named_before_the_model_loads(tmp_path, config, monk
 
 @pytest.mark.skipif(os.geteuid() == 0, reason='root may write to read-only folders')
 def test_read_only_output_is_named_before_the_model_loads(tmp_path, config, monkeypatch):
-  monkeypatch.setattr(predict, 'load_model', lambda *a: pytest.fail('model loaded'))
+  monkeypatch.setattr(predict.checkpointing, 'load_model',
+                      lambda *a, **k: pytest.fail('model loaded'))
   _image(tmp_path / 'x.png')
   (tmp_path / 'ro').mkdir(mode=0o555)
   with pytest.raises(ValueError, match='not writable'):

@@ -161,7 +161,7 @@ def test_predict_from_an_orbax_workdir(tmp_path, model, config):
   manager = checkpointing.create_manager(tmp_path / 'run')
   checkpointing.save(manager, 7, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
                      force=True)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   manager.close()
   rgb = np.random.default_rng(3).random((40, 52, 3)).astype(np.float32)
   np.save(tmp_path / 'x.npy', rgb)  # Not an image: reported, not fatal.

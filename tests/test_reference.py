@@ -1,4 +1,4 @@
-"""adabins_jax.reference: each config's published numbers, named by the config, as documented."""
+"""adabins_jax.configs.reference: each config's published numbers, named by the config, as documented."""
 
 import pathlib
 
@@ -6,7 +6,7 @@ import pytest
 
 from adabins_jax.configs import validation as config_validation
 from adabins_jax import configs
-from adabins_jax import reference
+from adabins_jax.configs import reference
 
 _DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'reference.md'
 

@@ -15,6 +15,7 @@ from adabins_jax import main
 from adabins_jax.inference import predict
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax.inference import input_files
+from adabins_jax.inference import output_files
 from adabins_jax.inference import video as predict_video
 from adabins_jax import visualize
 
@@ -80,7 +81,8 @@ def test_each_frame_is_the_image_path_prediction_of_that_frame(clip_run, config,
   # Float16 keeps 11 significant bits: half a step is 2**-11 of the value.
   np.testing.assert_allclose(depth.astype(np.float32), expected, rtol=2**-11, atol=1e-6)
   assert not np.array_equal(depth[0], depth[-1])
-  assert sorted(p.name for p in out.iterdir()) == ['clip_depth.mp4', 'clip_depth.npz']
+  assert sorted(p.name for p in out.iterdir()) == [
+      output_files.MANIFEST, 'clip_depth.mp4', 'clip_depth.npz']
 
 
 def test_depth_video_has_the_clips_frames_and_rate_over_the_fixed_range(clip_run, config):
@@ -109,7 +111,8 @@ def test_frames_flag_writes_one_npy_per_frame(tmp_path, monkeypatch, clip_run, w
     frame = np.load(folder / name)
     assert frame.dtype == np.float16
     np.testing.assert_array_equal(frame, depth[i])
-  assert sorted(p.name for p in tmp_path.iterdir()) == ['clip_depth.mp4', 'clip_frames']
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      output_files.MANIFEST, 'clip_depth.mp4', 'clip_frames']
 
 
 def test_a_corrupt_clip_is_named_and_leaves_no_file(tmp_path, monkeypatch, workdir):
@@ -183,7 +186,7 @@ def test_a_failure_mid_clip_leaves_no_file(tmp_path, per_frame):
   # The same clip written whole replaces nothing half-way either.
   written = predict_video.predict_clip(_FakeNetwork(), clip, 'clip', options)
   assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(
-      pathlib.Path(p).name for p in written)
+      [output_files.MANIFEST, *(pathlib.Path(p).name for p in written)])
 
 
 def test_without_imageio_a_clip_says_how_to_install(tmp_path, monkeypatch, model, config):

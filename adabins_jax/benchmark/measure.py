@@ -47,7 +47,7 @@ from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax.datasets import nyu
 from adabins_jax import optim
-from adabins_jax import reference
+from adabins_jax.configs import reference
 from adabins_jax import steps
 from adabins_jax.models import layers
 

@@ -1,6 +1,8 @@
 """The shipped configs, usable by name from any folder: ``--config=unet128``.
 
-Each module here defines ``get_config()``; ``default`` holds the recipe the others override.
+Each module here defines ``get_config()``; ``default`` holds the recipe the others override,
+with a comment on every field, ``validation`` the rules every field must meet, and
+``reference`` the published numbers a config names in ``eval.reference``.
 The repository's top-level ``configs/`` is this folder, for reading and copying; a copied file
 given by path (``--config=my_configs/b5_small.py``) works the same as a name.
 """
@@ -18,8 +20,9 @@ import ml_collections
 from absl import app
 
 _FOLDER = pathlib.Path(__file__).resolve().parent
-# Modules here that are not configs to train: the defaults every config overrides, their rules.
-_NOT_CONFIGS = ('__init__', 'default', 'validation')
+# Modules here that are not configs to train: the defaults every config overrides, their rules,
+# and the published numbers configs are compared with.
+_NOT_CONFIGS = ('__init__', 'default', 'reference', 'validation')
 
 
 def names() -> list[str]:

@@ -182,6 +182,6 @@ def get_config() -> ml_collections.ConfigDict:
   # Predictions shown in the image | ground truth | prediction strip of each evaluation.
   evaluation.num_images_to_show = 4
   # The published results report.md sets this config's beside: a key of
-  # adabins_jax.reference.REFERENCE (None: no published numbers). See docs/reference.md.
+  # adabins_jax.configs.reference.REFERENCE (None: no published numbers). See docs/reference.md.
   evaluation.reference = config_dict.placeholder(str)
   return config

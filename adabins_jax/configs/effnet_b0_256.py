@@ -1,7 +1,7 @@
 """EfficientNet-B0 encoder + AdaBins decoder (bottleneck 1280) + 256 bins, from the variant study.
 
 27,164,188 parameters (27.2 M; about 326 MB as a training checkpoint with AdamW's state). Its
-published results are ``adabins_jax.reference.REFERENCE['effnet_b0_256']`` (docs/reference.md)::
+published results are ``adabins_jax.configs.reference.REFERENCE['effnet_b0_256']`` (docs/reference.md)::
 
   python -m adabins_jax.main --config=effnet_b0_256 --workdir=runs/effnet_b0_256
 """

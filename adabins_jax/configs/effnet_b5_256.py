@@ -1,7 +1,7 @@
 """The paper model: EfficientNet-B5 encoder + AdaBins decoder + 256 adaptive bins.
 
 78,257,328 parameters (78.3 M; about 940 MB as a training checkpoint with AdamW's state). Its
-published results on NYU Depth V2 are ``adabins_jax.reference.REFERENCE['effnet_b5_256']``
+published results on NYU Depth V2 are ``adabins_jax.configs.reference.REFERENCE['effnet_b5_256']``
 (docs/reference.md). Loads the released AdaBins_nyu.pt::
 
   python -m adabins_jax.torch_weights --config=effnet_b5_256 \\

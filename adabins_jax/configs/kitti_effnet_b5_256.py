@@ -4,7 +4,7 @@ The release's KITTI recipe (args_train_kitti_eigen.txt and args_test_kitti_eigen
 shariqfarooq123/AdaBins): batch 16, 25 epochs, lr 3.57e-4, weight decay 0.1, the one-cycle
 schedule of configs/default.py, depth 0.001 to 80 m, KB-cropped 352x1216 frames, random
 352x704 crops after a rotation of up to 1 degree; evaluation with Garg's crop. It should reach
-the paper's KITTI row, ``adabins_jax.reference.REFERENCE['kitti_effnet_b5_256']``
+the paper's KITTI row, ``adabins_jax.configs.reference.REFERENCE['kitti_effnet_b5_256']``
 (docs/reference.md). Needs the kitti_eigen dataset (docs/data.md)::
 
   python -m adabins_jax.datasets.build kitti_eigen --manual_dir=/data/kitti

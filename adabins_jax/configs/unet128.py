@@ -1,7 +1,7 @@
 """U-Net (widths 24-48-96-192-384) + 128 adaptive bins: the variant study's "U-Net, 128".
 
 10,327,064 parameters (10.3 M; about 124 MB as a training checkpoint with AdamW's state). Its
-published results are ``adabins_jax.reference.REFERENCE['unet128']`` (docs/reference.md)::
+published results are ``adabins_jax.configs.reference.REFERENCE['unet128']`` (docs/reference.md)::
 
   python -m adabins_jax.main --config=unet128 --workdir=runs/unet128
 """

@@ -2,7 +2,7 @@
 
 6,401,792 parameters (6.4 M; about 77 MB as a training checkpoint with AdamW's state). Every
 U-Net 3x3 conv but the first is depthwise 3x3 + pointwise 1x1; the bins head is unchanged. Its
-published results are ``adabins_jax.reference.REFERENCE['unet128_dws']`` (docs/reference.md)::
+published results are ``adabins_jax.configs.reference.REFERENCE['unet128_dws']`` (docs/reference.md)::
 
   python -m adabins_jax.main --config=unet128_dws --workdir=runs/unet128_dws
 """

@@ -5,7 +5,7 @@ network sees 312x408 training crops (and 360x480 test images); ground truth stay
 resolution. At that size 16-px patches of the 156x204 decoder map give only 108 tokens, fewer
 than the 129 the head needs, so the patch is 12 px (221 tokens), which also matches the size the
 variant study gives for this model. Its published results are
-``adabins_jax.reference.REFERENCE['unet128_dws_75']`` (docs/reference.md), far below
+``adabins_jax.configs.reference.REFERENCE['unet128_dws_75']`` (docs/reference.md), far below
 unet128_dws's: the study's run of this model collapsed, and a working pipeline should lose much
 less to the smaller input::
 

@@ -1,7 +1,7 @@
 """U-Net (widths 24-48-96-192-384) + 256 adaptive bins: the variant study's "U-Net, 256".
 
 10,376,472 parameters (10.4 M; about 125 MB as a training checkpoint with AdamW's state). Its
-published results are ``adabins_jax.reference.REFERENCE['unet256']`` (docs/reference.md)::
+published results are ``adabins_jax.configs.reference.REFERENCE['unet256']`` (docs/reference.md)::
 
   python -m adabins_jax.main --config=unet256 --workdir=runs/unet256
 """

@@ -15,7 +15,7 @@ from typing import Any
 from adabins_jax import metrics
 from adabins_jax import models
 from adabins_jax.datasets import nyu
-from adabins_jax import reference
+from adabins_jax.configs import reference
 from adabins_jax import datasets
 from adabins_jax.models import adabins
 from adabins_jax.models import layers

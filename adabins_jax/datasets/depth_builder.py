@@ -9,6 +9,7 @@ pipeline reads every dataset the same way.
 from collections.abc import Mapping
 import inspect
 import io
+import math
 
 from etils import epath
 import numpy as np
@@ -66,8 +67,8 @@ def read_file_list(path, *, default_focal: float | None = None, keep_absolute: b
 
   Raises:
     FileNotFoundError: the list is missing.
-    ValueError: naming the file and line, for a line of the wrong form; or the list names no
-      frame.
+    ValueError: naming the file and line, for a line of the wrong form or a focal length that
+      is not a positive finite number; or the list names no frame.
   """
   path = epath.Path(path)
   if not path.exists():
@@ -86,6 +87,10 @@ def read_file_list(path, *, default_focal: float | None = None, keep_absolute: b
     except ValueError:
       raise ValueError(f'{path}:{number}: expected "{form}", got {len(fields)} fields: '
                        f'{line!r}') from None
+    # float() takes 'nan', 'inf' and negatives, which would scale every depth into nonsense.
+    if len(fields) == 3 and not (math.isfinite(focal) and focal > 0):
+      raise ValueError(f'{path}:{number}: the focal length {fields[2]!r} must be a positive '
+                       'number of pixels')
     rgb, depth = fields[:2] if keep_absolute else (f.lstrip('/') for f in fields[:2])
     entries.append((number, rgb, depth, focal) if line_numbers else (rgb, depth, focal))
   if not entries:

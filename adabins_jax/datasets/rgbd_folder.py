@@ -174,14 +174,19 @@ def read_file_list(path: epath.Path, default_focal: float) -> list[Frame]:
 
   Raises:
     FileNotFoundError: the list, or a file it names, is missing.
-    ValueError: naming the list and line, for a line of the wrong form; or the list names no
-      frame.
+    ValueError: naming the list and line, for a line of the wrong form, a focal length that is
+      not a positive number, or an image listed twice; or the list names no frame.
   """
   entries = depth_builder.read_file_list(_existing(path, 'list'), default_focal=default_focal,
                                          keep_absolute=True, line_numbers=True)
-  frames = []
+  frames, first_line = [], {}
   for number, rgb_name, depth_name, focal in entries:
     rgb, depth = (epath.Path(_absolute(f, str(path.parent))) for f in (rgb_name, depth_name))
+    # A frame listed twice weighs double in training, or counts twice in the test metrics.
+    if os.fspath(rgb) in first_line:
+      raise ValueError(f'{path}:{number}: {rgb_name} is listed again (first at line '
+                       f'{first_line[os.fspath(rgb)]})')
+    first_line[os.fspath(rgb)] = number
     for file in (rgb, depth):
       if not file.exists():
         raise FileNotFoundError(f'{file}: listed in {path}:{number} but missing')

@@ -18,6 +18,12 @@ WEIGHTS = flags.DEFINE_string(
     'weights', None, 'predict and eval: a released PyTorch AdaBins .pt to use instead of the '
     "--workdir checkpoint (config.eval.checkpoint picks which one: 'best', 'latest' or a "
     'step). eval still writes its results into --workdir.')
+ALLOW_UNVERIFIED_CHECKPOINT = flags.DEFINE_boolean(
+    'allow_unverified_checkpoint', False, 'predict and eval: load a --workdir checkpoint step '
+    'that has no checksums.json (its files cannot be checked) instead of refusing it.')
+ALLOW_PARTIAL_VIDEO = flags.DEFINE_boolean(
+    'allow_partial_video', False, 'predict: keep the depth of a video clip that decodes to '
+    'fewer frames than its container states (a truncated file) instead of failing it.')
 BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'predict: images per network call.')
 FLIP_AVERAGE = flags.DEFINE_boolean(
     'flip_average', True, 'predict: average with the mirrored image (as evaluation does).')
@@ -68,4 +74,6 @@ def values() -> dict:
       per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
       ply=PLY.value, ply_stride=PLY_STRIDE.value, frames=FRAMES.value,
       intrinsics=(FX.value, FY.value, CX.value, CY.value), runtime=RUNTIME.value,
-      runtime_cache=RUNTIME_CACHE.value)
+      runtime_cache=RUNTIME_CACHE.value,
+      allow_unverified_checkpoint=ALLOW_UNVERIFIED_CHECKPOINT.value,
+      allow_partial_video=ALLOW_PARTIAL_VIDEO.value)

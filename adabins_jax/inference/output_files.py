@@ -1,6 +1,12 @@
 """What a prediction writes: depth as .npy and 16-bit PNG, a coloured map, a strip, a point cloud.
 
 Every file of one input is written all or nothing (``files.write_all``).
+
+Prediction never replaces a file it did not write. Each output folder holds ``MANIFEST``, the
+names of the files prediction wrote there, one per line, appended before each file is renamed
+into place; a target that exists and is not listed (a user's own ``room_depth.png`` beside
+``room.png`` when the output folder is the input folder) is refused, naming it, while a rerun
+of the same command replaces its own earlier outputs.
 """
 
 from __future__ import annotations
@@ -20,6 +26,77 @@ from adabins_jax.datasets import nyu
 
 # Depth PNG scale: millimetres (NYU convention); KITTI's is kitti.DEPTH_PNG_SCALE.
 MM_PER_M = 1000.0
+# The output folder's list of the files prediction wrote there (see the module docstring).
+MANIFEST = '.adabins_jax_outputs'
+
+
+class NotOurFileError(FileExistsError):
+  """An output would replace a file that prediction did not write."""
+
+
+def _ours(out_dir: str) -> set[str]:
+  try:
+    with open(os.path.join(out_dir, MANIFEST), encoding='utf-8') as f:
+      return {line.rstrip('\n') for line in f if line.strip()}
+  except FileNotFoundError:
+    return set()
+
+
+def foreign_files(paths: Iterable[str | os.PathLike]) -> list[str]:
+  """The paths that exist but are not listed in their folder's ``MANIFEST``."""
+  listed, foreign = {}, []
+  for path in map(os.fspath, paths):
+    folder, name = os.path.split(os.path.abspath(path))
+    if folder not in listed:
+      listed[folder] = _ours(folder)
+    if os.path.lexists(path) and name not in listed[folder]:
+      foreign.append(path)
+  return foreign
+
+
+def check_ours(paths: Sequence[str | os.PathLike]) -> None:
+  """Refuses to write ``paths`` if any exists that prediction did not write.
+
+  A file found under an output's name that this project did not write is refused rather than
+  written under a free name: the outputs' names are the contract scripts read them by
+  (``<name>_depth.npy`` beside ``<name>.png``), and a silently renamed output would look like a
+  missing one.
+
+  Raises:
+    NotOurFileError: naming the first such file.
+  """
+  foreign = foreign_files(paths)
+  if foreign:
+    raise NotOurFileError(
+        f'{foreign[0]} exists and was not written by adabins-jax; not replaced (move it, or '
+        'choose another --output).')
+
+
+def record(paths: Sequence[str | os.PathLike]) -> None:
+  """Lists ``paths`` in their folders' ``MANIFEST``, once written and before their rename.
+
+  Listing before the rename means a run killed in between leaves at worst a name listed
+  without its file, never a file of ours that a rerun would refuse; listing only once written
+  leaves a failed run's folder as it was.
+  """
+  by_folder = {}
+  for path in map(os.fspath, paths):
+    folder, name = os.path.split(os.path.abspath(path))
+    by_folder.setdefault(folder, []).append(name)
+  for folder, names in by_folder.items():
+    new = [n for n in names if n not in _ours(folder)]
+    if new:
+      # Appending (one short write) keeps names other runs added meanwhile.
+      with open(os.path.join(folder, MANIFEST), 'a', encoding='utf-8') as f:
+        f.write(''.join(f'{n}\n' for n in new))
+
+
+def image_output_paths(out_dir: str | os.PathLike, name: str, *, strip: bool = False,
+                       ply: bool = False) -> list[str]:
+  """The paths ``write_outputs`` writes for one image, in order."""
+  base = os.path.join(os.fspath(out_dir), name)
+  paths = [f'{base}_depth.npy', f'{base}_depth.png', f'{base}_color.png']
+  return paths + ([f'{base}_strip.png'] if strip else []) + ([f'{base}.ply'] if ply else [])
 
 
 def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray,
@@ -71,6 +148,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
 
   All or nothing: every file is written under a temporary name first and renamed into place
   only once all of them are complete, so a failure (a full disk, say) leaves no partial file.
+  A file under one of these names that prediction did not write is never replaced
+  (``check_ours``).
 
   Args:
     out_dir: existing output folder.
@@ -105,7 +184,9 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
   if ply:
     writers[f'{base}.ply'] = lambda p: write_ply(
         p, depth, network_input.to_uint8(rgb), camera_lib.intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
-  return files.write_all(writers)
+  paths = list(writers)
+  check_ours(paths)
+  return files.write_all(writers, before_rename=lambda: record(paths))
 
 
 def format_failures(failures: Iterable[tuple[str, str]]) -> str:

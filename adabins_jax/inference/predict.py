@@ -72,6 +72,8 @@ class PredictOptions:
   frames: bool = False
   runtime: str = 'jax'
   runtime_cache: str | None = None
+  allow_unverified_checkpoint: bool = False
+  allow_partial_video: bool = False
 
   def __post_init__(self):
     if not self.inputs and not self.input_list:
@@ -185,6 +187,18 @@ def find_inputs(options: PredictOptions) -> Inputs:
   return Inputs(paths, input_files.output_names(paths), problems)
 
 
+def planned_outputs(options: PredictOptions, inputs: Inputs) -> list[str]:
+  """Every path the run would write, for the inputs ``find_inputs`` found."""
+  paths = []
+  for path, name in zip(inputs.paths, inputs.names):
+    if input_files.is_video(path):
+      paths += predict_video.output_paths(options.output, name, options.frames)
+    else:
+      paths += output_files.image_output_paths(options.output, name, strip=options.strip,
+                                               ply=options.ply)
+  return paths
+
+
 def prepare_output(output: str | os.PathLike) -> None:
   """Creates the output folder, or says why it cannot be written (before any model loads)."""
   output = os.fspath(output)
@@ -292,7 +306,14 @@ def predict(config, workdir: str | None, options: PredictOptions) -> PredictSumm
   except ImportError as e:
     raise SystemExit(f'predict: {e}') from None
   prepare_output(options.output)
-  model, source = checkpointing.load_model(config, workdir, options.weights)
+  foreign = output_files.foreign_files(planned_outputs(options, inputs))
+  if foreign:
+    raise SystemExit(
+        f'predict: {len(foreign)} files in {options.output} have the names of outputs but '
+        'were not written by adabins-jax; nothing is replaced (move them, or choose another '
+        '--output):' + ''.join(f'\n  {path}' for path in foreign))
+  model, source = checkpointing.load_model(
+      config, workdir, options.weights, allow_unverified=options.allow_unverified_checkpoint)
   logging.info('Predicting %d files (%d video clips) with %s.', len(inputs.paths), len(clips),
                source)
   summary = predict_images(model, config, options, inputs)

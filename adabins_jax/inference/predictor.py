@@ -67,7 +67,8 @@ class Predictor:
                checkpoint: str | None = None, flip_average: bool = True,
                size: str | tuple[int, int] | None = None, batch_size: int = 4,
                cmap: str = 'turbo', runtime: str = 'jax',
-               runtime_cache: str | os.PathLike | None = None):
+               runtime_cache: str | os.PathLike | None = None,
+               allow_unverified_checkpoint: bool = False):
     """Loads the model.
 
     Args:
@@ -85,6 +86,8 @@ class Predictor:
         extra), which export the weights once per network input size at batch
         ``batch_size`` and run the file.
       runtime_cache: Folder of those files; None: ``runtimes.default_cache_dir()``.
+      allow_unverified_checkpoint: Load a workdir step that has no ``checksums.json`` (its
+        files cannot be checked) instead of refusing it.
     """
     if isinstance(config, (str, os.PathLike)):
       config = configs.load(os.fspath(config))
@@ -101,7 +104,8 @@ class Predictor:
                        f'{visualize.COLORMAPS}.')
     self.config = config
     self.camera = camera_lib.dataset_camera(config)
-    model, self.source = checkpointing.load_model(config, workdir, weights)
+    model, self.source = checkpointing.load_model(
+        config, workdir, weights, allow_unverified=allow_unverified_checkpoint)
     self.runtime = runtime
     self._network = network.DepthNetwork(model, config, flip_average, runtime=runtime,
                                          batch_size=batch_size, runtime_cache=runtime_cache)

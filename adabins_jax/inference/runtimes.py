@@ -11,7 +11,9 @@ at the network size out, for use without this project.)
 
 Files are cached under ``default_cache_dir()`` (or a given folder), named by a hash of the
 weights, the model config, the size, batch and flip averaging, so a second run with the same
-weights loads the file instead of exporting again.
+weights loads the file instead of exporting again. A cached file that fails to load (cut
+short by a full disk, damaged, written by another version of a runtime) is deleted and
+exported again, with a warning, rather than failing the run.
 """
 
 from __future__ import annotations
@@ -138,17 +140,30 @@ class ExportedForward:
   def _runner(self, hw: tuple[int, int]) -> export_formats.Runner:
     if hw not in self._runners:
       path = self.path_for(hw)
-      if not path.exists():
-        logging.info('Exporting the network for %s at %dx%d to %s (once; cached).',
-                     self.runtime, *hw, path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        signature = {'input.image': f'float32 [{self.batch_size}, {hw[0]}, {hw[1]}, 3] '
-                                    'ImageNet-normalised', 'flip_average': str(self._flip_average)}
-        with files.atomic_path(path) as temporary:
-          export_formats.write_all(self._fn, self._format, temporary, self.batch_size, hw,
-                                   signature, input_dtype=np.float32)
-      self._runners[hw] = export_formats.LOADERS[self._format](path)
+      load = export_formats.LOADERS[self._format]
+      if path.exists():
+        try:
+          self._runners[hw] = load(path)
+          return self._runners[hw]
+        except Exception as e:  # pylint: disable=broad-except
+          # Runtimes raise many types for a bad file; the file is only a cache.
+          reason = (str(e).splitlines() or [''])[0]
+          logging.warning('The cached %s does not load (%s: %s); deleting it and exporting '
+                          'again.', path, type(e).__name__, reason)
+          path.unlink(missing_ok=True)
+      self._export(path, hw)
+      self._runners[hw] = load(path)
     return self._runners[hw]
+
+  def _export(self, path: pathlib.Path, hw: tuple[int, int]) -> None:
+    logging.info('Exporting the network for %s at %dx%d to %s (once; cached).',
+                 self.runtime, *hw, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    signature = {'input.image': f'float32 [{self.batch_size}, {hw[0]}, {hw[1]}, 3] '
+                                'ImageNet-normalised', 'flip_average': str(self._flip_average)}
+    with files.atomic_path(path) as temporary:
+      export_formats.write_all(self._fn, self._format, temporary, self.batch_size, hw,
+                               signature, input_dtype=np.float32)
 
   def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     images = np.asarray(images, np.float32)

@@ -12,7 +12,10 @@ so memory stays bounded however long the clip. For a clip ``<name>``:
   ``<name>_depth.mp4``  the depth coloured over the model's fixed [min, max] depth (never a
                         per-frame range, which would flicker), at the clip's frame rate.
 
-A clip's files appear under their names only once all of them are complete.
+A clip's files appear under their names only once all of them are complete. A clip that
+decodes to clearly fewer frames than its container states (``is_short``: a truncated or
+damaged file) fails, naming both counts, unless ``allow_partial_video``, which keeps the depth
+of the frames decoded with a warning.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import tqdm
 
 from adabins_jax import files
+from adabins_jax.inference import output_files
 from adabins_jax.inference import photos
 from adabins_jax import visualize
 
@@ -40,6 +44,10 @@ INSTALL_HINT = 'pip install "adabins-jax[video]"'
 _DEFAULT_FPS = 30.0
 _NPZ_KEY = 'depth'
 _COPY_CHUNK_BYTES = 1 << 22
+# The container's frame count is duration x fps where it states no count: rounding, and an
+# audio track longer than the video, make it a little high, so only a shortfall beyond both
+# of these counts as a truncated clip.
+_SHORT_FRAMES, _SHORT_FRACTION = 2, 0.05
 
 
 def check_available() -> None:
@@ -72,7 +80,8 @@ class ClipInfo:
 
   Attributes:
     fps: frames per second.
-    frames: frame count from duration x fps, an estimate (None where unknown).
+    frames: the container's frame count (``nframes``), or duration x fps, an estimate (None
+      where unknown).
   """
   fps: float
   frames: int | None
@@ -98,6 +107,9 @@ def open_clip(path: str | os.PathLike) -> tuple[ClipInfo, Iterator[np.ndarray]]:
     fps = _DEFAULT_FPS
   duration = float(meta.get('duration') or 0.0)
   frames = round(duration * fps) if math.isfinite(duration) and duration > 0 else None
+  nframes = meta.get('nframes')
+  if isinstance(nframes, (int, float)) and math.isfinite(nframes) and nframes > 0:
+    frames = int(nframes)
   return ClipInfo(fps, frames), _decode(reader, os.fspath(path))
 
 
@@ -259,11 +271,11 @@ class _ColourVideo:
 def _atomic_folder(path: str) -> Iterator[str]:
   """``files.atomic_path`` for a folder; a folder already at ``path`` is replaced whole."""
   folder, name = os.path.split(os.path.abspath(path))
-  temporary = os.path.join(folder, f'.tmp-{os.getpid()}-{name}')
+  temporary = os.path.join(folder, files.temporary_name(name))
   try:
     yield temporary
     if os.path.isdir(path):
-      old = os.path.join(folder, f'.tmp-{os.getpid()}-old-{name}')
+      old = os.path.join(folder, files.temporary_name(name, '-old'))
       os.replace(path, old)
       os.replace(temporary, path)
       shutil.rmtree(old, ignore_errors=True)
@@ -272,6 +284,14 @@ def _atomic_folder(path: str) -> Iterator[str]:
   except BaseException:
     shutil.rmtree(temporary, ignore_errors=True)
     raise
+
+
+def is_short(decoded: int, stated: int | None) -> bool:
+  """Whether ``decoded`` frames fall short of the container's ``stated`` count beyond its
+  estimation error; never when the container states none."""
+  if stated is None:
+    return False
+  return stated - decoded > max(_SHORT_FRAMES, _SHORT_FRACTION * stated)
 
 
 def output_paths(output: str | os.PathLike, name: str, frames: bool) -> tuple[str, str]:
@@ -293,11 +313,13 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
     The paths written.
 
   Raises:
-    ValueError: naming the file if it cannot be decoded, or the frame whose depth is not
-      finite; nothing is then left under the output names.
+    ValueError: naming the file if it cannot be decoded, or decodes short of the frames its
+      container states (unless ``options.allow_partial_video``), or the frame whose depth is
+      not finite; nothing is then left under the output names.
   """
-  info, frames = open_clip(path)
   depth_path, video_path = output_paths(options.output, name, options.frames)
+  output_files.check_ours([depth_path, video_path])
+  info, frames = open_clip(path)
   with contextlib.ExitStack() as stack:
     depth_temporary = stack.enter_context(
         _atomic_folder(depth_path) if options.frames else files.atomic_path(depth_path))
@@ -314,6 +336,14 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
                           tqdm.tqdm(total=info.frames, unit='frame', desc=name, mininterval=1.0))
     if not count:
       raise ValueError(f'{os.fspath(path)}: the clip holds no video frame.')
+    if is_short(count, info.frames):
+      shortfall = (f'{os.fspath(path)}: decoded {count} of the {info.frames} frames its '
+                   'container states (a truncated or damaged file?)')
+      if not options.allow_partial_video:
+        raise ValueError(f'{shortfall}; nothing written. Pass --allow_partial_video to keep '
+                         f'the depth of those {count} frames.')
+      logging.warning('%s; keeping their depth (--allow_partial_video).', shortfall)
+    output_files.record([depth_path, video_path])
   return [depth_path, video_path]
 
 
@@ -327,7 +357,5 @@ def _write_frames(depths: Iterable[np.ndarray], depth_sink, colour_sink,
       colour_sink.append(visualize.colorize_depth(depth, *depth_range, cmap))
       count += 1
       bar.update()
-    if bar.total != count:  # The container's count was an estimate: end the bar at 100 %.
-      bar.total = count
-      bar.refresh()
+  # The bar keeps the container's count: a clip that ends short shows how short.
   return count

@@ -64,7 +64,7 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
   # Adam's state does not depend on the schedule's length; training rebuilds the schedule.
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps=1),
                             wrt=nnx.Param)
-  checkpointing.save(manager, 0, model, optimizer, force=True)
+  checkpointing.save(manager, 0, model, optimizer, force=True, model_config=config.model)
   checkpointing.finish(manager)
   manager.close()
   return models.count_params(model)
