@@ -13,7 +13,7 @@ import pytest
 
 from adabins_jax import checkpointing
 from adabins_jax import parallel
-from stand_ins import TinyDepthModel
+from helpers.stand_ins import TinyDepthModel
 
 _TX = optax.adam(1e-3)
 

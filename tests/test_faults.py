@@ -43,7 +43,7 @@ from adabins_jax import train
 from adabins_jax import workdir_lock
 from adabins_jax.configs import smoke
 from adabins_jax import models
-from stand_ins import TinyDepthModel
+from helpers.stand_ins import TinyDepthModel
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from adabins_jax.datasets import kitti
 from adabins_jax import main
 from adabins_jax import metrics
 from adabins_jax.configs import kitti_effnet_b5_256
-import kitti_layout
+from helpers import kitti_layout
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _SIZES = [(375, 1242), (370, 1224), (374, 1238), (376, 1241)]

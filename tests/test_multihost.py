@@ -31,7 +31,7 @@ _CHILD = textwrap.dedent('''
     import numpy as np
     from flax import nnx
     from adabins_jax import checkpointing, errors, input_pipeline, models, parallel, train
-    from stand_ins import tiny_rooms_config
+    from helpers.stand_ins import tiny_rooms_config
 
     parallel.maybe_initialize_distributed()
     rank, count = jax.process_index(), jax.process_count()

@@ -10,7 +10,7 @@ import pytest
 from adabins_jax import losses
 from adabins_jax import parallel
 from adabins_jax import steps
-from stand_ins import TinyDepthModel, synthetic_batch
+from helpers.stand_ins import TinyDepthModel, synthetic_batch
 
 _SCHEDULE = optax.linear_schedule(1e-2, 1e-3, transition_steps=10)
 _TX = optax.adamw(_SCHEDULE, weight_decay=0.1)

@@ -31,7 +31,7 @@ from adabins_jax.configs import demo
 from adabins_jax.datasets import synthetic_rooms
 from adabins_jax import models
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 _SIZE = (64, 80)  # One network input size for every test image: one compile.
 

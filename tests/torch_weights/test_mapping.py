@@ -11,7 +11,7 @@ from adabins_jax.torch_weights import mapping as torch_mapping
 from adabins_jax.models import build_abstract_model, build_model
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.configs import effnet_b5_256, smoke
-import fixture_weights
+from helpers import fixture_weights
 
 
 def _relative_error(got, ref):
@@ -92,7 +92,7 @@ def test_release_code_at_80_m_gives_the_derived_reference():
   """The derivation above, checked against the release's own model built with max_val=80."""
   pytest.importorskip('geffnet', reason='the release model needs geffnet: pip install '
                       'geffnet==1.0.2 --no-deps')
-  from tests import benchmark_scripts  # pylint: disable=g-import-not-at-top
+  from helpers import benchmark_scripts  # pylint: disable=g-import-not-at-top
   release = benchmark_scripts.load('torch_reference').UnetAdaptiveBins(max_val=80.0)
   release.load_state_dict({k: torch.from_numpy(v) for k, v in
                            fixture_weights.fixture_state_dict().items()}, strict=True)

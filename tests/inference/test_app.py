@@ -26,7 +26,7 @@ import PIL.ImageFile
 from PIL import Image
 import pytest
 
-from tests import app_server
+from helpers import app_server
 
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')

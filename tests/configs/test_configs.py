@@ -10,7 +10,7 @@ import pytest
 
 from adabins_jax import configs
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_names_are_the_shipped_configs():
