@@ -29,7 +29,7 @@ from adabins_jax import models
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _FP32_TOLERANCE, _FP16_TOLERANCE = 1e-4, 1e-2
-_DOC = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'exporter.md'
+_DOC = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'export.md'
 
 
 @dataclasses.dataclass
