@@ -148,6 +148,7 @@ _KILLED_SAVE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # Subprocess: a child saves and is killed mid-save (about 30 s on 2 busy cores).
 def test_killed_save_leaves_the_last_good_checkpoint(tmp_path):
   script = _KILLED_SAVE.format(tests=os.path.dirname(__file__), workdir=str(tmp_path))
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,

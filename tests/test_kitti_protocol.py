@@ -121,6 +121,7 @@ def test_metrics_of_the_stored_frames_equal_the_releases_on_the_original_frames(
                                rtol=2e-5, err_msg=name)
 
 
+@pytest.mark.slow  # End-to-end: trains and evaluates through main.
 @flagsaver.flagsaver
 def test_main_trains_and_evaluates_the_kitti_config_shrunk(tmp_path, monkeypatch):
   kitti_layout.write_kitti_folder(tmp_path / 'kitti')

@@ -20,6 +20,9 @@ import time
 import numpy as np
 import pytest
 
+# Subprocess end-to-end: two processes under jax.distributed train, stop and evaluate.
+pytestmark = pytest.mark.slow
+
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _STEPS = 4
 

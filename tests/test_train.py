@@ -19,6 +19,10 @@ import pytest
 
 from helpers import train_program
 
+# Subprocess end-to-end: the whole module is one child process that trains, is killed,
+# resumes and evaluates, minutes on 2 cores.
+pytestmark = pytest.mark.slow
+
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _TOTAL_STEPS = train_program.TOTAL_STEPS
 _KILL_AT_STEP = train_program.KILL_AT_STEP

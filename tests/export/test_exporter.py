@@ -373,6 +373,7 @@ export_formats.write_all(lambda image: {}, sys.argv[1], sys.argv[2], 1, (64, 96)
 '''
 
 
+@pytest.mark.slow  # Subprocess: an export in a child process, killed mid-write.
 @pytest.mark.parametrize('fmt', ['savedmodel', 'stablehlo'])
 def test_a_killed_export_leaves_the_old_one(tmp_path, fmt):
   output = tmp_path / f'model.{fmt}'
@@ -417,6 +418,7 @@ def _documented_script() -> str:
   return script
 
 
+@pytest.mark.slow  # Subprocess: the documented script in a child process without JAX.
 @pytest.mark.parametrize('fmt', ['onnx', 'tflite'])
 def test_documented_example_runs_without_jax(demo, tmp_path, fmt):
   from PIL import Image  # pylint: disable=g-import-not-at-top

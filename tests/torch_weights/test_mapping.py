@@ -181,6 +181,7 @@ def test_importer_rejects_non_checkpoints(tmp_path):
     torch_mapping.normalise_state_dict([1, 2])
 
 
+@pytest.mark.slow  # Two full-size EfficientNet encoders (about 45 s on 2 busy cores).
 def test_imagenet_efficientnet_weights_initialise_the_encoder(tmp_path):
   source = EfficientNet('b0', rngs=nnx.Rngs(0))
   state = torch_mapping.model_to_state_dict(source, torch_mapping._IMAGENET_PREFIXES)
