@@ -79,7 +79,7 @@ def _load_file(path: pathlib.Path):
 
 _release = _load_file(pathlib.Path(__file__).with_name('release_training.py'))
 # The parity fixture's weights and reference outputs, as the tests build them.
-fixture_weights = _load_file(_ROOT / 'tests' / 'fixture_weights.py')
+fixture_weights = _load_file(_ROOT / 'tests' / 'helpers' / 'fixture_weights.py')
 release_loss = _release.release_loss
 release_optimizer = _release.release_optimizer
 release_train_step = _release.release_train_step

@@ -1,6 +1,8 @@
 """Tests for adabins_jax.checkpointing: round trips, which checkpoints are kept, killed saves."""
 
+import json
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -12,8 +14,9 @@ import optax
 import pytest
 
 from adabins_jax import checkpointing
+from adabins_jax import errors
 from adabins_jax import parallel
-from stand_ins import TinyDepthModel
+from helpers.stand_ins import TinyDepthModel
 
 _TX = optax.adam(1e-3)
 
@@ -145,6 +148,7 @@ _KILLED_SAVE = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # Subprocess: a child saves and is killed mid-save (about 30 s on 2 busy cores).
 def test_killed_save_leaves_the_last_good_checkpoint(tmp_path):
   script = _KILLED_SAVE.format(tests=os.path.dirname(__file__), workdir=str(tmp_path))
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
@@ -181,3 +185,100 @@ def test_restore_model_into_a_shape_only_model_on_the_mesh(tmp_path):
                   jax.tree.leaves(nnx.state(abstract, nnx.Param)), strict=True):
     assert b.sharding.is_fully_replicated and len(b.sharding.device_set) == 2
     np.testing.assert_array_equal(a, b)
+
+
+# Integrity: corrupt and truncated files are named; disk-full saves end in one line.
+
+def _saved_steps(workdir, steps):
+  model = TinyDepthModel(rngs=nnx.Rngs(params=0, dropout=0))
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  manager = checkpointing.create_manager(workdir)
+  for step in steps:
+    nnx.update(model, jax.tree.map(lambda x: x + 1.0, nnx.state(model, nnx.Param)))
+    checkpointing.save(manager, step, model, optimizer, force=True)
+  checkpointing.finish(manager)
+  manager.close()
+  return model
+
+
+def _largest_data_file(step_dir):
+  step_dir = pathlib.Path(step_dir)
+  data = [p for p in step_dir.rglob('*') if p.is_file() and p.name != 'checksums.json'
+          and not p.name.startswith('_')]
+  return max(data, key=lambda p: p.stat().st_size)
+
+
+def _flip_bytes(path, count=19):
+  raw = bytearray(path.read_bytes())
+  for i in range(count):
+    raw[(i * 7919) % len(raw)] ^= 0xFF
+  path.write_bytes(bytes(raw))
+
+
+def test_a_corrupt_checkpoint_is_named_and_training_falls_back(tmp_path):
+  _saved_steps(tmp_path, (1, 2))
+  step_dir = checkpointing.checkpoint_dir(tmp_path) / '2'
+  assert json.loads((step_dir / 'checksums.json').read_text())['step'] == 2
+  victim = _largest_data_file(step_dir)
+  _flip_bytes(victim)
+  # Evaluation and prediction refuse it, naming the step and the file.
+  model = TinyDepthModel(rngs=nnx.Rngs(params=5, dropout=5))
+  with pytest.raises(errors.CheckpointError, match=f'step 2 is corrupt: .*{victim.name}'):
+    checkpointing.restore_model(tmp_path, model, 'latest')
+  # Training resumes from step 1 and sets step 2 aside, so that it can be trained again.
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  manager = checkpointing.create_manager(tmp_path)
+  assert checkpointing.restore(manager, model, optimizer) == 1
+  assert manager.all_steps() == [1]
+  assert (tmp_path / checkpointing.CORRUPT_DIR / '2').is_dir()
+  assert checkpointing.save(manager, 2, model, optimizer, force=True)
+  checkpointing.finish(manager)
+
+
+def test_every_intact_step_verifies(tmp_path):
+  _saved_steps(tmp_path, (1, 2, 3))
+  for step in (1, 2, 3):
+    assert checkpointing.verify(checkpointing.checkpoint_dir(tmp_path), step)
+
+
+def test_a_truncated_file_is_named(tmp_path):
+  _saved_steps(tmp_path, (1,))
+  victim = _largest_data_file(checkpointing.checkpoint_dir(tmp_path) / '1')
+  victim.write_bytes(victim.read_bytes()[:-3])
+  with pytest.raises(errors.CheckpointError, match='bytes'):
+    checkpointing.verify(checkpointing.checkpoint_dir(tmp_path), 1)
+
+
+def test_a_disk_full_save_ends_in_one_line_and_keeps_earlier_steps(tmp_path, monkeypatch):
+  model = _saved_steps(tmp_path, (1,))
+  manager = checkpointing.create_manager(tmp_path)
+
+  def full(*args, **kwargs):  # How TensorStore reports it, under two layers of wrapping.
+    inner = ValueError('Error writing "d/4f2a": [errno=28] No space left on device')
+    try:
+      raise inner
+    except ValueError as e:
+      raise RuntimeError('Orbax save failed') from e
+
+  monkeypatch.setattr(manager, 'save', full)
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  with pytest.raises(errors.CheckpointError) as info:
+    checkpointing.save(manager, 2, model, optimizer, force=True)
+  message = str(info.value)
+  assert '\n' not in message and 'no space left' in message and str(tmp_path) in message
+  assert info.value.__cause__ is None and info.value.__suppress_context__
+  assert checkpointing.verify(checkpointing.checkpoint_dir(tmp_path), 1)
+
+
+def test_a_really_full_disk_fails_one_save_in_one_line(full_disk):
+  mount, fill = full_disk
+  model = _saved_steps(mount, (1,))
+  manager = checkpointing.create_manager(mount)
+  fill()
+  optimizer = nnx.Optimizer(model, _TX, wrt=nnx.Param)
+  with pytest.raises(errors.CheckpointError) as info:
+    checkpointing.save(manager, 2, model, optimizer, force=True)
+    checkpointing.finish(manager)
+  assert 'no space left on device' in str(info.value) and '\n' not in str(info.value)
+  os.remove(mount / 'filler')
+  assert checkpointing.verify(checkpointing.checkpoint_dir(mount), 1)

@@ -13,7 +13,7 @@ from adabins_jax import errors
 from adabins_jax import main
 from adabins_jax import models
 from adabins_jax.configs import smoke
-from stand_ins import TinyDepthModel
+from helpers.stand_ins import TinyDepthModel
 
 
 def _tiny(n_bins=4, seed=0):

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 from absl.testing import flagsaver
+import pytest
 
 from adabins_jax import compilation_cache
 from adabins_jax import main
@@ -31,6 +32,7 @@ def _run(cache_dir) -> list[str]:
   return out.stdout.split('\n')
 
 
+@pytest.mark.slow  # Subprocess: two child processes, each compiling.
 def test_a_rerun_loads_the_compiled_program(tmp_path):
   first = _run(tmp_path)
   folder = pathlib.Path(first[0])

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from tests import app_server
+from helpers import app_server
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 # The whole module: building the wheel, training, three prediction processes and a server take

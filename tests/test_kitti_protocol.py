@@ -19,7 +19,7 @@ from adabins_jax.datasets import kitti
 from adabins_jax import main
 from adabins_jax import metrics
 from adabins_jax.configs import kitti_effnet_b5_256
-import kitti_layout
+from helpers import kitti_layout
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _SIZES = [(375, 1242), (370, 1224), (374, 1238), (376, 1241)]
@@ -121,6 +121,7 @@ def test_metrics_of_the_stored_frames_equal_the_releases_on_the_original_frames(
                                rtol=2e-5, err_msg=name)
 
 
+@pytest.mark.slow  # End-to-end: trains and evaluates through main.
 @flagsaver.flagsaver
 def test_main_trains_and_evaluates_the_kitti_config_shrunk(tmp_path, monkeypatch):
   kitti_layout.write_kitti_folder(tmp_path / 'kitti')

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adabins_jax import losses
-from tests import benchmark_scripts
+from helpers import benchmark_scripts
 
 release_training = benchmark_scripts.load('release_training')
 # The release's SILogLoss (interpolate=True), as the training benchmark runs it.

@@ -1,6 +1,7 @@
 """Tests for adabins_jax.main: flags reach the chosen mode; the cluster is set up first."""
 
 import pathlib
+import signal
 import sys
 
 from absl import app
@@ -8,6 +9,7 @@ from absl import flags
 from absl.testing import flagsaver
 import pytest
 
+from adabins_jax import errors
 from adabins_jax import main
 from adabins_jax import parallel
 
@@ -128,3 +130,40 @@ def test_launch_script_shows_its_usage_without_arguments():
                           timeout=30)
   assert result.returncode == 2
   assert 'srun ./launch.sh' in result.stderr and 'JAX_COORDINATOR_ADDRESS' in result.stderr
+
+
+# Invalid configs are refused before any work; a stopped run exits 128 + the signal.
+
+def _main(monkeypatch, *args):
+  # config_flags reads --config.* overrides from sys.argv itself.
+  argv = ['main', f'--config={_REPO / "configs" / "smoke.py"}', *args]
+  monkeypatch.setattr(sys, 'argv', argv)
+  with pytest.raises(SystemExit) as info:
+    main.main(flags.FLAGS(argv))
+  return info.value.code
+
+
+@flagsaver.flagsaver
+def test_main_refuses_an_invalid_config_before_any_work(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(main, '_dispatch', lambda mode: pytest.fail('work started'))
+  assert _main(monkeypatch, f'--workdir={tmp_path}', '--config.train.log_every_steps=0',
+               '--config.train.num_steps=-5') == 2
+  assert 'train.log_every_steps=0' in capsys.readouterr().err
+
+
+@flagsaver.flagsaver
+def test_main_refuses_a_nan_learning_rate_before_any_work(tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr(main, '_dispatch', lambda mode: pytest.fail('work started'))
+  assert _main(monkeypatch, f'--workdir={tmp_path}', '--config.optim.learning_rate=nan') == 2
+  assert 'optim.learning_rate=nan: must be a finite number' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('signum, status', [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_run_exits_128_plus_the_signal(tmp_path, monkeypatch, signum, status):
+  def stopped(config, workdir):
+    raise errors.Interrupted(signum, 3)
+
+  monkeypatch.setattr(main, '_dispatch', lambda mode: stopped)
+  monkeypatch.setattr(main.parallel, 'maybe_initialize_distributed', lambda: False)
+  with flagsaver.flagsaver():
+    assert _main(monkeypatch, f'--workdir={tmp_path}') == status

@@ -20,6 +20,9 @@ import time
 import numpy as np
 import pytest
 
+# Subprocess end-to-end: two processes under jax.distributed train, stop and evaluate.
+pytestmark = pytest.mark.slow
+
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _STEPS = 4
 
@@ -31,7 +34,7 @@ _CHILD = textwrap.dedent('''
     import numpy as np
     from flax import nnx
     from adabins_jax import checkpointing, errors, input_pipeline, models, parallel, train
-    from stand_ins import tiny_rooms_config
+    from helpers.stand_ins import tiny_rooms_config
 
     parallel.maybe_initialize_distributed()
     rank, count = jax.process_index(), jax.process_count()

@@ -10,7 +10,7 @@ import pytest
 from adabins_jax import losses
 from adabins_jax import parallel
 from adabins_jax import steps
-from stand_ins import TinyDepthModel, synthetic_batch
+from helpers.stand_ins import TinyDepthModel, synthetic_batch
 
 _SCHEDULE = optax.linear_schedule(1e-2, 1e-3, transition_steps=10)
 _TX = optax.adamw(_SCHEDULE, weight_decay=0.1)
@@ -211,3 +211,13 @@ def test_steps_accept_a_graphdef_jit_cannot_hash():
                                                                           jax.random.key(0))
   nnx.update((model, optimizer), state)  # The step donated the arrays they held.
   assert np.isfinite(metrics['loss'])
+
+
+def test_a_batch_without_valid_depth_has_a_finite_loss_and_gradient(model, config):
+  batch = {'image': np.zeros((2, 64, 80, 3), np.float32),
+           'depth': np.zeros((2, 64, 80, 1), np.float32)}
+  grad_fn = nnx.jit(nnx.value_and_grad(
+      lambda m: steps.train_loss(m, batch, **steps.train_loss_kwargs(config))[0]))
+  loss, grads = grad_fn(model)
+  assert np.isfinite(float(loss))
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))

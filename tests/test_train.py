@@ -1,6 +1,6 @@
 """End-to-end smoke test of training: train, get killed, resume, evaluate; on 1 and 2 devices.
 
-Everything runs in one child process (tests/train_program.py) on the smoke config and the
+Everything runs in one child process (tests/helpers/train_program.py) on the smoke config and the
 tiny synthetic_rooms split, and the test checks what it reports. One process because the
 costly part is compiling: the child enables JAX's persistent compilation cache, so the
 programs of later runs with the same shapes and devices load in a fraction of a second, and
@@ -17,7 +17,11 @@ import sys
 import numpy as np
 import pytest
 
-import train_program
+from helpers import train_program
+
+# Subprocess end-to-end: the whole module is one child process that trains, is killed,
+# resumes and evaluates, minutes on 2 cores.
+pytestmark = pytest.mark.slow
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _TOTAL_STEPS = train_program.TOTAL_STEPS

@@ -94,8 +94,8 @@ def write_savedmodel(fn: DepthFn, output: str | os.PathLike, batch: int | None,
 # 0.85 to 0.11: the bins head's widths, their normalisation and cumulative sum, the
 # range-attention softmax and the weighted sum of centres lose their small values at 8 bits.
 # The convolutions alone, in int8 with their activations, cost it nothing measurable
-# (docs/benchmark.md, "Exported models"). tests/test_export.py checks that every other op of
-# the exported models is listed here.
+# (docs/benchmark.md, "Exported models"). tests/export/test_exporter.py checks that every other
+# op of the exported models is listed here.
 INT8_CONV_OPS = ('CONV_2D', 'DEPTHWISE_CONV_2D')
 FLOAT_OPS_UNDER_INT8 = (
     'ABS', 'ADD', 'ARG_MAX', 'AVERAGE_POOL_2D', 'BATCH_MATMUL', 'BROADCAST_TO', 'CAST', 'CEIL',

@@ -1,4 +1,4 @@
-"""kitti_eigen on a tiny KITTI folder written by tests/kitti_layout.py."""
+"""kitti_eigen on a tiny KITTI folder written by tests/helpers/kitti_layout.py."""
 
 import logging
 import re
@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from adabins_jax import input_pipeline
 from adabins_jax.configs import kitti_effnet_b5_256
 from adabins_jax.datasets import kitti_eigen
-import kitti_layout
+from helpers import kitti_layout
 
 
 @pytest.fixture(scope='module')

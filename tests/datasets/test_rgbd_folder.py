@@ -304,6 +304,7 @@ def test_config_is_checked_naming_key_and_value():
   assert config_validation.problems(smoke.get_config()) == []
 
 
+@pytest.mark.slow  # Subprocess end-to-end: the build command writes a dataset in a child process.
 def test_the_build_command_prepares_what_a_config_trains_on(tmp_path, monkeypatch):
   """`datasets.build --config=...` (before a multi-host run) leaves nothing for training to do."""
   write_folder_layout(tmp_path / 'frames')

@@ -15,14 +15,14 @@ from PIL import Image
 import pytest
 
 import adabins_jax
-from tests import stand_ins
+from helpers import stand_ins
 from adabins_jax.export import formats as export_formats
 from adabins_jax import main
 from adabins_jax.inference import predict
 from adabins_jax.inference import flags as predict_flags
 from adabins_jax.inference import runtimes
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 # float32 files differ from JAX by rounding only (measured about 1e-7).
 _TOLERANCE = 1e-4
 _BATCH = 2

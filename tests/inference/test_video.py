@@ -10,7 +10,7 @@ from absl.testing import flagsaver
 import numpy as np
 import pytest
 
-from tests import stand_ins
+from helpers import stand_ins
 from adabins_jax import main
 from adabins_jax.inference import predict
 from adabins_jax.inference import predictor as predictor_lib
@@ -21,7 +21,7 @@ from adabins_jax import visualize
 
 iio = pytest.importorskip('imageio.v2')
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 _HW = (64, 80)  # Frames and network input alike: one compile for every test.
 _FRAMES, _FPS, _BATCH = 12, 10, 5  # 5 + 5 + 2: the short last batch is padded.
 

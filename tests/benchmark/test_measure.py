@@ -19,7 +19,7 @@ from adabins_jax.benchmark import exported
 from adabins_jax import models
 from adabins_jax.models import layers
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _positive_finite(value):

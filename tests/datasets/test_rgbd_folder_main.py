@@ -14,7 +14,7 @@ from adabins_jax import main
 from adabins_jax import parallel
 from adabins_jax.configs import smoke
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 # An odd size instead of the how-to's 240x320, and the smoke model, to run in seconds.
 _SHRINK = ['--config.data.frame_size=(36, 52)', '--config.data.crop_size=(32, 48)',
            '--config.train.num_steps=2', '--config.train.batch_size=2',

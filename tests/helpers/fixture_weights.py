@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 
-FIXTURES = pathlib.Path(__file__).parent / 'fixtures'
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / 'fixtures'
 B5_KEYS = FIXTURES / 'adabins_b5_416x544.keys.json'
 B5_OUTPUTS = FIXTURES / 'adabins_b5_416x544.npz'
 B5_TRACE = FIXTURES / 'adabins_b5_416x544.trace.json'

@@ -43,6 +43,7 @@ def test_import_then_restore_gives_the_same_model(tmp_path):
     import_torch.import_checkpoint(config, tmp_path / 'released.pt', tmp_path / 'run')
 
 
+@pytest.mark.slow  # Subprocess: the import command in a child process.
 def test_import_command_reports_a_bad_key(tmp_path):
   config = smoke.get_config()
   source = models.random_model(config.model, seed=7)
@@ -58,6 +59,7 @@ def test_import_command_reports_a_bad_key(tmp_path):
   assert 'missing key conv_out.0.bias' in result.stderr
 
 
+@pytest.mark.slow  # End-to-end: imports, then evaluates twice (about 30 s on 2 busy cores).
 def test_eval_scores_a_released_pt_as_its_imported_checkpoint(tmp_path, capsys):
   from adabins_jax import evaluate  # pylint: disable=g-import-not-at-top
   config = smoke.get_config()

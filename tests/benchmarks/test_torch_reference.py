@@ -4,7 +4,7 @@ because its metadata pulls in torchvision."""
 
 import pytest
 
-from tests import benchmark_scripts
+from helpers import benchmark_scripts
 
 pytest.importorskip('torch')
 pytest.importorskip('geffnet', reason='needs geffnet: pip install geffnet==1.0.2 --no-deps')

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from adabins_jax.models import layers
-from tests import benchmark_scripts
+from helpers import benchmark_scripts
 
 profile_train_step = benchmark_scripts.load('profile_train_step')
 

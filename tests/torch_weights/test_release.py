@@ -174,6 +174,7 @@ def test_an_orbax_checkpoint_is_refused_by_a_config_of_another_range(tmp_path):
                                      build_abstract_model(_config(10.0).model)) == 0
 
 
+@pytest.mark.slow  # Subprocess: the import command twice in child processes.
 def test_import_command_refuses_then_takes_the_override(tmp_path):
   path = tmp_path / 'AdaBins_kitti.pt'
   _save_release_pt(_config(80.0), path)

@@ -5,7 +5,7 @@ from PIL import Image
 import pytest
 
 import adabins_jax
-from tests import stand_ins
+from helpers import stand_ins
 from adabins_jax.inference import predict
 from adabins_jax.configs import smoke
 from adabins_jax import models

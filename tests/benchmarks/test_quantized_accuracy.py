@@ -7,11 +7,11 @@ pytest.importorskip('tensorflow')
 pytest.importorskip('ai_edge_litert')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from tests import stand_ins
+from helpers import stand_ins
 from adabins_jax import network_input
 from adabins_jax.configs import smoke
 from adabins_jax import models
-from tests import benchmark_scripts
+from helpers import benchmark_scripts
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from adabins_jax import configs
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_names_are_the_shipped_configs():
@@ -40,6 +40,7 @@ def test_a_copied_config_loads_from_outside_the_repository(tmp_path):
   assert config.model.conv == 'dws' and config.train.batch_size == 4
 
 
+@pytest.mark.slow  # Subprocess end-to-end: main in a child process (about 25 s on 2 busy cores).
 def test_main_takes_a_config_name_from_any_folder(tmp_path):
   # An invalid override: main stops after reading the config, before any work.
   env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}

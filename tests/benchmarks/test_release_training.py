@@ -7,7 +7,7 @@ from torch import nn
 
 from adabins_jax import optim
 from adabins_jax.configs import default
-from tests import benchmark_scripts
+from helpers import benchmark_scripts
 
 release_training = benchmark_scripts.load('release_training')
 

@@ -100,7 +100,8 @@ def test_train_step_traces_at_the_training_crop():
   new_state, scalars = jax.eval_shape(train_step, state, batch, jax.random.key(0))
   assert jax.tree.structure(new_state) == jax.tree.structure(state)
   assert {k: v.shape for k, v in scalars.items()} == {
-      'loss': (), 'silog': (), 'chamfer': (), 'grad_norm': (), 'learning_rate': ()}
+      'loss': (), 'silog': (), 'chamfer': (), 'grad_norm': (), 'learning_rate': (),
+      'param_norm': ()}
 
 
 @pytest.mark.slow  # Compiles the demo's train step: 20-50 s on a busy 2-core CPU.

@@ -26,7 +26,7 @@ import PIL.ImageFile
 from PIL import Image
 import pytest
 
-from tests import app_server
+from helpers import app_server
 
 gr = pytest.importorskip('gradio')
 gradio_client = pytest.importorskip('gradio_client')
@@ -272,6 +272,7 @@ def _chromium() -> str:
   return found
 
 
+@pytest.mark.slow  # Subprocess end-to-end: a browser process against the served page.
 def test_page_renders_in_a_browser(url, tmp_path):
   chromium = _chromium()
   shot = tmp_path / 'page.png'
@@ -290,6 +291,7 @@ def _command(*args):
   return [sys.executable, '-m', 'adabins_jax.inference.app', '--config=demo', *args]
 
 
+@pytest.mark.slow  # Subprocess: imports the app and gradio in a child process.
 def test_command_needs_one_source_of_weights():
   # Both messages are checked on check_weights above; this checks the command reports them.
   done = subprocess.run(_command('--weights=a.pt', '--workdir=runs/x'), capture_output=True,
@@ -299,6 +301,7 @@ def test_command_needs_one_source_of_weights():
           'given)') in done.stderr
 
 
+@pytest.mark.slow  # Subprocess end-to-end: starts the app server, loads a model, stops it.
 def test_command_serves_the_page_and_leaves_no_files_after_sigterm(workdir, photo, tmp_path):
   port = app_server.free_port()
   command = _command(f'--workdir={workdir}', '--host=127.0.0.1', f'--port={port}')

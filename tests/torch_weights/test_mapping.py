@@ -1,5 +1,7 @@
 """Importing released PyTorch weights: exact parity with the reference, and strictness."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -7,11 +9,14 @@ import pytest
 import torch
 from flax import nnx
 
+from adabins_jax import checkpointing
 from adabins_jax.torch_weights import mapping as torch_mapping
+from adabins_jax.torch_weights import importer as import_torch
 from adabins_jax.models import build_abstract_model, build_model
 from adabins_jax.models.efficientnet import EfficientNet
 from adabins_jax.configs import effnet_b5_256, smoke
-import fixture_weights
+from adabins_jax import models
+from helpers import fixture_weights
 
 
 def _relative_error(got, ref):
@@ -92,7 +97,7 @@ def test_release_code_at_80_m_gives_the_derived_reference():
   """The derivation above, checked against the release's own model built with max_val=80."""
   pytest.importorskip('geffnet', reason='the release model needs geffnet: pip install '
                       'geffnet==1.0.2 --no-deps')
-  from tests import benchmark_scripts  # pylint: disable=g-import-not-at-top
+  from helpers import benchmark_scripts  # pylint: disable=g-import-not-at-top
   release = benchmark_scripts.load('torch_reference').UnetAdaptiveBins(max_val=80.0)
   release.load_state_dict({k: torch.from_numpy(v) for k, v in
                            fixture_weights.fixture_state_dict().items()}, strict=True)
@@ -176,6 +181,7 @@ def test_importer_rejects_non_checkpoints(tmp_path):
     torch_mapping.normalise_state_dict([1, 2])
 
 
+@pytest.mark.slow  # Two full-size EfficientNet encoders (about 45 s on 2 busy cores).
 def test_imagenet_efficientnet_weights_initialise_the_encoder(tmp_path):
   source = EfficientNet('b0', rngs=nnx.Rngs(0))
   state = torch_mapping.model_to_state_dict(source, torch_mapping._IMAGENET_PREFIXES)
@@ -188,3 +194,51 @@ def test_imagenet_efficientnet_weights_initialise_the_encoder(tmp_path):
   torch_mapping.load_imagenet_efficientnet(target, path)
   for (p, a), (_, b) in zip(torch_mapping._weights(source), torch_mapping._weights(target)):
     np.testing.assert_array_equal(a.get_value(), b.get_value(), err_msg=str(p))
+
+
+# Non-finite, non-floating, empty and code-running weights are refused by name.
+
+def _write_pt(state, path):
+  torch = pytest.importorskip('torch')
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+
+
+def test_non_finite_and_non_floating_weights_are_refused_by_name(tmp_path, model):
+  state = torch_mapping.model_to_state_dict(model)
+  key_nan, key_int = sorted(state)[:2]
+  state[key_nan] = np.full_like(state[key_nan], np.nan)
+  state[key_int] = state[key_int].astype(np.int64)
+  _write_pt(state, tmp_path / 'bad.pt')
+  target = models.random_model(smoke.get_config().model, seed=2)
+  with pytest.raises(ValueError) as info:
+    torch_mapping.load_torch_checkpoint(target, tmp_path / 'bad.pt')
+  assert f'{key_nan} has ' in str(info.value) and 'non-finite' in str(info.value)
+  assert f'{key_int} is not floating point (dtype int64)' in str(info.value)
+
+
+def test_empty_pt_files_give_a_reason_and_failed_imports_leave_no_folder(tmp_path, config):
+  (tmp_path / 'zero.pt').write_bytes(b'')
+  with pytest.raises(ValueError, match=r'zero.pt: .*empty, 0 bytes'):
+    torch_mapping.read_torch_file(tmp_path / 'zero.pt')
+  _write_pt({}, tmp_path / 'empty.pt')
+  workdir = tmp_path / 'run'
+  with pytest.raises(ValueError, match='empty.pt holds no tensors'):
+    import_torch.import_checkpoint(config, tmp_path / 'empty.pt', workdir)
+  assert not checkpointing.checkpoint_dir(workdir).exists()
+
+
+class _RunsCode:
+  def __init__(self, marker):
+    self.marker = marker
+
+  def __reduce__(self):
+    return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path):
+  torch = pytest.importorskip('torch')
+  marker = tmp_path / 'payload_ran'
+  torch.save({'conv_out.0.weight': _RunsCode(str(marker))}, tmp_path / 'evil.pt')
+  with pytest.raises(ValueError, match='evil.pt: not a readable PyTorch checkpoint'):
+    torch_mapping.read_torch_file(tmp_path / 'evil.pt')
+  assert not marker.exists()

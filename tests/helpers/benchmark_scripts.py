@@ -4,7 +4,7 @@ import importlib.util
 import pathlib
 import sys
 
-_FOLDER = pathlib.Path(__file__).resolve().parents[1] / 'benchmarks'
+_FOLDER = pathlib.Path(__file__).resolve().parents[2] / 'benchmarks'
 
 
 def load(name: str):

@@ -29,7 +29,7 @@ from adabins_jax import models
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 _FP32_TOLERANCE, _FP16_TOLERANCE = 1e-4, 1e-2
-_DOC = pathlib.Path(__file__).resolve().parents[1] / 'docs' / 'exporter.md'
+_DOC = pathlib.Path(__file__).resolve().parents[2] / 'docs' / 'export.md'
 
 
 @dataclasses.dataclass
@@ -373,6 +373,7 @@ export_formats.write_all(lambda image: {}, sys.argv[1], sys.argv[2], 1, (64, 96)
 '''
 
 
+@pytest.mark.slow  # Subprocess: an export in a child process, killed mid-write.
 @pytest.mark.parametrize('fmt', ['savedmodel', 'stablehlo'])
 def test_a_killed_export_leaves_the_old_one(tmp_path, fmt):
   output = tmp_path / f'model.{fmt}'
@@ -417,6 +418,7 @@ def _documented_script() -> str:
   return script
 
 
+@pytest.mark.slow  # Subprocess: the documented script in a child process without JAX.
 @pytest.mark.parametrize('fmt', ['onnx', 'tflite'])
 def test_documented_example_runs_without_jax(demo, tmp_path, fmt):
   from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -20,6 +20,7 @@ from adabins_jax import main
 from adabins_jax import metrics as metrics_lib
 from adabins_jax.datasets import nyu
 from adabins_jax.inference import predict
+from adabins_jax.inference import flags as predict_flags
 from adabins_jax.inference import camera as camera_lib
 from adabins_jax.inference import input_files
 from adabins_jax.inference import output_files
@@ -31,7 +32,7 @@ from adabins_jax.configs import demo
 from adabins_jax.datasets import synthetic_rooms
 from adabins_jax import models
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
+_REPO = pathlib.Path(__file__).resolve().parents[2]
 
 _SIZE = (64, 80)  # One network input size for every test image: one compile.
 
@@ -284,3 +285,94 @@ def test_a_kitti_models_point_cloud_uses_kittis_camera(tmp_path, model, config):
   v, u = np.mgrid[0:hw[0], 0:hw[1]]
   np.testing.assert_allclose(vertices['x'], ((u - cx) * depth / fx).ravel(), rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(vertices['y'], ((v - cy) * depth / fy).ravel(), rtol=1e-4, atol=1e-5)
+
+
+# One set of files per input; outputs never read as inputs; output problems and
+# non-finite predictions named (docs/training.md, "What happens when things go wrong").
+
+def _image(path, seed=0, size=(40, 50)):
+  rgb = np.random.default_rng(seed).integers(0, 255, (*size, 3), np.uint8)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(rgb).save(path)
+  return path
+
+
+def _options(inputs, output, **kw):
+  return predict.PredictOptions(inputs, str(output), size='64x80', **kw)
+
+
+def test_predict_writes_one_set_of_files_per_input(tmp_path, model, config):
+  inputs = [_image(tmp_path / 'in' / p, i) for i, p in
+            enumerate(('x.png', 'x.jpg', 'a/x.png', 'b/x.png', 'a_x.png'))]
+  out = tmp_path / 'out'
+  summary = predict.predict_images(model, config, _options(
+      [str(tmp_path / 'in'), str(tmp_path / 'in/a/x.png'), str(tmp_path / 'in/b/x.png')], out))
+  assert not summary.failed and len(summary.written) == len(inputs)
+  written = [f for files_ in summary.written.values() for f in files_]
+  assert len(set(written)) == len(written) == 3 * len(inputs)
+  assert sorted(os.listdir(out)) == sorted(
+      [output_files.MANIFEST, *(os.path.basename(f) for f in written)])
+  # Every depth file holds its own image's prediction, not a later one's.
+  depths = {p: np.load(f[0]) for p, f in summary.written.items()}
+  assert len({d.tobytes() for d in depths.values()}) == len(inputs)
+
+
+def test_repeated_input_flag_and_input_list_reach_the_options(tmp_path):
+  listing = tmp_path / 'list.txt'
+  listing.write_text('x.png\n')
+  with flagsaver.flagsaver():
+    flags.FLAGS(['main', f'--config={_REPO / "configs" / "smoke.py"}', '--input=a.png',
+                 '--input=b,c.png', f'--input_list={listing}', '--output=o'])
+    values = predict_flags.values()
+  assert values['inputs'] == ['a.png', 'b,c.png'] and values['input_list'] == str(listing)
+
+
+def test_outputs_are_never_taken_as_inputs(tmp_path, model, config):
+  folder = tmp_path / 'photos'
+  _image(folder / 'ok.jpg')
+  first = predict.predict_images(model, config, _options(str(folder), folder))
+  assert len(first.written) == 1
+  before = sorted(os.listdir(folder))
+  second = predict.predict_images(model, config, _options(str(folder), folder))
+  # Rerun into the same folder: the same image again, the same files replaced, no *_depth_depth.
+  assert list(second.written) == list(first.written) and not second.failed
+  assert sorted(os.listdir(folder)) == before
+  _, problems = input_files.find_images(str(folder / 'ok_depth.png'), output_dir=folder)
+  assert 'an output of this run' in problems[0][1]
+
+
+def test_output_problems_are_named_before_the_model_loads(tmp_path, config, monkeypatch):
+  def no_model(*args, **kwargs):
+    raise AssertionError('the model was loaded before the output was checked')
+
+  monkeypatch.setattr(predict.checkpointing, 'load_model', no_model)
+  _image(tmp_path / 'x.png')
+  (tmp_path / 'taken').write_text('a file')
+  with pytest.raises(ValueError, match='is a file, not a folder'):
+    predict.predict(config, None, _options(str(tmp_path / 'x.png'), tmp_path / 'taken'))
+  # No input found: exit non-zero, and no empty output folder left behind.
+  with pytest.raises(SystemExit, match='no image to read'):
+    predict.predict(config, None, _options(str(tmp_path / 'nothing*.png'), tmp_path / 'new'))
+  assert not (tmp_path / 'new').exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write to read-only folders')
+def test_read_only_output_is_named_before_the_model_loads(tmp_path, config, monkeypatch):
+  monkeypatch.setattr(predict.checkpointing, 'load_model',
+                      lambda *a, **k: pytest.fail('model loaded'))
+  _image(tmp_path / 'x.png')
+  (tmp_path / 'ro').mkdir(mode=0o555)
+  with pytest.raises(ValueError, match='not writable'):
+    predict.predict(config, None, _options(str(tmp_path / 'x.png'), tmp_path / 'ro'))
+
+
+def test_a_nan_prediction_fails_its_image_instead_of_becoming_min_depth(tmp_path, config):
+  broken = models.random_model(config.model, seed=1)
+  broken.eval()
+  kernel = broken.conv_out.kernel
+  kernel.set_value(kernel.get_value() * np.nan)
+  _image(tmp_path / 'x.png')
+  summary = predict.predict_images(broken, config, _options(str(tmp_path / 'x.png'),
+                                                            tmp_path / 'out'))
+  assert not summary.written and 'non-finite depth' in summary.failed[0][1]
+  assert os.listdir(tmp_path / 'out') == []

@@ -1,6 +1,6 @@
 """The program test_train.py runs in a child process: train, get killed, resume, evaluate.
 
-  python tests/train_program.py OUT    # with the repository and tests/ on PYTHONPATH
+  python tests/helpers/train_program.py OUT    # with the repository and tests/ on PYTHONPATH
 
 Runs the smoke model on the tiny synthetic_rooms split: an uninterrupted run; a run stopped by
 a real SIGTERM, sent by the process to itself while the data pipeline hands out a given batch;
@@ -27,7 +27,7 @@ from adabins_jax import input_pipeline
 from adabins_jax import main as main_lib
 from adabins_jax import models
 from adabins_jax import train
-from stand_ins import tiny_rooms_config
+from helpers.stand_ins import tiny_rooms_config
 
 TOTAL_STEPS = 5
 KILL_AT_STEP = 3
