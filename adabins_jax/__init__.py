@@ -1,6 +1,7 @@
 """AdaBins monocular depth estimation in JAX.
 
-``from adabins_jax import Predictor`` gives the in-memory API (see ``inference.predictor.Predictor``).
+``from adabins_jax import Predictor`` gives the in-memory API
+(see ``inference.predictor.Predictor``).
 """
 
 

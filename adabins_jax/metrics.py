@@ -87,8 +87,8 @@ def source_frame_crop_masks(shape: Sequence[int], crop: str,
                             source_frame: jax.Array) -> jax.Array:
   """(B, H, W) masks of the crop, computed in each example's original camera frame.
 
-  For frames stored as crops of larger ones (KITTI's KB crop, see adabins_jax/datasets/kitti.py): the
-  protocol's crop is placed on the original frame, as if the uncropped ground truth were
+  For frames stored as crops of larger ones (KITTI's KB crop, see
+  adabins_jax/datasets/kitti.py): the protocol's crop is placed on the original frame, as if the uncropped ground truth were
   scored, and read back in the stored frame's coordinates. docs/reference.md describes why.
 
   Args:

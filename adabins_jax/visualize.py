@@ -146,7 +146,8 @@ def comparison_strip(images: np.ndarray, gt: np.ndarray, preds: np.ndarray, vmin
   """
   images = np.asarray(images)
   gt = metrics.squeeze_channel('comparison_strip: gt', np.asarray(gt), 3).astype(np.float32)
-  preds = metrics.squeeze_channel('comparison_strip: preds', np.asarray(preds), 3).astype(np.float32)
+  preds = metrics.squeeze_channel('comparison_strip: preds', np.asarray(preds), 3)
+  preds = preds.astype(np.float32)
   if not images.shape[0] == gt.shape[0] == preds.shape[0]:
     raise ValueError(f'comparison_strip: batch sizes differ: images {images.shape}, gt '
                      f'{gt.shape}, preds {preds.shape}.')

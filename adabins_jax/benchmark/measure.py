@@ -298,11 +298,11 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int],
   Each of ``runtimes`` other than JAX adds its CPU img/s at batch 1, file MB and relative L2
   error of the depth against JAX's.
   """
-  exported = [r for r in runtimes if r in exported.EXPORT_RUNTIMES]
+  chosen = [r for r in runtimes if r in exported.EXPORT_RUNTIMES]
   infer_cols = [f'img/s b{b}' for b in batch_sizes]
   header = (['model', 'config', 'bins', 'params', 'param MB', 'size MB', 'published size MB']
             + infer_cols + ['ms/img b1' if 1 in batch_sizes else None]
-            + [f'{r} {col}' for r in exported for col in ('img/s b1', 'MB', 'rel. L2')]
+            + [f'{r} {col}' for r in chosen for col in ('img/s b1', 'MB', 'rel. L2')]
             + ['train img/s', 'train GB', 'GFLOP/img', 'GFLOP/s', 'compile s',
                'published fps (RTX 2070 S)'])
   header = [h for h in header if h is not None]
@@ -317,7 +317,7 @@ def markdown_table(rows: dict[str, dict[str, Any]], batch_sizes: Sequence[int],
     cells += [_fmt(inference[str(b)]['images_per_s'], '.2f') for b in batch_sizes]
     if 1 in batch_sizes:
       cells.append(_fmt(inference['1']['ms_per_image'], '.0f'))
-    for runtime in exported:
+    for runtime in chosen:
       cells += _runtime_cells(row.get('runtimes', {}).get(runtime))
     train = row.get('train')
     cells += [_fmt(train.get('images_per_s'), '.2f') if train else '—',
@@ -393,9 +393,10 @@ def main(argv):
     exported.check_runtimes(f.runtimes)
   except (ImportError, ValueError) as e:
     raise app.UsageError(str(e)) from None
-  results = run_configs(f.configs, batch_sizes=batch_sizes, repeats=f.repeats, skip_train=f.skip_train,
-                train_batch_size=f.train_batch_size, eval_hw=_hw(f.eval_size, 'eval_size'),
-                train_hw=_hw(f.train_size, 'train_size'), runtimes=f.runtimes)
+  results = run_configs(f.configs, batch_sizes=batch_sizes, repeats=f.repeats,
+                        skip_train=f.skip_train, train_batch_size=f.train_batch_size,
+                        eval_hw=_hw(f.eval_size, 'eval_size'),
+                        train_hw=_hw(f.train_size, 'train_size'), runtimes=f.runtimes)
   results['environment']['command'] = ' '.join(sys.argv)
   env = results['environment']
   print(f'{env["device"]} ({env["backend"]}, {env["cpu_count"]} CPUs, load average '

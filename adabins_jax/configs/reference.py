@@ -3,8 +3,8 @@
 Two sources, under the evaluation protocol of ``metrics.py``: the AdaBins paper (the
 EfficientNet-B5 model, on NYU Depth V2's official test split and on KITTI's Eigen split) and the
 variant study of five smaller models on NYU, which also timed every NYU model, the paper's
-included. docs/reference.md describes both. ``REFERENCE`` is keyed by config name; a config names its row in
-``config.eval.reference``. The evaluation report (``evaluate.write_report``), the benchmark table
+included. docs/reference.md describes both. ``REFERENCE`` is keyed by config name; a config
+names its row in ``config.eval.reference``. The evaluation report (``evaluate.write_report``), the benchmark table
 (benchmark.py) and the tests read it from here.
 """
 

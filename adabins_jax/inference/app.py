@@ -109,8 +109,8 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
       f'{base}_depth.png': lambda p: visualize.save_png(
           p, visualize.depth_to_uint16(depth, output_files.png_scale(max_depth_m))),
       f'{base}.ply': lambda p: output_files.write_ply(
-          p, depth, network_input.to_uint8(rgb), camera_lib.intrinsics_for(depth.shape, camera=camera),
-          ply_stride(depth.shape)),
+          p, depth, network_input.to_uint8(rgb),
+          camera_lib.intrinsics_for(depth.shape, camera=camera), ply_stride(depth.shape)),
   })
 
 

@@ -1,4 +1,4 @@
-"""Which files a prediction reads: inputs from paths, folders, globs and lists, and their output names.
+"""Which files a prediction reads (paths, folders, globs, lists) and their output names.
 
 A folder is searched for images and video clips (by extension); files this project wrote into
 the output folder are never taken as inputs.

@@ -183,7 +183,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
         p, visualize.prediction_strip(network_input.to_uint8(rgb), colour, vmin, vmax, cmap=cmap))
   if ply:
     writers[f'{base}.ply'] = lambda p: write_ply(
-        p, depth, network_input.to_uint8(rgb), camera_lib.intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
+        p, depth, network_input.to_uint8(rgb),
+        camera_lib.intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
   paths = list(writers)
   check_ours(paths)
   return files.write_all(writers, before_rename=lambda: record(paths))

@@ -13,8 +13,8 @@ Each image is resized to the scale the model learned (its frames, ``data.frame_s
 the evaluation protocol, and the depth resized back to the image's size. Images whose network
 inputs have the same size are batched, so the model compiles once per size. Unreadable files are
 reported and skipped; the run then exits non-zero. Files written per image: see
-``output_files.write_outputs``. Video clips among the inputs (``input_files.is_video``) are predicted
-frame by frame by inference/video.py.
+``output_files.write_outputs``. Video clips among the inputs (``input_files.is_video``) are
+predicted frame by frame by inference/video.py.
 """
 
 from __future__ import annotations
@@ -124,8 +124,9 @@ class _Predictor:
   """Batches images by network input size, runs the network, writes each image's files."""
 
   def __init__(self, model: nnx.Module, config, options: PredictOptions):
-    self.network = network.DepthNetwork(model, config, options.flip_average, runtime=options.runtime,
-                            batch_size=options.batch_size, runtime_cache=options.runtime_cache)
+    self.network = network.DepthNetwork(
+        model, config, options.flip_average, runtime=options.runtime,
+        batch_size=options.batch_size, runtime_cache=options.runtime_cache)
     self._options = options
     self._write_kw = dict(
         depth_range=self.network.depth_range, per_image_range=options.per_image_range,

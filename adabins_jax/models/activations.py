@@ -1,8 +1,8 @@
 """Swish (SiLU) whose gradient keeps only its input, as the release's memory-efficient swish.
 
 ``jax.nn.silu`` differentiated automatically keeps ``sigmoid(x)`` beside ``x`` for the backward
-pass: in the EfficientNet encoder, one more full-size activation per swish. geffnet, which the release's encoder comes from,
-recomputes the sigmoid in the backward pass instead; so does this.
+pass: in the EfficientNet encoder, one more full-size activation per swish. geffnet, which the
+release's encoder comes from, recomputes the sigmoid in the backward pass instead; so does this.
 """
 
 from __future__ import annotations
