@@ -16,7 +16,6 @@ import pathlib
 import platform
 
 from absl import logging
-import jax
 
 
 def default_directory() -> pathlib.Path:
@@ -34,6 +33,7 @@ def machine_key() -> str:
                            if line.startswith(('model name', 'flags', 'Features'))})
   except OSError:  # Not Linux: the processor string is the best description available.
     described.append(platform.processor())
+  import jax  # pylint: disable=g-import-not-at-top  # Not needed by --help, which reads the default.
   digest = hashlib.sha256('\n'.join(described).encode()).hexdigest()[:12]
   return f'{jax.default_backend()}-{digest}'
 
@@ -60,6 +60,7 @@ def enable(directory: str | os.PathLike | None, *,
   except OSError as e:
     logging.warning('Compilation cache off: cannot create %s (%s).', path, e)
     return None
+  import jax  # pylint: disable=g-import-not-at-top
   jax.config.update('jax_compilation_cache_dir', str(path))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', min_compile_time_s)
   logging.info('Persistent compilation cache: %s', path)

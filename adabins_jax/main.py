@@ -4,6 +4,8 @@
   python -m adabins_jax.main --config=configs/unet128.py --workdir=runs/unet128 --mode=eval
   python -m adabins_jax.main --config=configs/smoke.py --workdir=/tmp/smoke \\
       --config.train.num_steps=20
+  python -m adabins_jax.main --mode=predict --config=demo --workdir=runs/demo \\
+      --input='photos/*.jpg' --output=depth/
 
 Any config field can be overridden as ``--config.<group>.<field>=<value>``. On a cluster
 (SLURM ``srun`` or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID) every
@@ -15,14 +17,11 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 from ml_collections import config_flags
 
 from adabins_jax import compilation_cache
 from adabins_jax import configs
-from adabins_jax.configs import validation as config_validation
 from adabins_jax import errors
-from adabins_jax import parallel
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
 from adabins_jax.inference import flags as predict_flags
 
@@ -96,6 +95,11 @@ def main(argv):
   if _WORKDIR.value is None and _MODE.value != 'predict':
     raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
   mode_kwargs = _mode_arguments(_MODE.value)
+  # pylint: disable=g-import-not-at-top  # Here, not above: --help needs none of them.
+  import jax
+  from adabins_jax import parallel
+  from adabins_jax.configs import validation as config_validation
+  # pylint: enable=g-import-not-at-top
   problems = config_validation.problems(flags.FLAGS.config)
   if problems:
     print('Invalid config:\n  ' + '\n  '.join(problems), file=sys.stderr)
@@ -120,7 +124,9 @@ def main(argv):
 
 def run() -> None:
   """The console command: parses the flags and runs ``main``."""
-  jax.config.config_with_absl()
+  if not configs.asks_for_help(sys.argv):
+    import jax  # pylint: disable=g-import-not-at-top  # Its flags (--jax_platforms, ...).
+    jax.config.config_with_absl()
   configs.run_command(main)
 
 

@@ -90,12 +90,18 @@ def test_predict_flags_in_another_mode_are_refused(monkeypatch, calls, tmp_path)
                      '--strip'))
 
 
-def test_help_lists_the_flags_of_every_mode():
+def test_help_lists_the_flags_of_every_mode_and_exits_0_without_jax():
   import subprocess  # pylint: disable=g-import-not-at-top
-  result = subprocess.run([sys.executable, '-m', 'adabins_jax.main', '--help'],
+  result = subprocess.run([sys.executable, '-X', 'importtime', '-m', 'adabins_jax.main', '--help'],
                           capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
   for flag in ('--mode', '--workdir', '--config', '--input', '--output', '--weights', '--ply'):
     assert flag in result.stdout, flag
+  assert '--mode=predict' in result.stdout  # An example of each use.
+  # Help is fast because it imports neither JAX nor TensorFlow.
+  imported = {line.rsplit('|', 1)[-1].strip() for line in result.stderr.splitlines()
+              if line.startswith('import time:')}
+  assert not imported & {'jax', 'flax', 'tensorflow'}, imported & {'jax', 'flax', 'tensorflow'}
 
 
 def test_unknown_mode_is_refused(monkeypatch, tmp_path):
@@ -164,6 +170,6 @@ def test_a_stopped_run_exits_128_plus_the_signal(tmp_path, monkeypatch, signum, 
     raise errors.Interrupted(signum, 3)
 
   monkeypatch.setattr(main, '_dispatch', lambda mode: stopped)
-  monkeypatch.setattr(main.parallel, 'maybe_initialize_distributed', lambda: False)
+  monkeypatch.setattr(parallel, 'maybe_initialize_distributed', lambda: False)
   with flagsaver.flagsaver():
     assert _main(monkeypatch, f'--workdir={tmp_path}') == status

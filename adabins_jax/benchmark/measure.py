@@ -413,7 +413,7 @@ def main(argv):
 def run() -> None:
   """The console command: parses the flags and runs ``main``."""
   _define_flags()
-  app.run(main)
+  configs.run_command(main)
 
 
 if __name__ == '__main__':

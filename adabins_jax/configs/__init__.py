@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import pathlib
 import sys
@@ -77,12 +78,38 @@ def resolve_argv(argv: list[str]) -> list[str]:
   return out
 
 
+_HELP_FLAGS = ('--help', '-h', '-?', '--helpshort', '--helpfull', '--helpxml')
+
+
+def asks_for_help(argv: list[str]) -> bool:
+  """Whether the command line asks for the usage text (which needs no heavy imports)."""
+  return any(arg in _HELP_FLAGS for arg in argv[1:])
+
+
+class _QuietProbe(logging.Filter):
+  """Drops JAX's INFO line that no TPU was found, which every CPU or GPU run would print."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno < logging.WARNING
+                and record.getMessage().startswith("Unable to initialize backend 'tpu'"))
+
+
 def run_command(main: Callable[[list[str]], None]) -> None:
-  """Runs an absl ``main`` whose ``--config`` may name a shipped config; a config that is
-  neither a file nor a shipped name is a usage error (exit status 2)."""
+  """Runs an absl ``main`` whose ``--config`` may name a shipped config.
+
+  A config that is neither a file nor a shipped name is a usage error (exit status 2); a
+  request for help prints the usage and exits 0.
+  """
   try:
     sys.argv = resolve_argv(sys.argv)
   except FileNotFoundError as e:
     print(f'--config: {e}', file=sys.stderr)
     sys.exit(2)
-  app.run(main)
+  logging.getLogger('jax._src.xla_bridge').addFilter(_QuietProbe())
+  try:
+    app.run(main)
+  except SystemExit as e:
+    # absl ends a help request with status 1, as if it were an error.
+    if asks_for_help(sys.argv) and e.code == 1:
+      sys.exit(0)
+    raise

@@ -22,6 +22,7 @@ from absl import logging
 from ml_collections import config_flags
 import tensorflow_datasets as tfds
 
+from adabins_jax import configs
 from adabins_jax.datasets import rgbd_folder
 # Importing a builder registers it with TFDS.
 from adabins_jax.datasets.kitti_eigen import KittiEigen  # pylint: disable=unused-import
@@ -84,7 +85,7 @@ def main(argv):
 def run() -> None:
   """The console command: parses the flags and runs ``main``."""
   _define_flags()
-  app.run(main)
+  configs.run_command(main)
 
 
 if __name__ == '__main__':
