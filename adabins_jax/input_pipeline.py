@@ -158,6 +158,8 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
     process_index: this process (default `jax.process_index()`); for tests.
     process_count: number of processes (default `jax.process_count()`); for tests.
     builder: a prepared builder to read instead of the one `data_config` names.
+    with_focal: also yield `focal` float32 (B,), each frame's focal length in its pixels
+      (0 for padding), for the camera transform (eval.camera_transform).
 
   Returns:
     An iterator of dicts: `image` float32 (B, h', w', 3) ImageNet-normalised at
@@ -196,7 +198,8 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
 
 def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_size: int, *,
                         process_index: int | None = None, process_count: int | None = None,
-                        builder: tfds.core.DatasetBuilder | None = None) -> Iterable[Batch]:
+                        builder: tfds.core.DatasetBuilder | None = None,
+                        with_focal: bool = False) -> Iterable[Batch]:
   """Every evaluation example exactly once, in full size, without augmentation.
 
   All processes yield the same number of batches (as a jitted step over a global batch
@@ -208,6 +211,8 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
     process_index: this process (default `jax.process_index()`); for tests.
     process_count: number of processes (default `jax.process_count()`); for tests.
     builder: a prepared builder to read instead of the one `data_config` names.
+    with_focal: also yield `focal` float32 (B,), each frame's focal length in its pixels
+      (0 for padding), for the camera transform (eval.camera_transform).
 
   Returns:
     A re-iterable of dicts: `image` float32 (B, H', W', 3) ImageNet-normalised at
@@ -234,6 +239,8 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
                 'example_mask': tf.constant(True)}
     if has_source_frame:
       prepared['source_frame'] = tf.cast(example['source_frame'], tf.int32)
+    if with_focal:
+      prepared['focal'] = tf.cast(example['focal'], tf.float32)
     return prepared
 
   examples = _read(builder, splits[index]).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
