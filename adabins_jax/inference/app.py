@@ -150,18 +150,8 @@ def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str |
                             float(predictor.config.model.max_depth_m), predictor.camera,
                             intrinsics)
   return DepthView(result.depth, result.colorized, paths,
-                   f'{_summary(result.depth)} {_camera_note(predictor, focal, result)}')
-
-
-def _camera_note(predictor: predictor_lib.Predictor, focal: focal_lib.PhotoFocal,
-                 result: predictor_lib.Prediction) -> str:
-  exif = ('no EXIF focal length' if focal.exif_fx_px is None
-          else f'EXIF focal length {focal.exif_fx_px:.0f} px')
-  if focal.fx_px is None:
-    return (f'Camera: {predictor.camera.name} assumed ({exif}; give the field of view to '
-            'rescale).')
-  return (f'Camera: focal length {focal.fx_px:.0f} px from the {focal.source} ({exif}); depth '
-          f'x{result.depth_scale:.3f} from the {predictor.camera.name} camera.')
+                   f'{_summary(result.depth)} '
+                   f'{focal_lib.note(focal, predictor.camera.name, result.depth_scale)}')
 
 
 def depth_at(depth: np.ndarray | str | os.PathLike | None, x: int, y: int) -> str:

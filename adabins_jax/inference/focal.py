@@ -183,18 +183,23 @@ def photo_focal(image: Any, width_px: int, *, fx: float | None = None,
   Raises:
     FocalLengthError: ``fx`` or ``fov_deg`` given but not valid.
   """
+  given = None
   if fx is not None:
-    return PhotoFocal(check_fx(fx), EXPLICIT)
-  if fov_deg is not None:
-    return PhotoFocal(fx_from_fov(fov_deg, width_px), FOV)
+    fx, given = check_fx(fx), EXPLICIT
+  elif fov_deg is not None:
+    fx, given = fx_from_fov(fov_deg, width_px), FOV
+  # Read even when given a focal length: the outputs show what the file says beside it.
   relative, source = None, None
   if isinstance(image, (str, os.PathLike)):
     relative, source = read_exif_focal(image)
   elif isinstance(image, Image.Image):
     relative, source = exif_focal(image)
-  if relative is None:
+  exif_fx = None if relative is None else relative * width_px
+  if given is not None:
+    return PhotoFocal(fx, given, exif_fx)
+  if exif_fx is None:
     return PhotoFocal(None, TRAINING)
-  return PhotoFocal(relative * width_px, source, relative * width_px)
+  return PhotoFocal(exif_fx, source, exif_fx)
 
 
 def depth_scale(fx_px: float | None, image_width: int, input_width: int,
@@ -222,3 +227,13 @@ def describe(focal: PhotoFocal, camera_name: str, scale: float) -> dict:
       'exif_fx_px': focal.exif_fx_px,
       'depth_scale': scale,
   }
+
+
+def note(focal: PhotoFocal, camera_name: str, scale: float) -> str:
+  """One sentence for a person: the focal length used, the EXIF value found, the depth scale."""
+  exif = ('no EXIF focal length' if focal.exif_fx_px is None
+          else f'EXIF focal length {focal.exif_fx_px:.0f} px')
+  if focal.fx_px is None:
+    return f'Camera: {camera_name} assumed ({exif}; give the field of view to rescale).'
+  return (f'Camera: focal length {focal.fx_px:.0f} px from the {focal.source} ({exif}); depth '
+          f'x{scale:.3f} from the {camera_name} camera.')
