@@ -16,7 +16,7 @@ def test_report_sets_the_run_beside_the_published_row(tmp_path):
   visualize.save_png(strip, np.zeros((4, 8, 3), np.uint8))
   path = evaluate.write_report(tmp_path, 'unet128', _METRICS, strip)
   text = path.read_text()
-  assert path == tmp_path / 'evaluate.md'
+  assert path == tmp_path / 'report.md'
   assert text.startswith('# Evaluation of a unet128 model\n\n'
                          'checkpoint of step 1200, 654 images.')
   lines = text.splitlines()
