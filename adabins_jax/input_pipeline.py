@@ -232,6 +232,9 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
   # Frames stored cropped (kitti_eigen) say where they lie in the original frame, where the
   # evaluation places its crop (metrics.source_frame_crop_masks).
   has_source_frame = 'source_frame' in builder.info.features
+  if with_focal and 'focal' not in builder.info.features:
+    raise ValueError(f'{builder.name} stores no per-frame focal length; eval.camera_transform '
+                     'needs one (the project\'s builders store it as "focal").')
 
   def prepare(example):
     image, depth = decode(example)
