@@ -102,9 +102,15 @@ def write_results(writer: metric_writers.MetricWriter, step: int, results: Mappi
   writer.flush()
 
 
+def _columns(results: Mapping[str, float]) -> list[str]:
+  """The paper's metrics in its order, then the optional boundary column when scored."""
+  extra = [metrics_lib.BOUNDARY_NAME] if metrics_lib.BOUNDARY_NAME in results else []
+  return list(metrics_lib.METRIC_NAMES) + extra
+
+
 def format_table(results: Mapping[str, float]) -> str:
-  """The metrics as a two-line table, in the paper's column order."""
-  names = list(metrics_lib.METRIC_NAMES)
+  """The metrics as a two-line table, in the paper's column order (boundary_f1 last)."""
+  names = _columns(results)
   header = ' '.join(f'{n:>9}' for n in names)
   values = ' '.join(f'{results[n]:9.4f}' for n in names)
   return f'{header}\n{values}\n({int(results["num_images"])} images)'
@@ -142,7 +148,8 @@ def evaluate(config, workdir: str, weights: str | None = None, *,
     step = checkpointing.restore_model(
         workdir, model, config.eval.checkpoint, sharding=parallel.replicated_sharding(mesh),
         model_config=config.model, allow_unverified=allow_unverified_checkpoint)
-  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
+  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size,
+                                               with_focal=config.eval.camera_transform)
   with jax.set_mesh(mesh):
     results, samples = evaluate_model(
         steps.make_eval_step(config, nnx.graphdef(model)), model, dataset, mesh,
@@ -181,7 +188,7 @@ def _reference(name: str | None) -> reference.Reference | None:
 
 def metrics_table(metrics: Mapping[str, float], reference_name: str | None) -> str:
   """Markdown table: this run, the published row ``reference_name`` and their difference."""
-  names = metrics_lib.METRIC_NAMES
+  names = _columns(metrics)
   lines = ['| | ' + ' | '.join(names) + ' |', '|---' * (len(names) + 1) + '|',
            '| this run | ' + ' | '.join(_cell(metrics.get(n)) for n in names) + ' |']
   ref = _reference(reference_name)

@@ -158,6 +158,8 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
     process_index: this process (default `jax.process_index()`); for tests.
     process_count: number of processes (default `jax.process_count()`); for tests.
     builder: a prepared builder to read instead of the one `data_config` names.
+    with_focal: also yield `focal` float32 (B,), each frame's focal length in its pixels
+      (0 for padding), for the camera transform (eval.camera_transform).
 
   Returns:
     An iterator of dicts: `image` float32 (B, h', w', 3) ImageNet-normalised at
@@ -196,7 +198,8 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
 
 def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_size: int, *,
                         process_index: int | None = None, process_count: int | None = None,
-                        builder: tfds.core.DatasetBuilder | None = None) -> Iterable[Batch]:
+                        builder: tfds.core.DatasetBuilder | None = None,
+                        with_focal: bool = False) -> Iterable[Batch]:
   """Every evaluation example exactly once, in full size, without augmentation.
 
   All processes yield the same number of batches (as a jitted step over a global batch
@@ -208,6 +211,8 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
     process_index: this process (default `jax.process_index()`); for tests.
     process_count: number of processes (default `jax.process_count()`); for tests.
     builder: a prepared builder to read instead of the one `data_config` names.
+    with_focal: also yield `focal` float32 (B,), each frame's focal length in its pixels
+      (0 for padding), for the camera transform (eval.camera_transform).
 
   Returns:
     A re-iterable of dicts: `image` float32 (B, H', W', 3) ImageNet-normalised at
@@ -227,6 +232,9 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
   # Frames stored cropped (kitti_eigen) say where they lie in the original frame, where the
   # evaluation places its crop (metrics.source_frame_crop_masks).
   has_source_frame = 'source_frame' in builder.info.features
+  if with_focal and 'focal' not in builder.info.features:
+    raise ValueError(f'{builder.name} stores no per-frame focal length; eval.camera_transform '
+                     'needs one (the project\'s builders store it as "focal").')
 
   def prepare(example):
     image, depth = decode(example)
@@ -234,6 +242,8 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
                 'example_mask': tf.constant(True)}
     if has_source_frame:
       prepared['source_frame'] = tf.cast(example['source_frame'], tf.int32)
+    if with_focal:
+      prepared['focal'] = tf.cast(example['focal'], tf.float32)
     return prepared
 
   examples = _read(builder, splits[index]).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

@@ -24,6 +24,14 @@ from adabins_jax.datasets import nyu
 from adabins_jax.models.layers import resize_bilinear
 
 METRIC_NAMES = ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log', 'log10', 'silog')
+# The optional column of ``eval.boundary_metrics`` (``boundary_f1``).
+BOUNDARY_NAME = 'boundary_f1'
+# Depth Pro's thresholds on neighbouring pixels' depth ratio, and their weights in the mean:
+# proportional to the threshold (its reference implementation's ``get_thresholds_and_weights``).
+BOUNDARY_THRESHOLDS = np.linspace(1.05, 1.25, 10)
+BOUNDARY_WEIGHTS = BOUNDARY_THRESHOLDS / BOUNDARY_THRESHOLDS.sum()
+# Depth is clipped to this before inversion, as the reference does, so 0 (invalid) is finite.
+_INVERSE_EPS = 1e-6
 CROPS = ('eigen', 'garg', 'none')
 # The largest original-frame side ``source_frame_crop_masks`` handles.
 MAX_SOURCE_FRAME_SIDE = 8192
@@ -213,6 +221,58 @@ def compute_depth_metrics_batch(
   return values, n > 0
 
 
+def _contours(inverse: jax.Array, thresholds: jax.Array):
+  """Occluding contours between 4-neighbours: (T, ...) bools for each of the four directions.
+
+  A pair (i, j) of neighbours is a contour at threshold t where j is in front of i by more than
+  the ratio t: inverse depth (proportional to disparity) of j over that of i above t.
+  """
+  t = thresholds[:, None, None]
+  left, right = inverse[:, :-1], inverse[:, 1:]
+  top, bottom = inverse[:-1, :], inverse[1:, :]
+  return (left / right > t, top / bottom > t, right / left > t, bottom / top > t)
+
+
+def boundary_f1(gt: jax.Array, pred: jax.Array, valid: jax.Array) -> jax.Array:
+  """Depth Pro's scale-invariant boundary F1 of one depth map, from depth alone.
+
+  Bochkovskii et al., "Depth Pro: Sharp Monocular Metric Depth in Less Than a Second" (arXiv
+  2410.02073), appendix on boundary metrics, as its reference implementation
+  (apple/ml-depth-pro, ``eval/boundary_metrics.py``, ``SI_boundary_F1``) computes it: for each
+  threshold t in 1.05..1.25 (10 steps), the occluding contours of the ground truth and of the
+  prediction are the 4-neighbour pairs whose inverse-depth ratio exceeds t (``_contours``);
+  precision and recall are the matched pairs over the predicted and the true ones, each
+  averaged over the four directions; F1 per threshold (0 where precision + recall is 0) is
+  averaged with weights proportional to t. A ratio is scale-invariant, so a prediction off by a
+  constant factor scores as well as the exact one.
+
+  Ground truth with holes: only pairs of two ``valid`` pixels count (the reference assumes
+  dense ground truth, where this changes nothing), so a hole's edge is no contour.
+
+  Args:
+    gt: (H, W) ground truth, metres.
+    pred: (H, W) post-processed prediction.
+    valid: (H, W) bool, the pixels scored.
+
+  Returns:
+    A scalar in [0, 1].
+  """
+  thresholds = jnp.asarray(BOUNDARY_THRESHOLDS, jnp.float32)
+  pairs = (valid[:, :-1] & valid[:, 1:], valid[:-1, :] & valid[1:, :])
+  pairs = (pairs[0], pairs[1], pairs[0], pairs[1])
+  true = _contours(1.0 / jnp.maximum(gt.astype(jnp.float32), _INVERSE_EPS), thresholds)
+  found = _contours(1.0 / jnp.maximum(pred.astype(jnp.float32), _INVERSE_EPS), thresholds)
+  precision, recall = 0.0, 0.0
+  for g, p, keep in zip(true, found, pairs):
+    g, p = g & keep, p & keep
+    hits = jnp.sum(g & p, axis=(1, 2)).astype(jnp.float32)
+    precision += 0.25 * hits / jnp.maximum(jnp.sum(p, axis=(1, 2)), 1)
+    recall += 0.25 * hits / jnp.maximum(jnp.sum(g, axis=(1, 2)), 1)
+  total = precision + recall
+  f1 = jnp.where(total > 0, 2 * precision * recall / jnp.where(total > 0, total, 1.0), 0.0)
+  return jnp.sum(f1 * jnp.asarray(BOUNDARY_WEIGHTS, jnp.float32))
+
+
 def postprocess_prediction(pred: jax.Array, pred_flipped_back: jax.Array | None,
                            gt_hw: Sequence[int], min_depth: float,
                            max_depth: float) -> jax.Array:
@@ -263,9 +323,9 @@ class MetricSums:
   nonfinite: jax.Array
 
   @classmethod
-  def empty(cls) -> MetricSums:
+  def empty(cls, names: Sequence[str] = METRIC_NAMES) -> MetricSums:
     """Sums of no image: the identity of ``merge``."""
-    return cls(sums={k: jnp.zeros((), jnp.float32) for k in METRIC_NAMES},
+    return cls(sums={k: jnp.zeros((), jnp.float32) for k in names},
                count=jnp.zeros((), jnp.int32), nonfinite=jnp.zeros((), jnp.int32))
 
   @classmethod
@@ -275,20 +335,23 @@ class MetricSums:
     """Sums over the images that have a valid pixel and are real (not padding).
 
     Args:
-      values: per-image metrics, (B,) arrays keyed by ``METRIC_NAMES``.
+      values: per-image metrics, (B,) arrays keyed by ``METRIC_NAMES`` (and optionally
+        ``BOUNDARY_NAME``).
       valid: (B,) bool, from ``compute_depth_metrics_batch``.
       example_mask: optional (B,) bool, False for the padding examples of a last batch.
       finite: optional (B,) bool, False where the raw prediction was not all finite.
     """
     real = jnp.ones_like(valid) if example_mask is None else example_mask.astype(bool)
     keep = valid & real
-    sums = {k: jnp.sum(jnp.where(keep, values[k], 0.0)) for k in METRIC_NAMES}
+    sums = {k: jnp.sum(jnp.where(keep, v, 0.0)) for k, v in values.items()}
     nonfinite = 0 if finite is None else jnp.sum(real & ~finite)
     return cls(sums=sums, count=jnp.sum(keep).astype(jnp.int32),
                nonfinite=jnp.asarray(nonfinite, jnp.int32))
 
   def merge(self, other: MetricSums) -> MetricSums:
-    return MetricSums(sums={k: self.sums[k] + other.sums[k] for k in METRIC_NAMES},
+    # A column one side lacks (the empty start of a run with boundary metrics) sums 0 there.
+    names = list(self.sums) + [k for k in other.sums if k not in self.sums]
+    return MetricSums(sums={k: self.sums.get(k, 0.0) + other.sums.get(k, 0.0) for k in names},
                       count=self.count + other.count, nonfinite=self.nonfinite + other.nonfinite)
 
   def compute(self) -> dict[str, float]:
@@ -303,7 +366,7 @@ class MetricSums:
           'refusing to score them (the protocol would clip them into plausible depths). The '
           'weights are probably broken: check the checkpoint or training log.')
     count = int(self.count)
-    result = {k: float(self.sums[k]) / count if count else float('nan') for k in METRIC_NAMES}
+    result = {k: float(v) / count if count else float('nan') for k, v in self.sums.items()}
     result['num_images'] = count
     return result
 
@@ -311,7 +374,8 @@ class MetricSums:
 def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | None, *,
                 min_depth: float, max_depth: float, crop: str,
                 example_mask: jax.Array | None = None,
-                source_frame: jax.Array | None = None) -> tuple[MetricSums, jax.Array]:
+                source_frame: jax.Array | None = None, depth_scale: jax.Array | None = None,
+                boundary: bool = False) -> tuple[MetricSums, jax.Array]:
   """The whole protocol for one batch: post-process raw depth, score each image, sum.
 
   Args:
@@ -325,14 +389,26 @@ def score_batch(gt: jax.Array, pred: jax.Array, pred_flipped_back: jax.Array | N
     source_frame: optional (B, 4) int, where each ground truth lies in its original frame
       (the batch key of datasets stored cropped, e.g. kitti_eigen); see
       ``source_frame_crop_masks``.
+    depth_scale: optional (B,) factors the raw depth is multiplied by before post-processing
+      (the canonical camera transform, f_photo / f_train; inference/focal.py).
+    boundary: also score ``BOUNDARY_NAME`` (``boundary_f1``) per image; static under jit.
 
   Returns:
     The batch's ``MetricSums``, and the post-processed depth (B, H, W, 1) that was scored.
   """
-  final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
-  values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop,
-                                              source_frame)
   finite = jnp.all(jnp.isfinite(pred), axis=(1, 2, 3))
   if pred_flipped_back is not None:
     finite &= jnp.all(jnp.isfinite(pred_flipped_back), axis=(1, 2, 3))
+  if depth_scale is not None:
+    # Scaled before the protocol's clip: it is the rescaled depth that the range bounds.
+    factor = jnp.asarray(depth_scale, jnp.float32)[:, None, None, None]
+    pred = pred * factor
+    pred_flipped_back = None if pred_flipped_back is None else pred_flipped_back * factor
+  final = postprocess_prediction(pred, pred_flipped_back, gt.shape[1:3], min_depth, max_depth)
+  values, valid = compute_depth_metrics_batch(gt, final, min_depth, max_depth, crop,
+                                              source_frame)
+  if boundary:
+    gt2, final2 = squeeze_channel('gt', gt, 3), squeeze_channel('pred', final, 3)
+    valid_px = _valid_pixels(gt2, min_depth, max_depth, crop, source_frame)
+    values = {**values, BOUNDARY_NAME: jax.vmap(boundary_f1)(gt2, final2, valid_px)}
   return MetricSums.from_per_image(values, valid, example_mask, finite), final

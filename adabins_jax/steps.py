@@ -25,6 +25,7 @@ import optax
 
 from adabins_jax import losses
 from adabins_jax import metrics as metrics_lib
+from adabins_jax.inference import camera as camera_lib
 
 Batch = Mapping[str, jax.Array]
 
@@ -121,8 +122,9 @@ def make_forward(graphdef: nnx.GraphDef, *, flip_average: bool = False):
 
 
 def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_depth_m: float,
-               max_depth_m: float, crop: str,
-               flip_average: bool) -> tuple[metrics_lib.MetricSums, jax.Array]:
+               max_depth_m: float, crop: str, flip_average: bool,
+               train_fx_input_px: float | None = None,
+               boundary: bool = False) -> tuple[metrics_lib.MetricSums, jax.Array]:
   model = nnx.merge(graphdef, state)
   model.eval()
   # The image may be smaller than the ground truth (data.input_scale); the prediction is
@@ -132,10 +134,22 @@ def _eval_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, *, min_de
   # Two forward passes rather than one on a doubled batch: concatenating along the sharded
   # batch axis would make the devices exchange images.
   flipped_back = model(images[:, :, ::-1])[1][:, :, ::-1] if flip_average else None
+  scale = None
+  if train_fx_input_px is not None:
+    # The frame's focal length at the network input's width, over the training camera's.
+    fx_input = batch['focal'] * (images.shape[2] / gt.shape[2])
+    scale = jnp.where(batch['focal'] > 0, fx_input / train_fx_input_px, 1.0)
   return metrics_lib.score_batch(gt, pred, flipped_back, min_depth=min_depth_m,
                                  max_depth=max_depth_m, crop=crop,
                                  example_mask=batch.get('example_mask'),
-                                 source_frame=batch.get('source_frame'))
+                                 source_frame=batch.get('source_frame'), depth_scale=scale,
+                                 boundary=boundary)
+
+
+def eval_max_depth_m(config) -> float:
+  """The evaluation's depth cap: ``eval.max_depth_m``, or the model's range when unset."""
+  cap = config.eval.get('max_depth_m')
+  return float(config.model.max_depth_m if cap is None else cap)
 
 
 def make_eval_step(config, graphdef: nnx.GraphDef):
@@ -147,16 +161,24 @@ def make_eval_step(config, graphdef: nnx.GraphDef):
   lies in its original one, for the crop; ``metrics.source_frame_crop_masks``). The protocol is
   the release's (docs/reference.md): predict on the image (and its mirror, un-mirrored), clip,
   average, resize to the ground truth, score each image.
+  With ``eval.camera_transform`` the batch also holds 'focal' (N,), each frame's focal length
+  in its pixels, and raw depth is multiplied by f_frame / f_train at the network input
+  (inference/focal.py) before the protocol; ``eval.boundary_metrics`` adds
+  ``metrics.BOUNDARY_NAME``.
   ``metric_sums`` is a ``metrics.MetricSums`` over the real images; ``depth`` is the
   post-processed (N, H, W, 1) prediction, for pictures.
 
   Args:
     config: The full config (uses model.min_depth_m, model.max_depth_m, eval.crop,
-      eval.flip_average).
+      eval.flip_average, eval.max_depth_m, eval.camera_transform, eval.boundary_metrics).
     graphdef: Of the model.
   """
+  train_fx = None
+  if config.eval.get('camera_transform', False):
+    train_fx = camera_lib.training_focal_px(config)
   step = functools.partial(
       _eval_step, graphdef, min_depth_m=float(config.model.min_depth_m),
-      max_depth_m=float(config.model.max_depth_m), crop=config.eval.crop,
-      flip_average=bool(config.eval.flip_average))
+      max_depth_m=eval_max_depth_m(config), crop=config.eval.crop,
+      flip_average=bool(config.eval.flip_average), train_fx_input_px=train_fx,
+      boundary=bool(config.eval.get('boundary_metrics', False)))
   return jax.jit(step)

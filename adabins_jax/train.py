@@ -291,7 +291,8 @@ def _evaluate_and_save(loop: _Loop, state: nnx.State, step: int, evaluate_now: b
 
 def _evaluate(loop: _Loop, model: nnx.Module, step: int) -> dict[str, float]:
   config = loop.config
-  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size)
+  dataset = input_pipeline.create_eval_dataset(config.data, config.eval.batch_size,
+                                               with_focal=config.eval.camera_transform)
   results, samples = evaluate.evaluate_model(
       loop.eval_step, model, dataset, loop.mesh,
       num_images_to_show=config.eval.num_images_to_show)

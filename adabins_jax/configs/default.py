@@ -181,6 +181,16 @@ def get_config() -> ml_collections.ConfigDict:
   evaluation.checkpoint = 'best'
   # Predictions shown in the image | ground truth | prediction strip of each evaluation.
   evaluation.num_images_to_show = 4
+  # Depth cap in metres of the protocol (ground truth beyond it is not scored, predictions are
+  # clipped to it); None: the model's max_depth_m. Zero-shot protocols cap lower than the model.
+  evaluation.max_depth_m = config_dict.placeholder(float)
+  # Multiply each prediction by f_frame / f_train at the network input (the canonical camera
+  # transform, inference/focal.py), f_frame being the dataset's per-frame focal length: for
+  # frames from cameras other than the training one.
+  evaluation.camera_transform = False
+  # Also score Depth Pro's scale-invariant boundary F1 (metrics.boundary_f1), an edge metric
+  # computed from depth alone; off by default as it costs a little time per image.
+  evaluation.boundary_metrics = False
   # The published results report.md sets this config's beside: a key of
   # adabins_jax.configs.reference.REFERENCE (None: no published numbers). See docs/reference.md.
   evaluation.reference = config_dict.placeholder(str)

@@ -52,6 +52,10 @@ def _pair_of_positive_ints(v) -> str | None:
   return None if ok else 'must be (height, width), two positive integers'
 
 
+def _boolean(v) -> str | None:
+  return None if isinstance(v, bool) else 'must be True or False'
+
+
 def _optional(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
   def check_or_none(v):
     reason = None if v is None else check(v)
@@ -128,6 +132,9 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'eval.crop': _one_of(metrics.CROPS),
     'eval.checkpoint': _checkpoint_name,
     'eval.num_images_to_show': _int(0),
+    'eval.max_depth_m': _optional(_number(0.0, open_low=True)),
+    'eval.camera_transform': _boolean,
+    'eval.boundary_metrics': _boolean,
     'eval.reference': lambda v: None if v is None or v in reference.REFERENCE else (
         f'must be None or one of {tuple(reference.REFERENCE)}'),
 }
@@ -171,6 +178,10 @@ def problems(config) -> list[str]:
   if model is not None and not found:
     if model.max_depth_m <= model.min_depth_m:
       found.append(f'model.max_depth_m={model.max_depth_m!r}: must exceed model.min_depth_m='
+                   f'{model.min_depth_m!r}')
+    cap = _get(config, 'eval.max_depth_m')
+    if cap not in (None, _MISSING) and cap <= model.min_depth_m:
+      found.append(f'eval.max_depth_m={cap!r}: must exceed model.min_depth_m='
                    f'{model.min_depth_m!r}')
     if model.embed_dim % model.num_heads:
       found.append(f'model.embed_dim={model.embed_dim}: must divide by model.num_heads='

@@ -28,6 +28,7 @@ from adabins_jax.datasets import rgbd_folder
 from adabins_jax.datasets.kitti_eigen import KittiEigen  # pylint: disable=unused-import
 from adabins_jax.datasets.nyu_depth_v2_bts import NyuDepthV2Bts  # pylint: disable=unused-import
 from adabins_jax.datasets.nyu_depth_v2_h5 import NyuDepthV2H5  # pylint: disable=unused-import
+from adabins_jax.datasets.sun_rgbd import SunRgbd  # pylint: disable=unused-import
 from adabins_jax.datasets.synthetic_rooms import SyntheticRooms  # pylint: disable=unused-import
 
 
@@ -56,7 +57,7 @@ def _define_flags() -> None:
   """The command's flags; defined by ``run``, so that importing this module defines none."""
   flags.DEFINE_string('data_dir', None, 'TFDS data directory (default: TFDS).')
   flags.DEFINE_string('manual_dir', None,
-                      'Folder with the manually downloaded data (NYU builders).')
+                      'Folder with the manually downloaded data (NYU, KITTI, SUN RGB-D).')
   config_flags.DEFINE_config_file(
       'config', None, 'A training config: builds its config.data dataset (no names needed).',
       lock_config=True)

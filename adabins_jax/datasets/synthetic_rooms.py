@@ -25,11 +25,16 @@ _MIN_EXAMPLES_FOR_POOL = 200
 
 @dataclasses.dataclass
 class SyntheticRoomsConfig(tfds.core.BuilderConfig):
-  """Image size in pixels and examples per split."""
+  """Image size in pixels, examples per split (0: no such split) and the camera.
+
+  ``fov_deg``: a fixed horizontal field of view; None: a Kinect-like focal length drawn per
+  room, 480-560 px at 640 px wide (NYU's Kinect has 518.86), which is 56-67 degrees.
+  """
   height: int = 240
   width: int = 320
   num_train: int = 2000
   num_test: int = 200
+  fov_deg: float | None = None
 
 
 class SyntheticRooms(depth_builder.DepthBuilder):
@@ -47,6 +52,12 @@ class SyntheticRooms(depth_builder.DepthBuilder):
                            description='120x160, 2000 train / 200 test, for configs/demo.py.'),
       SyntheticRoomsConfig(name='tiny', height=64, width=80, num_train=16, num_test=8,
                            description='64x80, 16 train / 8 test, for tests.'),
+      # demo's test rooms, seen by cameras narrower and wider than its training camera (the
+      # same seeds: the same rooms and poses), for the camera transform's benchmark.
+      SyntheticRoomsConfig(name='demo_fov40', height=120, width=160, num_train=0, num_test=200,
+                           fov_deg=40.0, description="demo's 200 test rooms at 40 degrees."),
+      SyntheticRoomsConfig(name='demo_fov90', height=120, width=160, num_train=0, num_test=200,
+                           fov_deg=90.0, description="demo's 200 test rooms at 90 degrees."),
   ]
   DEFAULT_CONFIG_NAME = 'default'
 
@@ -62,14 +73,13 @@ class SyntheticRooms(depth_builder.DepthBuilder):
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     del dl_manager  # everything is generated
     config = self.builder_config
-    return {
-        'train': self._generate_examples('train', config.num_train),
-        'test': self._generate_examples('test', config.num_test),
-    }
+    counts = {'train': config.num_train, 'test': config.num_test}
+    return {split: self._generate_examples(split, n) for split, n in counts.items() if n}
 
   def _generate_examples(self, split: str, num_examples: int):
     config = self.builder_config
-    jobs = [((_SPLIT_IDS[split], i), config.height, config.width) for i in range(num_examples)]
+    jobs = [((_SPLIT_IDS[split], i), config.height, config.width, config.fov_deg)
+            for i in range(num_examples)]
     if num_examples < _MIN_EXAMPLES_FOR_POOL or (os.cpu_count() or 1) == 1:
       results = map(_render, jobs)
       yield from _examples(split, results)
@@ -80,8 +90,7 @@ class SyntheticRooms(depth_builder.DepthBuilder):
 
 
 def _render(job):
-  seed, height, width = job
-  return rooms_render.render_example(seed, height, width)
+  return rooms_render.render_example(*job)
 
 
 def _examples(split, results):

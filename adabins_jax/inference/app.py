@@ -47,6 +47,7 @@ from adabins_jax import errors
 from adabins_jax import files
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import focal as focal_lib
 from adabins_jax import network_input
 from adabins_jax.inference import output_files
 from adabins_jax.inference import photos
@@ -87,7 +88,8 @@ def ply_stride(hw: tuple[int, int], max_points: int = MAX_PLY_POINTS) -> int:
 
 def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
                       depth: np.ndarray, max_depth_m: float,
-                      camera: camera_lib.Camera = camera_lib.NYU_CAMERA) -> list[str]:
+                      camera: camera_lib.Camera = camera_lib.NYU_CAMERA,
+                      intrinsics: tuple = (None,) * 4) -> list[str]:
   """Writes ``<name>_depth.npy``, ``<name>_depth.png`` and ``<name>.ply``; returns their paths.
 
   All or nothing (``files.write_all``), as ``--mode=predict --ply`` writes them, with its default
@@ -101,7 +103,9 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
     depth: (H, W) float32 metres.
     max_depth_m: The model's range, which picks the PNG's units (``output_files.png_scale``).
     camera: The camera whose intrinsics, scaled to the photo, back-project the point cloud:
-      the model's (``Predictor.camera``).
+      the model's (``Predictor.camera``), unless
+    intrinsics: (fx, fy, cx, cy) of the photo, None entries defaulted
+      (``camera.intrinsics_for``).
   """
   base = os.path.join(os.fspath(out_dir), name)
   return files.write_all({
@@ -110,7 +114,7 @@ def write_depth_files(out_dir: str | os.PathLike, name: str, rgb: np.ndarray,
           p, visualize.depth_to_uint16(depth, output_files.png_scale(max_depth_m))),
       f'{base}.ply': lambda p: output_files.write_ply(
           p, depth, network_input.to_uint8(rgb),
-          camera_lib.intrinsics_for(depth.shape, camera=camera), ply_stride(depth.shape)),
+          camera_lib.intrinsics_for(depth.shape, intrinsics, camera), ply_stride(depth.shape)),
   })
 
 
@@ -120,7 +124,8 @@ def _summary(depth: np.ndarray) -> str:
 
 
 def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str | os.PathLike,
-                  name: str = 'photo') -> DepthView:
+                  name: str = 'photo', *, fov_deg: float | None = None,
+                  exif_from: Any = None) -> DepthView:
   """Depth of one photo, and its files written into ``out_dir``.
 
   Args:
@@ -128,15 +133,25 @@ def predict_photo(predictor: predictor_lib.Predictor, image: Any, out_dir: str |
     image: A path, PIL image or array (``photos.as_rgb``).
     out_dir: An existing folder for the files.
     name: Base name of the files.
+    fov_deg: The photo's horizontal field of view in degrees, if known.
+    exif_from: The file (or PIL image) whose EXIF gives the focal length when ``fov_deg`` is
+      None; default ``image``.
 
   Raises:
-    ValueError: the image cannot be read, or the network's depth is not finite.
+    ValueError: the image cannot be read, the field of view is not in (0, 180), or the
+      network's depth is not finite.
   """
   rgb = photos.as_rgb(image)
-  result = predictor.predict(rgb)
+  focal = focal_lib.photo_focal(image if exif_from is None else exif_from, rgb.shape[1],
+                                fov_deg=fov_deg)
+  result = predictor.predict(rgb, fx=focal.fx_px)
+  intrinsics = (focal.fx_px, None, None, None)
   paths = write_depth_files(out_dir, name, rgb, result.depth,
-                            float(predictor.config.model.max_depth_m), predictor.camera)
-  return DepthView(result.depth, result.colorized, paths, _summary(result.depth))
+                            float(predictor.config.model.max_depth_m), predictor.camera,
+                            intrinsics)
+  return DepthView(result.depth, result.colorized, paths,
+                   f'{_summary(result.depth)} '
+                   f'{focal_lib.note(focal, predictor.camera.name, result.depth_scale)}')
 
 
 def depth_at(depth: np.ndarray | str | os.PathLike | None, x: int, y: int) -> str:
@@ -315,13 +330,15 @@ def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None,
     files_root = tempfile.mkdtemp(prefix='adabins-app-')
     atexit.register(shutil.rmtree, files_root, ignore_errors=True)
 
-  def on_photo(upload):
+  def on_photo(upload, fov_deg=None):
     if upload is None:  # The photo was cleared.
       return None, None, None, _HINT
     # Where /gradio_api/upload puts files; `demo` is bound before any call arrives.
     rgb, note = _read_upload(upload, demo.GRADIO_CACHE, max_pixels)
     try:
-      view = predict_photo(predictor, rgb, request_folder(files_root), upload_name(upload))
+      view = predict_photo(predictor, rgb, request_folder(files_root), upload_name(upload),
+                           fov_deg=fov_deg or None,
+                           exif_from=uploaded_path(upload, demo.GRADIO_CACHE))
     except ValueError as e:
       raise gr.Error(str(e)) from None
     return view.colorized, view.files, view.files[0], f'{view.summary} {note}'.strip()
@@ -336,6 +353,8 @@ def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None,
       photo = gr.Image(label='Photo', type='filepath')
       coloured = gr.Image(label='Depth (click to read metres)', format='png',
                           interactive=False)
+    fov = gr.Number(label='Horizontal field of view in degrees, Enter to apply (optional; '
+                    "default: the photo's EXIF, else the training camera)", value=None)
     reading = gr.Markdown(_HINT)
     downloads = gr.File(label='Depth files: .npy (metres), 16-bit .png, .ply',
                         file_count='multiple', interactive=False)
@@ -343,6 +362,9 @@ def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None,
     # _read_upload says what went wrong, and takes only uploads (uploaded_path).
     photo.change(on_photo, photo, [coloured, downloads, depth_file, reading], api_name='predict',
                  preprocess=False)
+    # A second, private event: /predict keeps its one input for HTTP clients.
+    fov.submit(on_photo, [photo, fov], [coloured, downloads, depth_file, reading],
+               preprocess=False, api_visibility='private')
     coloured.select(on_click, depth_file, reading, api_visibility='private')
   return demo
 

@@ -5,21 +5,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from adabins_jax import network_input
 from adabins_jax.datasets import kitti
 from adabins_jax.datasets import nyu
 
 
 class Camera(NamedTuple):
-  """A reference camera: pinhole (fx, fy, cx, cy) in pixels of a ``frame_hw`` frame."""
+  """A reference camera: pinhole (fx, fy, cx, cy) in pixels of a ``frame_hw`` frame.
+
+  ``crops``: a dataset's frames are crops of this frame (KITTI's KB crop), which keep fx;
+  otherwise they are this frame resized to ``data.frame_size``, which scales it.
+  """
   intrinsics: tuple[float, float, float, float]
   frame_hw: tuple[int, int]
   name: str
+  crops: bool = False
 
 
 NYU_CAMERA = Camera(nyu.INTRINSICS, nyu.FRAME_HW, 'NYU Kinect')
 
 
-KITTI_CAMERA = Camera(kitti.INTRINSICS, kitti.INTRINSICS_FRAME_HW, 'KITTI')
+KITTI_CAMERA = Camera(kitti.INTRINSICS, kitti.INTRINSICS_FRAME_HW, 'KITTI', crops=True)
 
 
 # ``data.dataset`` names (before any '/config') whose frames come from KITTI's camera.
@@ -34,6 +40,19 @@ def dataset_camera(config: Any) -> Camera:
   """
   name = str(config.data.dataset).split('/')[0]
   return KITTI_CAMERA if name in _KITTI_DATASETS else NYU_CAMERA
+
+
+def training_focal_px(config: Any) -> float:
+  """The training camera's fx in pixels of the network input the model was trained on.
+
+  ``dataset_camera``'s fx at ``data.frame_size`` (kept by a crop, scaled by a resize), times
+  ``data.input_scale`` as the input pipeline resizes frames (``trained_input_size``). Training
+  crops and flips keep it: a crop cuts pixels without resizing them.
+  """
+  camera = dataset_camera(config)
+  frame_w = network_input.frame_size(config)[1]
+  fx_frame = camera.intrinsics[0] * (1.0 if camera.crops else frame_w / camera.frame_hw[1])
+  return fx_frame * network_input.trained_input_size(config)[1] / frame_w
 
 
 def intrinsics_for(hw: Sequence[int], given: Sequence[float | None] = (None,) * 4,

@@ -43,9 +43,12 @@ PLY_STRIDE = flags.DEFINE_integer(
 FRAMES = flags.DEFINE_boolean(
     'frames', False, 'predict: for video clips, write one <name>_frames/NNNNNN.npy per frame '
     '(float16 metres) instead of the single <name>_depth.npz.')
-FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the input image '
-                        "(default: the training dataset's camera (NYU's Kinect or KITTI's), "
-                        'scaled to the image size).')
+FX = flags.DEFINE_float('fx', None, 'predict: focal length in pixels of the input images at '
+                        'their own size: depth is rescaled from the training camera to it, and '
+                        'point clouds use it (default: --fov_deg, else each photo\'s EXIF, else '
+                        "the training dataset's camera (NYU's Kinect or KITTI's), scaled).")
+FOV_DEG = flags.DEFINE_float('fov_deg', None, 'predict: horizontal field of view in degrees of '
+                             'the input images, instead of --fx.')
 FY = flags.DEFINE_float('fy', None, 'predict: vertical focal length in pixels (default: fx).')
 CX = flags.DEFINE_float('cx', None, 'predict: principal point column in pixels (default: the '
                         "image centre when --fx is given, else the training dataset's camera, "
@@ -73,7 +76,7 @@ def values() -> dict:
       batch_size=BATCH_SIZE.value, flip_average=FLIP_AVERAGE.value, size=SIZE.value,
       per_image_range=PER_IMAGE_RANGE.value, cmap=CMAP.value, strip=STRIP.value,
       ply=PLY.value, ply_stride=PLY_STRIDE.value, frames=FRAMES.value,
-      intrinsics=(FX.value, FY.value, CX.value, CY.value), runtime=RUNTIME.value,
-      runtime_cache=RUNTIME_CACHE.value,
+      intrinsics=(FX.value, FY.value, CX.value, CY.value), fov_deg=FOV_DEG.value,
+      runtime=RUNTIME.value, runtime_cache=RUNTIME_CACHE.value,
       allow_unverified_checkpoint=ALLOW_UNVERIFIED_CHECKPOINT.value,
       allow_partial_video=ALLOW_PARTIAL_VIDEO.value)

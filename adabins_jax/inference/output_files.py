@@ -12,6 +12,7 @@ of the same command replaces its own earlier outputs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import json
 import os
 
 import numpy as np
@@ -138,13 +139,15 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
                   cmap: str = 'turbo', strip: bool = False, ply: bool = False,
                   ply_stride: int = 1,
                   intrinsics: Sequence[float | None] = (None,) * 4,
-                  camera: camera_lib.Camera = camera_lib.NYU_CAMERA) -> list[str]:
+                  camera: camera_lib.Camera = camera_lib.NYU_CAMERA,
+                  camera_info: dict | None = None) -> list[str]:
   """Writes one image's depth files into ``out_dir``; returns their paths.
 
   ``<name>_depth.npy`` (float32 metres), ``<name>_depth.png`` (uint16, see ``png_scale``),
   ``<name>_color.png`` (coloured over ``depth_range``, or the map's own range), and optionally
-  ``<name>_strip.png`` (input | colour, titled, with the colour bar in metres) and
-  ``<name>.ply``.
+  ``<name>_strip.png`` (input | colour, titled, with the colour bar in metres),
+  ``<name>.ply`` and ``<name>_camera.json`` (``camera_info``: the camera assumed, where its
+  focal length came from, the depth scale applied).
 
   All or nothing: every file is written under a temporary name first and renamed into place
   only once all of them are complete, so a failure (a full disk, say) leaves no partial file.
@@ -160,6 +163,8 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
     per_image_range, cmap, strip, ply, ply_stride, intrinsics: see predict.PredictOptions.
     camera: The camera whose intrinsics, scaled, fill in ``intrinsics`` when none is given:
       the model's training dataset's (``camera.dataset_camera``).
+    camera_info: JSON-serialisable facts of the camera (``focal.describe``), or None for no
+      sidecar.
   """
   depth = np.asarray(depth, np.float32)
   if depth.shape != rgb.shape[:2]:
@@ -185,6 +190,9 @@ def write_outputs(out_dir: str | os.PathLike, name: str, rgb: np.ndarray, depth:
     writers[f'{base}.ply'] = lambda p: write_ply(
         p, depth, network_input.to_uint8(rgb),
         camera_lib.intrinsics_for(depth.shape, intrinsics, camera), ply_stride)
+  if camera_info is not None:
+    writers[f'{base}_camera.json'] = lambda p: files.write_bytes(
+        p, json.dumps(camera_info, indent=2, sort_keys=True).encode())
   paths = list(writers)
   check_ours(paths)
   return files.write_all(writers, before_rename=lambda: record(paths))

@@ -37,6 +37,7 @@ from adabins_jax import checkpointing
 from adabins_jax import network_input
 from adabins_jax.datasets import nyu
 from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import input_files
 from adabins_jax.inference import network
 from adabins_jax.inference import output_files
@@ -52,7 +53,8 @@ class PredictOptions:
   ``size`` is the network input (h, w) or 'HxW' for every image (None: chosen per image by
   ``network_input.network_size``); ``intrinsics`` is (fx, fy, cx, cy), None entries defaulted
   (``camera_lib.intrinsics_for``; all None: the model's training dataset's camera, scaled, see
-  ``camera_lib.dataset_camera``). ``frames``: a clip's depth as one .npy per frame instead of
+  ``camera_lib.dataset_camera``); its fx, else ``fov_deg`` (horizontal degrees), else each
+  photo's EXIF, rescales depth to the photo's camera (focal.py). ``frames``: a clip's depth as one .npy per frame instead of
   one .npz (``predict_video``). ``runtime``: 'jax', or 'litert' or 'onnxruntime', which run
   the network as an exported file cached in ``runtime_cache`` (``runtimes.ExportedForward``).
   """
@@ -69,6 +71,7 @@ class PredictOptions:
   ply: bool = False
   ply_stride: int = 1
   intrinsics: tuple[float | None, ...] = (None, None, None, None)
+  fov_deg: float | None = None
   frames: bool = False
   runtime: str = 'jax'
   runtime_cache: str | None = None
@@ -88,6 +91,10 @@ class PredictOptions:
     if len(self.intrinsics) != 4:
       raise ValueError(f'predict: intrinsics must be (fx, fy, cx, cy), got {self.intrinsics}.')
     camera_lib.intrinsics_for(nyu.FRAME_HW, self.intrinsics)  # Fails early on a bad combination.
+    if self.intrinsics[0] is not None:
+      focal_lib.check_fx(self.intrinsics[0], 'predict: fx')
+    if self.fov_deg is not None:
+      focal_lib.check_fov(self.fov_deg)
     runtimes.check(self.runtime, 'predict: runtime', packages=False)
 
 
@@ -118,6 +125,7 @@ class _Image:
   name: str
   rgb: np.ndarray  # (H, W, 3) in [0, 1] at the file's size
   network_input: np.ndarray  # (h, w, 3) ImageNet-normalised
+  focal: focal_lib.PhotoFocal
 
 
 class _Predictor:
@@ -128,15 +136,33 @@ class _Predictor:
         model, config, options.flip_average, runtime=options.runtime,
         batch_size=options.batch_size, runtime_cache=options.runtime_cache)
     self._options = options
+    self._camera = camera_lib.dataset_camera(config)
+    self._train_fx = camera_lib.training_focal_px(config)
     self._write_kw = dict(
         depth_range=self.network.depth_range, per_image_range=options.per_image_range,
         cmap=options.cmap, strip=options.strip, ply=options.ply, ply_stride=options.ply_stride,
-        intrinsics=options.intrinsics, camera=camera_lib.dataset_camera(config))
+        camera=self._camera)
 
   def prepare(self, path: pathlib.Path, name: str) -> _Image:
-    """Reads and resizes one image (runs in a reader thread)."""
+    """Reads and resizes one image and finds its focal length (runs in a reader thread)."""
     rgb = photos.read_image(path)
-    return _Image(path, name, rgb, self.network.input_for(rgb, self._options.size))
+    focal = focal_lib.photo_focal(path, rgb.shape[1], fx=self._options.intrinsics[0],
+                                  fov_deg=self._options.fov_deg)
+    return _Image(path, name, rgb, self.network.input_for(rgb, self._options.size), focal)
+
+  def _camera_of(self, item: _Image) -> tuple[float, tuple, dict]:
+    """(depth scale, point-cloud intrinsics, the sidecar's facts) of one image."""
+    scale = focal_lib.depth_scale(item.focal.fx_px, item.rgb.shape[1],
+                                  item.network_input.shape[1], self._train_fx)
+    intrinsics = self._options.intrinsics
+    if intrinsics[0] is None and item.focal.fx_px is not None:
+      intrinsics = (item.focal.fx_px, None, None, None)
+    info = focal_lib.describe(item.focal, self._camera.name, scale)
+    info['intrinsics'] = camera_lib.intrinsics_for(item.rgb.shape[:2], intrinsics, self._camera)
+    logging.info('%s: focal length %s (%s); %s camera assumed for training; depth x %.4f.',
+                 item.name, 'unknown' if item.focal.fx_px is None
+                 else f'{item.focal.fx_px:.1f} px', item.focal.source, self._camera.name, scale)
+    return scale, intrinsics, info
 
   def run(self, batch: list[_Image]) -> Iterator[tuple[_Image, list[str] | Exception]]:
     """Predicts a batch of same-size images; yields each with its files or its error."""
@@ -147,8 +173,10 @@ class _Predictor:
         yield item, depth
         continue
       try:
-        yield item, output_files.write_outputs(self._options.output, item.name, item.rgb, depth,
-                                             **self._write_kw)
+        scale, intrinsics, info = self._camera_of(item)
+        yield item, output_files.write_outputs(
+            self._options.output, item.name, item.rgb, depth * np.float32(scale),
+            intrinsics=intrinsics, camera_info=info, **self._write_kw)
       except Exception as e:  # pylint: disable=broad-except
         yield item, e
 

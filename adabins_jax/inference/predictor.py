@@ -23,6 +23,7 @@ from adabins_jax import configs
 from adabins_jax import network_input
 from adabins_jax.inference import network
 from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import photos
 from adabins_jax.inference import runtimes
 from adabins_jax import visualize
@@ -36,10 +37,15 @@ class Prediction:
     depth: (H, W) float32 metres at the image's own size.
     bin_centers: (n_bins,) float32 metres, the adaptive bins of this image.
     colorized: (H, W, 3) uint8, ``depth`` coloured over the model's [min, max] depth.
+    focal: The photo's focal length and its source (``focal.photo_focal``).
+    depth_scale: What the network's depth was multiplied by: f_photo / f_train at the
+      network input (1.0 without a focal length).
   """
   depth: np.ndarray
   bin_centers: np.ndarray
   colorized: np.ndarray
+  focal: focal_lib.PhotoFocal = focal_lib.PhotoFocal(None, focal_lib.TRAINING)
+  depth_scale: float = 1.0
 
 
 class Predictor:
@@ -49,6 +55,11 @@ class Predictor:
   >>> depth = predictor(image)              # (H, W) float32 metres
   >>> depths = predictor([image1, image2])  # a list, batched by network input size
   >>> result = predictor.predict(image)     # .depth, .bin_centers, .colorized
+  >>> depth = predictor(image, fx=1450.0)   # a photo's focal length in its own pixels
+
+  A photo's focal length (``fx`` in pixels, ``fov_deg`` horizontal, or else its EXIF when the
+  image is a path or a PIL image) rescales depth to that camera (focal.py); without one depth
+  is the network's, for the training camera.
 
   Images are paths, PIL images or arrays (see ``photos.as_rgb``). The numbers are those
   of ``--mode=predict`` with the same options: the same network input size, flip averaging
@@ -104,15 +115,30 @@ class Predictor:
                        f'{visualize.COLORMAPS}.')
     self.config = config
     self.camera = camera_lib.dataset_camera(config)
+    self.train_fx_input_px = camera_lib.training_focal_px(config)
     model, self.source = checkpointing.load_model(
         config, workdir, weights, allow_unverified=allow_unverified_checkpoint)
     self.runtime = runtime
     self._network = network.DepthNetwork(model, config, flip_average, runtime=runtime,
                                          batch_size=batch_size, runtime_cache=runtime_cache)
 
-  def predict_batch(self, images: Sequence[Any]) -> list[Prediction]:
-    """A Prediction per image, in order; images of one input size share network calls."""
+  def predict_batch(self, images: Sequence[Any], *, fx: float | None = None,
+                    fov_deg: float | None = None) -> list[Prediction]:
+    """A Prediction per image, in order; images of one input size share network calls.
+
+    ``fx`` (pixels) or ``fov_deg`` (horizontal degrees) apply to every image; without them each
+    image's EXIF is read (focal.photo_focal).
+
+    Raises:
+      focal.FocalLengthError: ``fx`` or ``fov_deg`` is not a valid focal length.
+    """
+    if fx is not None:
+      focal_lib.check_fx(fx)
+    if fov_deg is not None:
+      focal_lib.check_fov(fov_deg)
     rgbs = [photos.as_rgb(image) for image in images]
+    focals = [focal_lib.photo_focal(image, rgb.shape[1], fx=fx, fov_deg=fov_deg)
+              for image, rgb in zip(images, rgbs)]
     inputs = [self._network.input_for(rgb, self._size) for rgb in rgbs]
     results: list[Prediction | None] = [None] * len(rgbs)
     groups = collections.defaultdict(list)
@@ -126,16 +152,21 @@ class Predictor:
         for i, (depth, centres) in zip(chunk, outputs):
           if isinstance(depth, Exception):
             raise ValueError(f'image {i}: {depth}')
+          scale = focal_lib.depth_scale(focals[i].fx_px, rgbs[i].shape[1], inputs[i].shape[1],
+                                        self.train_fx_input_px)
+          if scale != 1.0:
+            depth, centres = depth * np.float32(scale), centres * np.float32(scale)
           colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
-          results[i] = Prediction(depth, centres, colour)
+          results[i] = Prediction(depth, centres, colour, focals[i], scale)
     return results
 
-  def predict(self, image) -> Prediction:
-    """The Prediction of one image."""
-    return self.predict_batch([image])[0]
+  def predict(self, image, *, fx: float | None = None,
+              fov_deg: float | None = None) -> Prediction:
+    """The Prediction of one image (``fx``, ``fov_deg``: see ``predict_batch``)."""
+    return self.predict_batch([image], fx=fx, fov_deg=fov_deg)[0]
 
-  def __call__(self, images):
+  def __call__(self, images, *, fx: float | None = None, fov_deg: float | None = None):
     """Depth in metres: one (H, W) array for one image, a list for a list of images."""
     if isinstance(images, (list, tuple)):
-      return [p.depth for p in self.predict_batch(images)]
-    return self.predict(images).depth
+      return [p.depth for p in self.predict_batch(images, fx=fx, fov_deg=fov_deg)]
+    return self.predict(images, fx=fx, fov_deg=fov_deg).depth

@@ -35,6 +35,8 @@ import numpy as np
 import tqdm
 
 from adabins_jax import files
+from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import output_files
 from adabins_jax.inference import photos
 from adabins_jax import visualize
@@ -147,7 +149,8 @@ def _prepared_batches(network, frames: Iterable[np.ndarray], batch_size: int,
 
 
 def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
-                 size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+                 size: tuple[int, int] | None = None, *, fx: float | None = None,
+                 fov_deg: float | None = None) -> Iterator[np.ndarray]:
   """(H, W) float32 depth in metres of each frame, in order, ``batch_size`` per network call.
 
   The next batch is decoded and resized in a thread while the network runs on this one, so at
@@ -158,10 +161,20 @@ def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
     frames: (H, W, 3) images (anything ``photos.as_rgb`` takes), consumed lazily.
     batch_size: frames per network call; a short last batch is padded to it.
     size: network input (h, w); None: ``network_input.network_size`` of the frame.
+    fx: the clip's focal length in pixels of its frames, or
+    fov_deg: its horizontal field of view: depth is rescaled from the training camera to it
+      (focal.py); neither: the network's depth.
 
   Raises:
     ValueError: naming the frame, if the network predicts non-finite depth for it.
+    focal.FocalLengthError: ``fx`` or ``fov_deg`` is not a valid focal length.
   """
+  if fx is not None:
+    focal_lib.check_fx(fx)
+  if fov_deg is not None:
+    focal_lib.check_fov(fov_deg)
+  known = fx is not None or fov_deg is not None
+  train_fx = camera_lib.training_focal_px(network.config) if known else None
   batches = _prepared_batches(network, frames, batch_size, size)
   index = 0
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -169,9 +182,13 @@ def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
     try:
       while (batch := pending.result()) is not None:
         pending = pool.submit(next, batches, None)
-        for depth, _ in network.run(batch[1], batch[0], batch_size):
+        for (depth, _), hw, x in zip(network.run(batch[1], batch[0], batch_size), batch[0],
+                                     batch[1]):
           if isinstance(depth, Exception):
             raise ValueError(f'frame {index}: {depth}')
+          if known:
+            clip_fx = fx if fov_deg is None else focal_lib.fx_from_fov(fov_deg, hw[1])
+            depth = depth * np.float32(focal_lib.depth_scale(clip_fx, hw[1], x.shape[1], train_fx))
           yield depth
           index += 1
     finally:
@@ -307,7 +324,8 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
     network: a ``network.DepthNetwork``, shared with the run's images (one compile per size).
     path: the clip.
     name: output base name.
-    options: ``predict.PredictOptions`` (output, batch_size, size, cmap, frames).
+    options: ``predict.PredictOptions`` (output, batch_size, size, cmap, frames, and the
+      clip's focal length: ``intrinsics[0]`` or ``fov_deg``).
 
   Returns:
     The paths written.
@@ -331,7 +349,8 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
     colour_sink = stack.enter_context(_ColourVideo(video_temporary, info.fps))
     frames = stack.enter_context(contextlib.closing(frames))
     depths = stack.enter_context(contextlib.closing(
-        depth_frames(network, frames, options.batch_size, options.size)))
+        depth_frames(network, frames, options.batch_size, options.size,
+                     fx=options.intrinsics[0], fov_deg=options.fov_deg)))
     count = _write_frames(depths, depth_sink, colour_sink, network.depth_range, options.cmap,
                           tqdm.tqdm(total=info.frames, unit='frame', desc=name, mininterval=1.0))
     if not count:

@@ -15,7 +15,8 @@ _REPO = pathlib.Path(__file__).resolve().parents[2]
 
 def test_names_are_the_shipped_configs():
   assert {'demo', 'smoke', 'unet128', 'unet128_dws', 'unet128_dws_75', 'unet256',
-          'effnet_b0_256', 'effnet_b5_256', 'kitti_effnet_b5_256'} == set(configs.names())
+          'effnet_b0_256', 'effnet_b5_256', 'kitti_effnet_b5_256',
+          'sun_rgbd_effnet_b5_256'} == set(configs.names())
 
 
 def test_resolve_by_name_or_path(tmp_path):

@@ -246,9 +246,14 @@ def render(scene: rooms_scene.Scene, rng: np.random.Generator):
   return image, np.where(invalid, 0.0, depth).astype(np.float32)
 
 
-def render_example(seed: tuple[int, ...], height: int, width: int):
-  """Scene and rendering for one example: (image, depth, focal length in pixels)."""
+def render_example(seed: tuple[int, ...], height: int, width: int,
+                   fov_deg: float | None = None):
+  """Scene and rendering for one example: (image, depth, focal length in pixels).
+
+  ``fov_deg``: the camera's horizontal field of view (default: a Kinect-like focal length);
+  the room, its furniture and the camera's pose are the seed's either way.
+  """
   rng = np.random.default_rng(seed)
-  scene = rooms_scene.sample_scene(rng, height, width)
+  scene = rooms_scene.sample_scene(rng, height, width, fov_deg)
   image, depth = render(scene, rng)
   return image, depth, scene.camera.focal_px

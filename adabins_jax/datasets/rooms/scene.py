@@ -94,8 +94,12 @@ def _object_material(rng):
   return Material(kind, a, b, scale=rng.uniform(0.05, 0.3), glossy=rng.random() < 0.25)
 
 
-def _camera(rng, size, height, width):
-  """A camera standing in the near part of the room, looking at its far part."""
+def _camera(rng, size, height, width, fov_deg=None):
+  """A camera standing in the near part of the room, looking at its far part.
+
+  ``fov_deg``: a fixed horizontal field of view instead of the Kinect-like focal length; the
+  random draws are the same either way, so a seed gives the same room and pose.
+  """
   w, h, d = size
   position = np.array([rng.uniform(0.25, 0.75) * w, rng.uniform(1.0, 1.7),
                        rng.uniform(0.3, max(0.4, 0.35 * d))], np.float32)
@@ -111,16 +115,18 @@ def _camera(rng, size, height, width):
   rotation = np.stack([right, down, forward], axis=1).astype(np.float32)
   # NYU's Kinect: 518.86 px focal length at 640 px width, principal point near the centre.
   focal = rng.uniform(480.0, 560.0) * width / 640.0
+  if fov_deg is not None:
+    focal = 0.5 * width / np.tan(np.radians(fov_deg) / 2.0)
   center = (width / 2 + rng.uniform(-0.02, 0.02) * width,
             height / 2 + rng.uniform(-0.02, 0.02) * height)
   return Camera(position, rotation, float(focal), center, height, width)
 
 
-def _room_and_camera(rng, height, width):
+def _room_and_camera(rng, height, width, fov_deg=None):
   for _ in range(100):
     size = np.array([rng.uniform(2.5, 7.0), rng.uniform(2.3, 3.2), rng.uniform(3.0, 8.5)],
                     np.float32)
-    camera = _camera(rng, size, height, width)
+    camera = _camera(rng, size, height, width, fov_deg)
     corners = np.stack(np.meshgrid(*[[0.0, s] for s in size], indexing='ij'), -1).reshape(-1, 3)
     if np.linalg.norm(corners - camera.position, axis=-1).max() < MAX_CORNER_DISTANCE_M:
       return geo.Room(size), camera
@@ -186,9 +192,10 @@ def _furniture(rng, size):
   return [(geo.Sphere([xz[0], radius, xz[1]], radius), mat)]
 
 
-def sample_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
+def sample_scene(rng: np.random.Generator, height: int, width: int,
+                 fov_deg: float | None = None) -> Scene:
   """Draws a room, a camera, 3-10 pieces of furniture, materials and a ceiling light."""
-  room, camera = _room_and_camera(rng, height, width)
+  room, camera = _room_and_camera(rng, height, width, fov_deg)
   size = room.size
   wall_hue = rng.random()
   walls = [_wall_material(rng, wall_hue)] * 4
