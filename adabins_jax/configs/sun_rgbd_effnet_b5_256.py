@@ -8,7 +8,7 @@ No fine-tuning: the NYU model (0.001-10 m bins) sees SUN RGB-D's frames, cropped
 resized to 480x640 (datasets/sun_rgbd.py), and is scored as SUN RGB-D's zero-shot evaluations
 score it: ground truth up to 8 m, the Eigen crop, flip averaging (the protocol of the public
 ZoeDepth evaluation code, isl-org/ZoeDepth, whose first author wrote AdaBins). The AdaBins
-paper's own SUN RGB-D numbers are not in adabins_jax/reference.py (docs/reference.md says
+paper's own SUN RGB-D numbers are not in adabins_jax/configs/reference.py (docs/reference.md says
 why), so report.md shows this run alone. ``--config.eval.camera_transform=True`` rescales
 each frame's depth from NYU's Kinect to its own sensor's focal length.
 """
