@@ -211,6 +211,8 @@ def _define_flags():
   flags.DEFINE_enum('format', 'onnx', FORMATS, 'The file format to write.')
   flags.DEFINE_string('output', None, 'The file to write (a folder for savedmodel).')
   flags.DEFINE_bool('overwrite', False, 'Replace --output even if it is not a previous export.')
+  flags.DEFINE_bool('allow_unverified_checkpoint', False,
+                    'Load a checkpoint step that has no checksums.json to verify it by.')
   flags.DEFINE_string('size', None, "Network input HxW; default: the model's trained input.")
   flags.DEFINE_string('batch', '1', "Images per call, or 'dynamic'.")
   flags.DEFINE_bool('flip_average', True, 'Average with the mirrored image, as Predictor.')
@@ -244,7 +246,8 @@ def main(argv):
   except (export_formats.ExportOutputError, WeightsNotFoundError) as e:
     print(f'{type(e).__name__}: {e}', file=sys.stderr)
     sys.exit(2)
-  model, source = checkpointing.load_model(args.config, args.workdir, args.weights)
+  model, source = checkpointing.load_model(args.config, args.workdir, args.weights,
+                                           allow_unverified=args.allow_unverified_checkpoint)
   config_file = config_flags.get_config_filename(args['config'])
   meta = export(model, args.config, args.format, args.output, options,
                 config_name=os.path.splitext(os.path.basename(config_file))[0])

@@ -190,7 +190,7 @@ def run_dir(demo, tmp_path_factory):
   manager = checkpointing.create_manager(workdir)
   checkpointing.save(manager, 1, demo.model,
                      nnx.Optimizer(demo.model, optax.sgd(0.1), wrt=nnx.Param), force=True)
-  manager.wait_until_finished()
+  checkpointing.finish(manager)
   manager.close()
   return workdir
 
