@@ -102,7 +102,8 @@ class PredictOptions:
 class PredictSummary:
   """What a prediction run did: files written per input, failures with reasons, time taken.
 
-  ``noun`` names the inputs: 'images', or 'files' when clips are among them.
+  ``noun`` names the inputs: 'images', or 'files' when clips are among them; a rate of
+  files would mean little then, so each clip logs its own frames per second instead.
   """
   written: dict[str, list[str]]
   failed: list[tuple[str, str]]
@@ -112,8 +113,8 @@ class PredictSummary:
   def __str__(self) -> str:
     n, total = len(self.written), len(self.written) + len(self.failed)
     rate = n / self.seconds if self.seconds > 0 else float('nan')
-    text = (f'Depth for {n} of {total} {self.noun} in {self.seconds:.1f} s ({rate:.2f} '
-            f'{self.noun}/s).')
+    text = f'Depth for {n} of {total} {self.noun} in {self.seconds:.1f} s'
+    text += f' ({rate:.2f} images/s).' if self.noun == 'images' else '.'
     if self.failed:
       text += f' {len(self.failed)} failed:' + output_files.format_failures(self.failed)
     return text

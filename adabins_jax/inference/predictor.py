@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from adabins_jax import checkpointing
+from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import network_input
 from adabins_jax.inference import network
@@ -79,7 +80,8 @@ class Predictor:
                size: str | tuple[int, int] | None = None, batch_size: int = 4,
                cmap: str = 'turbo', runtime: str = 'jax',
                runtime_cache: str | os.PathLike | None = None,
-               allow_unverified_checkpoint: bool = False):
+               allow_unverified_checkpoint: bool = False,
+               compilation_cache_dir: str | os.PathLike | None = None):
     """Loads the model.
 
     Args:
@@ -99,7 +101,13 @@ class Predictor:
       runtime_cache: Folder of those files; None: ``runtimes.default_cache_dir()``.
       allow_unverified_checkpoint: Load a workdir step that has no ``checksums.json`` (its
         files cannot be checked) instead of refusing it.
+      compilation_cache_dir: JAX's persistent compilation cache, so that a new Python session
+        loads the compiled network instead of compiling it again; None: the command line's
+        default folder (``compilation_cache.default_directory()``); '' turns it off, as
+        ``--compilation_cache_dir=''`` does.
     """
+    compilation_cache.enable(compilation_cache.default_directory()
+                             if compilation_cache_dir is None else compilation_cache_dir)
     if isinstance(config, (str, os.PathLike)):
       config = configs.load(os.fspath(config))
     if checkpoint is not None:

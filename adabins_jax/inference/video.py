@@ -28,6 +28,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 
 from absl import logging
@@ -338,6 +339,7 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
   depth_path, video_path = output_paths(options.output, name, options.frames)
   output_files.check_ours([depth_path, video_path])
   info, frames = open_clip(path)
+  start = time.perf_counter()
   with contextlib.ExitStack() as stack:
     depth_temporary = stack.enter_context(
         _atomic_folder(depth_path) if options.frames else files.atomic_path(depth_path))
@@ -363,6 +365,9 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
                          f'the depth of those {count} frames.')
       logging.warning('%s; keeping their depth (--allow_partial_video).', shortfall)
     output_files.record([depth_path, video_path])
+  seconds = time.perf_counter() - start
+  logging.info('%s: depth for %d frames in %.1f s (%.2f frames/s).', name, count, seconds,
+               count / seconds if seconds > 0 else float('nan'))
   return [depth_path, video_path]
 
 
