@@ -106,8 +106,10 @@ class Predictor:
         default folder (``compilation_cache.default_directory()``); '' turns it off, as
         ``--compilation_cache_dir=''`` does.
     """
+    # Every program, small ones included: a session's first prediction waits on all of them.
     compilation_cache.enable(compilation_cache.default_directory()
-                             if compilation_cache_dir is None else compilation_cache_dir)
+                             if compilation_cache_dir is None else compilation_cache_dir,
+                             min_compile_time_s=0.0)
     if isinstance(config, (str, os.PathLike)):
       config = configs.load(os.fspath(config))
     if checkpoint is not None:
