@@ -4,7 +4,9 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 
 * ``model``: the model's variables (parameters, BatchNorm statistics); no RNG state, since
   dropout keys are derived from ``fold_in(seed, step)``.
-* ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments).
+* ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments). Moments saved per
+  weight tensor, as before ``optim.flatten_groups``, are joined into the flattened optimizer's
+  vectors on restore (``checkpoint_convert``).
 * ``meta``: JSON, the step and the position in the training data, and the model's depth range
   (``min_depth_m``, ``max_depth_m``: no weight holds it), which restoring checks against the
   model's (``release_weights.check_recorded_range``).
@@ -38,6 +40,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
+from adabins_jax import checkpoint_convert
 from adabins_jax import files
 from adabins_jax.torch_weights import release as release_weights
 from adabins_jax.errors import CheckpointError
@@ -320,13 +323,26 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
       return 0
   else:
     _verify_or_warn(manager, step)
+  optimizer_target = _abstract(nnx.state(optimizer))
+  saved = checkpoint_convert.saved_tree(manager.directory / str(step) / 'optimizer')
+  target = checkpoint_convert.leaves_by_path(optimizer_target)
+  joins = checkpoint_convert.plan(
+      checkpoint_convert.leaves_by_path(saved), target,
+      checkpoint_convert.leaves_by_path(nnx.state(model, optimizer.wrt)))
   restored = manager.restore(step, args=ocp.args.Composite(
       model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
-      optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer))),
+      optimizer=ocp.args.StandardRestore(
+          checkpoint_convert.restore_target(saved, target, joins) if joins
+          else optimizer_target),
       meta=ocp.args.JsonRestore()))
   _check_depth_range(restored['meta'], model, manager.directory / str(step))
   nnx.update(model, restored['model'])
-  nnx.update(optimizer, restored['optimizer'])
+  if joins:
+    nnx.update(optimizer, checkpoint_convert.join(restored['optimizer'], optimizer_target, joins))
+    logging.info('Checkpoint step %d holds Adam moments per weight tensor; joined them into '
+                 "%d vectors, one per lr group's mu and nu.", step, len(joins))
+  else:
+    nnx.update(optimizer, restored['optimizer'])
   if restored['meta']['step'] != step:
     raise ValueError(f'Checkpoint {manager.directory}/{step} records step '
                      f'{restored["meta"]["step"]}; the folder was renamed or corrupted.')

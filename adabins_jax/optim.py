@@ -175,14 +175,19 @@ def param_group_labels(params: Any, rules: Sequence[tuple[str, float]]) -> Any:
 def flattened(inner: optax.GradientTransformation) -> optax.GradientTransformation:
   """``inner`` run on one vector: the leaves raveled as ``ravel_pytree`` does, and back.
 
-  ``optax.flatten`` would do, but it cannot take a pytree without leaves, which a group whose
-  rules match no parameter of the model is.
+  Like ``optax.flatten``, except for a pytree without leaves (a group whose rules match no
+  parameter of the model): that goes to ``inner`` as it is, since a zero-size vector in the
+  state could not be saved (Orbax refuses zero-size arrays).
   """
 
   def init(params):
+    if not jax.tree.leaves(params):
+      return inner.init(params)
     return inner.init(flatten_util.ravel_pytree(params)[0])
 
   def update(updates, state, params=None):
+    if not jax.tree.leaves(updates):
+      return inner.update(updates, state, params)
     flat, unravel = flatten_util.ravel_pytree(updates)
     if params is not None:
       params = flatten_util.ravel_pytree(params)[0]

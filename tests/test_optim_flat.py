@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import pytest
 
 from adabins_jax import optim
 from adabins_jax import steps
@@ -60,7 +61,8 @@ def test_flat_and_per_tensor_steps_agree():
   # The flat state holds one moment vector per group, in ravel_pytree's order.
   mu = flat_state[1].inner_states['lr_x2'].inner_state.inner_state[0].mu
   assert mu.shape == (4 + 5,)
-  assert flat_state[1].inner_states['lr_x3'].inner_state.inner_state[0].mu.shape == (0,)
+  # The empty group keeps its (empty) per-tensor form: Orbax cannot save a zero-size vector.
+  assert not jax.tree.leaves(flat_state[1].inner_states['lr_x3'].inner_state.inner_state[0].mu)
 
 
 def _step_config():
@@ -86,6 +88,7 @@ def _train(flatten_groups, num_steps):
   return model, optimizer, history
 
 
+@pytest.mark.slow  # Compiles the train step twice: 15-30 s on a busy 2-core CPU.
 def test_train_step_metrics_and_parameters_agree():
   flat_model, flat_optimizer, flat_history = _train(True, 4)
   model, optimizer, history = _train(False, 4)
