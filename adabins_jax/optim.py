@@ -12,10 +12,12 @@ applied with ``optax.partition``. Weight decay is AdamW's decoupled ``lr * wd * 
 parameter, so a group's multiplier scales its decay too, exactly as a torch param group's lr does.
 
 With ``optim.flatten_groups`` each group's AdamW runs on one vector, its parameters raveled in
-``jax.flatten_util.ravel_pytree``'s leaf order: AdamW is elementwise, so the numbers are the
-same, while the compiled step has a handful of optimizer kernels per group instead of several
-per weight tensor. Its state then holds one ``mu`` and one ``nu`` vector per group;
-``checkpoint_convert`` turns a per-tensor state into that form.
+``jax.flatten_util.ravel_pytree``'s leaf order. AdamW is elementwise, so the arithmetic is the
+same (the compiled kernels may round an element one unit in the last place differently), while
+the compiled step holds the moment, decay and update kernels once per group instead of once per
+weight tensor; the global-norm clip and the ravel itself stay per tensor. The state then holds
+one ``mu`` and one ``nu`` vector per group; ``checkpoint_convert`` turns a per-tensor state
+into that form.
 """
 
 from __future__ import annotations

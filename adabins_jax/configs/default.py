@@ -144,8 +144,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Further (regex over the '/'-joined parameter path, lr multiplier) pairs; the first match
   # wins and these are tried before the encoder rule. Unmatched parameters get 1.0.
   optim.lr_multiplier_rules = ()
-  # Run each lr group's AdamW on one vector of all its parameters: the same numbers, far fewer
-  # kernels to compile. False keeps a state per weight tensor, for comparison.
+  # Run each lr group's AdamW on one vector of all its parameters: the same arithmetic, fewer
+  # kernels to compile. False keeps the Adam moments per weight tensor, for comparison.
   optim.flatten_groups = True
 
   # ---------------------------------------------------------------- train
