@@ -4,11 +4,13 @@ A checkpoint is a step directory ``<workdir>/checkpoints/<step>/`` with three it
 
 * ``model``: the model's variables (parameters, BatchNorm statistics); no RNG state, since
   dropout keys are derived from ``fold_in(seed, step)``.
-* ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments).
+* ``optimizer``: the ``nnx.Optimizer`` state (step count, Adam moments). Moments saved per
+  weight tensor, as before ``optim.flatten_groups``, are joined into the flattened optimizer's
+  vectors on restore (``checkpoint_format``).
 * ``meta``: JSON, the step and the position in the training data, the model's depth range
   (``min_depth_m``, ``max_depth_m``: no weight holds it), which restoring checks against the
   model's (``release_weights.check_recorded_range``), and the model config's shape-deciding
-  fields (``checkpoint_meta``). Restoring reads it first: a step folder renamed by hand, or a
+  fields (``checkpoint_format``). Restoring reads it first: a step folder renamed by hand, or a
   checkpoint of another model config, is refused in one line before any array loads.
 
 Orbax writes each step into a temporary directory and renames it only once every item is
@@ -43,7 +45,7 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from adabins_jax import checkpoint_meta
+from adabins_jax import checkpoint_format
 from adabins_jax import files
 from adabins_jax.torch_weights import release as release_weights
 from adabins_jax.errors import CheckpointError
@@ -264,7 +266,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
       best checkpoint; None for checkpoints between evaluations.
     force: Save even off the ``save_every_steps`` interval (end of training, signals).
     model_config: The ``config.model`` block the model was built from, recorded so that
-      restoring under another one is refused by name (``checkpoint_meta``).
+      restoring under another one is refused by name (``checkpoint_format``).
 
   Returns:
     Whether a save was started.
@@ -288,7 +290,7 @@ def save(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
 def _meta(step: int, model: nnx.Module, model_config) -> dict[str, Any]:
   meta = {'step': int(step), **_depth_range(model)}
   if model_config is not None:
-    meta['model'] = checkpoint_meta.model_fields(model_config)
+    meta['model'] = checkpoint_format.model_fields(model_config)
   return meta
 
 
@@ -304,8 +306,8 @@ def _checked_meta(manager: ocp.CheckpointManager, step: int, model: nnx.Module,
   model config and the model's depth range before any array is restored."""
   step_dir = manager.directory / str(step)
   meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
-  checkpoint_meta.check_step(meta, step, step_dir)
-  checkpoint_meta.check_model(meta, model_config, step_dir)
+  checkpoint_format.check_step(meta, step, step_dir)
+  checkpoint_format.check_model(meta, model_config, step_dir)
   depth_range = release_weights.model_range(model)
   if depth_range is not None:
     release_weights.check_recorded_range(meta, depth_range, os.fspath(step_dir))
@@ -319,7 +321,7 @@ def _explain_restore_errors(manager: ocp.CheckpointManager, step: int,
   try:
     yield
   except ValueError as e:
-    summary = checkpoint_meta.summarise_restore_error(e, manager.directory / str(step),
+    summary = checkpoint_format.summarise_restore_error(e, manager.directory / str(step),
                                                       model_config)
     if summary is None:
       raise
@@ -351,7 +353,7 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
     optimizer: Its optimizer.
     step: The step to restore; None: the latest.
     model_config: The ``config.model`` block ``model`` was built from; a checkpoint that
-      records another is refused (``checkpoint_meta.check_model``).
+      records another is refused (``checkpoint_format.check_model``).
 
   Without ``step``, a latest step that fails its checksums is moved to
   ``<workdir>/corrupt_checkpoints/`` (by process 0) and the next newest is tried.
@@ -370,12 +372,25 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
   else:
     _verify_or_warn(manager, step)
   _checked_meta(manager, step, model, model_config)
+  optimizer_target = _abstract(nnx.state(optimizer))
+  saved = checkpoint_format.saved_tree(manager.directory / str(step) / 'optimizer')
+  target = checkpoint_format.leaves_by_path(optimizer_target)
+  joins = checkpoint_format.plan(
+      checkpoint_format.leaves_by_path(saved), target,
+      checkpoint_format.leaves_by_path(nnx.state(model, optimizer.wrt)))
   with _explain_restore_errors(manager, step, model_config):
     restored = manager.restore(step, args=ocp.args.Composite(
         model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
-        optimizer=ocp.args.StandardRestore(_abstract(nnx.state(optimizer)))))
+        optimizer=ocp.args.StandardRestore(
+            checkpoint_format.restore_target(saved, target, joins) if joins
+            else optimizer_target)))
   nnx.update(model, restored['model'])
-  nnx.update(optimizer, restored['optimizer'])
+  if joins:
+    nnx.update(optimizer, checkpoint_format.join(restored['optimizer'], optimizer_target, joins))
+    logging.info('Checkpoint step %d holds Adam moments per weight tensor; joined them into '
+                 "%d vectors, one per lr group's mu and nu.", step, len(joins))
+  else:
+    nnx.update(optimizer, restored['optimizer'])
   logging.info('Restored checkpoint of step %d from %s.', step, manager.directory)
   return step
 

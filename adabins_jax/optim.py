@@ -10,6 +10,14 @@ schedule at ``i``, as the release's ``optimizer.step(); scheduler.step()`` loop 
 Parameter groups are regex rules over the '/'-joined parameter path, each with an lr multiplier,
 applied with ``optax.partition``. Weight decay is AdamW's decoupled ``lr * wd * param`` on every
 parameter, so a group's multiplier scales its decay too, exactly as a torch param group's lr does.
+
+With ``optim.flatten_groups`` each group's AdamW runs on one vector, its parameters raveled in
+``jax.flatten_util.ravel_pytree``'s leaf order. AdamW is elementwise, so the arithmetic is the
+same (the compiled kernels may round an element one unit in the last place differently), while
+the compiled step holds the moment, decay and update kernels once per group instead of once per
+weight tensor; the global-norm clip and the ravel itself stay per tensor. The state then holds
+one ``mu`` and one ``nu`` vector per group; ``checkpoint_format`` turns a per-tensor state
+into that form.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+from jax import flatten_util
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -165,6 +174,31 @@ def param_group_labels(params: Any, rules: Sequence[tuple[str, float]]) -> Any:
   return jax.tree_util.tree_map_with_path(label, params)
 
 
+def flattened(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+  """``inner`` run on one vector: the leaves raveled as ``ravel_pytree`` does, and back.
+
+  Like ``optax.flatten``, except for a pytree without leaves (a group whose rules match no
+  parameter of the model): that goes to ``inner`` as it is, since a zero-size vector in the
+  state could not be saved (Orbax refuses zero-size arrays).
+  """
+
+  def init(params):
+    if not jax.tree.leaves(params):
+      return inner.init(params)
+    return inner.init(flatten_util.ravel_pytree(params)[0])
+
+  def update(updates, state, params=None):
+    if not jax.tree.leaves(updates):
+      return inner.update(updates, state, params)
+    flat, unravel = flatten_util.ravel_pytree(updates)
+    if params is not None:
+      params = flatten_util.ravel_pytree(params)[0]
+    flat, state = inner.update(flat, state, params)
+    return unravel(flat), state
+
+  return optax.GradientTransformation(init, update)
+
+
 def create_optimizer(optim_config: ml_collections.ConfigDict,
                      total_steps: int) -> optax.GradientTransformation:
   """Global-norm clip of the whole gradient, then AdamW per lr group on the one-cycle schedules.
@@ -175,7 +209,7 @@ def create_optimizer(optim_config: ml_collections.ConfigDict,
 
   Returns:
     An optax transformation; each group's learning rate and beta1 are in its
-    ``inject_hyperparams`` state.
+    ``inject_hyperparams`` state, at the same place whether or not the group is flattened.
   """
   lr = learning_rate_schedule(optim_config, total_steps)
   b1 = beta1_schedule(optim_config, total_steps)
@@ -184,9 +218,10 @@ def create_optimizer(optim_config: ml_collections.ConfigDict,
   def group(multiplier: float) -> optax.GradientTransformation:
     group_lr: Callable[[jax.Array], jax.Array] = (
         lr if multiplier == 1.0 else (lambda count: multiplier * lr(count)))
-    return optax.inject_hyperparams(optax.adamw)(
+    adamw = optax.inject_hyperparams(optax.adamw)(
         learning_rate=group_lr, b1=b1, b2=optim_config.beta2, eps=optim_config.eps,
         weight_decay=optim_config.weight_decay)
+    return flattened(adamw) if optim_config.flatten_groups else adamw
 
   multipliers = sorted({1.0, *(m for _, m in rules)})
   transforms = {_group_name(m): group(m) for m in multipliers}

@@ -117,6 +117,7 @@ _RULES: dict[str, Callable[[Any], str | None]] = {
     'optim.beta2': _number(0.0, 1.0, open_high=True),
     'optim.eps': _number(0.0, open_low=True),
     'optim.encoder_lr_multiplier': _number(0.0),
+    'optim.flatten_groups': _boolean,
     'train.batch_size': _int(1),
     'train.num_epochs': _number(0.0),
     'train.num_steps': _int(0),
