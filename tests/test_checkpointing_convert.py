@@ -13,7 +13,7 @@ from adabins_jax import optim
 from adabins_jax import parallel
 from adabins_jax.configs import default
 from adabins_jax.errors import CheckpointError
-from stand_ins import TinyDepthModel
+from helpers.stand_ins import TinyDepthModel
 
 # Two lr groups besides the default one, and one group that matches nothing (empty).
 _GROUPS = {'encoder_lr_multiplier': 0.1,

@@ -11,7 +11,7 @@ import pytest
 from adabins_jax import optim
 from adabins_jax import steps
 from adabins_jax.configs import default
-from stand_ins import TinyDepthModel, synthetic_batch
+from helpers.stand_ins import TinyDepthModel, synthetic_batch
 
 
 def _optim_config(flatten_groups, **overrides):
