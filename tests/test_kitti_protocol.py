@@ -91,6 +91,7 @@ def test_fractions_of_the_stored_frame_would_not_be_garg():
   assert (naive != full[_kb(375, 1242)]).any()
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_metrics_of_the_stored_frames_equal_the_releases_on_the_original_frames(tmp_path):
   folder = kitti_layout.write_kitti_folder(tmp_path / 'kitti')
   builder = tfds.builder('kitti_eigen', data_dir=tmp_path / 'tfds')

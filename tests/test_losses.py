@@ -159,6 +159,7 @@ def test_chamfer_rejects_bad_shapes():
     losses.bin_chamfer_loss(jnp.ones((2, 5)), jnp.ones((3, 3, 3, 1)))
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_chamfer_equals_the_release_training_benchmark_loss():
   """The training benchmark's release loss (no mask, gt >= 1e-3) is ours, value and gradient."""
   rng = np.random.default_rng(5)

@@ -63,6 +63,7 @@ def _leaves(state):
           if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_one_and_two_devices_agree():
   _, state1, hist1 = _run(1, 2)
   _, state2, hist2 = _run(2, 2)
@@ -82,6 +83,7 @@ def test_state_stays_replicated_and_step_counts():
   assert int(optimizer.step[...]) == 2
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_metrics_match_an_independent_computation():
   mesh, graphdef, state = _setup(1)
   batch = synthetic_batch()
@@ -193,6 +195,7 @@ def test_eval_step_follows_the_protocol_on_one_and_two_devices(flip_average, ima
     assert depth.shape == (4, 16, 16, 1)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_steps_accept_a_graphdef_jit_cannot_hash():
   # The shipped models keep static settings in tuples, so their graphdefs hash; a user's model
   # with a list attribute does not, and the steps, which close over the graphdef rather than

@@ -100,6 +100,7 @@ def test_default_runtimes_add_nothing_to_the_table():
   assert measure.markdown_table(rows, [1], ['jax']) == measure.markdown_table(rows, [1])
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_exported_depth_off_or_failing_marks_the_cell_not_the_run(monkeypatch, tmp_path):
   config = measure.load_config('smoke')
   model = models.random_model(config.model)
@@ -166,6 +167,7 @@ class _OneConv(nnx.Module):
     return None, self.conv(jnp.tile(x, (1, 1, 1, 22))[..., :64])
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_flops_are_the_models_own_whichever_convolution_runs():
   """GFLOP/img counts direct convolutions even where Winograd (fewer FLOPs) runs."""
   results = {impl: measure.benchmark_inference(_OneConv(impl), (32, 48), batch=2, repeats=1)

@@ -22,6 +22,7 @@ def run(tmp_path_factory):
   return stand_ins.save_run(tmp_path_factory.mktemp('run'), model)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_table_has_every_format_and_float32_tflite_scores_as_jax(run, tmp_path, capsys):
   script = benchmark_scripts.load('quantized_accuracy')
   rows = script.main(['--config=smoke', f'--workdir={run}', f'--tfds_data_dir={tmp_path}',

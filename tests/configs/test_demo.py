@@ -81,6 +81,7 @@ def test_parameter_count_and_shapes_at_train_and_eval_size():
     assert depth.shape == (2, (h + 1) // 2, (w + 1) // 2, 1)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_train_step_traces_at_the_training_crop():
   config = demo.get_config()
   total_steps = config.train.num_steps

@@ -1,6 +1,7 @@
 """The NYU Depth V2 configs run on the local-folder builders (tiny generated NYU)."""
 
 import numpy as np
+import pytest
 
 from adabins_jax import input_pipeline
 from adabins_jax import train
@@ -15,6 +16,7 @@ def _tiny_model(config, patch_size):
   return config
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_75_percent_config_trains_and_evaluates_on_local_bts_folder(bts_folder, tmp_path):
   root, _ = bts_folder
   config = _tiny_model(unet128_dws_75.get_config(), patch_size=12)

@@ -18,7 +18,7 @@ from adabins_jax import parallel
 from adabins_jax.configs import smoke
 from adabins_jax.datasets import build  # noqa: F401  (registers the builders)
 from adabins_jax.datasets import sun_rgbd
-from tests import stand_ins
+from helpers import stand_ins
 
 # (folder under SUNRGBD/, image (height, width), fx, depth folders written and their metres).
 _FRAMES = (

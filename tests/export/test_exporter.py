@@ -87,6 +87,7 @@ def _check_close(got: dict, reference: dict, tolerance: float) -> None:
 
 @pytest.mark.parametrize('name', ['demo', 'unet128_dws'])
 @pytest.mark.parametrize('fmt', exporter.FORMATS)
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_every_format_gives_the_depth_of_jax(request, name, fmt):
   exported = request.getfixturevalue(name)
   got = export_formats.load(exported.paths[fmt])(exported.image)
@@ -119,6 +120,7 @@ def test_fp16_tflite_is_half_the_size_within_tolerance(demo, tmp_path):
   _check_close(export_formats.load(path)(demo.image), demo.reference, _FP16_TOLERANCE)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_int8_tflite_is_calibrated_on_the_configs_frames(demo, tmp_path):
   config = demo.config.copy_and_resolve_references()
   config.data.dataset = 'synthetic_rooms/tiny'
@@ -200,6 +202,7 @@ def _tree(folder: pathlib.Path) -> dict[str, bytes]:
           if p.is_file()}
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_command_exports_a_training_run(demo, run_dir, tmp_path):
   output = tmp_path / 'demo.stablehlo'
   done = _run_export(f'--workdir={run_dir}', '--format=stablehlo', f'--output={output}',
@@ -212,6 +215,7 @@ def test_command_exports_a_training_run(demo, run_dir, tmp_path):
   assert os.listdir(tmp_path) == ['demo.stablehlo']
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_command_replaces_a_previous_export(demo, run_dir, tmp_path):
   output = tmp_path / 'demo.stablehlo'
   fn = exporter.depth_function(demo.model, demo.config)
@@ -224,6 +228,7 @@ def test_command_replaces_a_previous_export(demo, run_dir, tmp_path):
   assert os.listdir(tmp_path) == ['demo.stablehlo']
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_command_overwrites_what_is_not_an_export_only_when_asked(demo, run_dir, tmp_path):
   output = tmp_path / 'notes.stablehlo'
   output.write_text('not a model')
@@ -242,6 +247,7 @@ def test_command_overwrites_what_is_not_an_export_only_when_asked(demo, run_dir,
     ('savedmodel', 'RUN/notes.txt', 'is a file; --format=savedmodel writes a folder'),
     ('tflite', 'RUN/missing/demo.tflite', 'does not exist; create it first'),
 ])
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_command_refuses_a_bad_output_before_any_work(run_dir, fmt, output, why):
   """The training run itself as --output keeps its checkpoints; a wrong kind of output or a
   missing folder is refused even with --overwrite."""

@@ -119,6 +119,7 @@ def _files_under(*folders) -> set[str]:
           for parent, _, names in os.walk(folder) for name in names}
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_predict_photo_gives_the_predictors_depth_and_files_that_load(tmp_path, predictor,
                                                                       photo):
   view = app.predict_photo(predictor, photo, tmp_path, 'room')

@@ -16,7 +16,7 @@ from adabins_jax.inference import camera as camera_lib
 from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import predict
 from adabins_jax.inference import video as predict_video
-from tests import stand_ins
+from helpers import stand_ins
 
 _SIZE = '64x80'
 _HW = (40, 52)

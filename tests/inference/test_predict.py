@@ -196,6 +196,7 @@ def _demo_test_frames(data_dir):
   return builder
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_a_frame_of_the_demo_data_gets_evaluations_depth(tmp_path):
   config = demo.get_config()
   config.model.conv3x3_impl = 'xla'  # Same numbers, compiles several times faster on a CPU.

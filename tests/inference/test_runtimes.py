@@ -59,6 +59,7 @@ def jax_results(weights):
 
 
 @pytest.mark.parametrize('runtime', ['litert', 'onnxruntime'])
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_each_runtime_gives_the_depth_of_jax(weights, cache, jax_results, runtime):
   predictor = adabins_jax.Predictor('smoke', weights=weights, batch_size=_BATCH, runtime=runtime,
                                     runtime_cache=cache)

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from adabins_jax import optim
@@ -11,6 +12,7 @@ from adabins_jax.models import build_model
 from adabins_jax.configs import smoke
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_bfloat16_train_step_keeps_float32_params_and_finite_loss():
   config = smoke.get_config()
   config.model.dtype = 'bfloat16'

@@ -66,6 +66,7 @@ def test_graphdef_is_hashable_for_static_jit_arguments(name):
   hash(graphdef)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_smoke_model_outputs_are_valid_depths():
   config = _config('smoke')
   model = build_model(config.model, rngs=nnx.Rngs(0))

@@ -62,6 +62,7 @@ def test_matches_xla_convolution(shape, c_out, pads):
     ((1, 7, 9, 3), 4, ((3, 2), (0, 3))),        # padding above 2: cropped input gradient
     ((1, 3, 3, 2), 2, ((1, 1), (1, 1))),        # smaller than one tile
 ])
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_gradients_match_xla_convolution(shape, c_out, pads):
   x, kernel = _inputs(shape, c_out, seed=1)
   out_shape = _reference(x, kernel, pads).shape

@@ -27,6 +27,7 @@ def _released_pt(model, path):
                         for k, v in state.items()}, 'epoch': 24}, path)
 
 
+@pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_import_then_restore_gives_the_same_model(tmp_path):
   config = smoke.get_config()
   source = models.random_model(config.model, seed=7)
