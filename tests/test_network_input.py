@@ -34,10 +34,9 @@ def test_frame_size_is_the_frame_of_each_configs_dataset():
     assert network_input.frame_size(config) == expected, name
 
 
-def test_frame_size_without_the_field_is_nyus_and_a_bad_one_is_named():
+def test_frame_size_is_the_configs_and_a_bad_one_is_named():
   config = configs.load('demo')
-  del config.data['frame_size']
-  assert network_input.frame_size(config) == (480, 640)
+  assert network_input.frame_size(config) == (120, 160)
   config.data.frame_size = (120, 0)
   with pytest.raises(ValueError, match=r'data.frame_size=\(120, 0\)'):
     network_input.frame_size(config)
