@@ -67,14 +67,14 @@ def _split(builder, split: str) -> str:
   return _SPLIT_ALIASES.get(builder.name, {}).get(split, split)
 
 
-def _image_decoder(builder):
+def image_decoder(builder):
   """Decodes stored image bytes; JPEGs as PIL (the release's reader) decodes them."""
   if builder.info.features['image'].encoding_format == 'jpeg':
     return lambda data: tf.io.decode_jpeg(data, channels=3, dct_method='INTEGER_ACCURATE')
   return lambda data: tf.io.decode_png(data, channels=3)
 
 
-def _read(builder, split):
+def read_examples(builder, split):
   """Examples of `split` in a fixed order, images still encoded."""
   return builder.as_dataset(split=split, shuffle_files=False,
                             decoders={'image': tfds.decode.SkipDecoding()})
@@ -82,7 +82,7 @@ def _read(builder, split):
 
 def _decoder(builder):
   """`example -> (image float32 [0, 1] (H, W, 3), depth float32 metres (H, W, 1))`."""
-  decode_image = _image_decoder(builder)
+  decode_image = image_decoder(builder)
   shape = builder.info.features['image'].shape
 
   def decode(example):
@@ -158,8 +158,6 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
     process_index: this process (default `jax.process_index()`); for tests.
     process_count: number of processes (default `jax.process_count()`); for tests.
     builder: a prepared builder to read instead of the one `data_config` names.
-    with_focal: also yield `focal` float32 (B,), each frame's focal length in its pixels
-      (0 for padding), for the camera transform (eval.camera_transform).
 
   Returns:
     An iterator of dicts: `image` float32 (B, h', w', 3) ImageNet-normalised at
@@ -177,7 +175,7 @@ def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_si
   num_examples = builder.info.splits[split].num_examples
   if num_examples == 0:
     raise ValueError(f'{builder.name}: the training shard of process {index} is empty')
-  stream = _shuffled_stream(_read(builder, split), num_examples,
+  stream = _shuffled_stream(read_examples(builder, split), num_examples,
                             data_config.shuffle_buffer, seed, index, count,
                             start=start_step * batch_size)
   decode = _decoder(builder)
@@ -246,7 +244,7 @@ def create_eval_dataset(data_config: ml_collections.ConfigDict, global_batch_siz
       prepared['focal'] = tf.cast(example['focal'], tf.float32)
     return prepared
 
-  examples = _read(builder, splits[index]).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+  examples = read_examples(builder, splits[index]).map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
   padding = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
                                   examples.element_spec)
   examples = examples.concatenate(tf.data.Dataset.from_tensors(padding).repeat())

@@ -125,8 +125,8 @@ def calibration_frames(config, hw: tuple[int, int], count: int) -> Iterator[np.n
   """``count`` training frames of the config's dataset, resized to ``hw``: (1, h, w, 3) uint8."""
   from adabins_jax import input_pipeline  # pylint: disable=g-import-not-at-top
   builder = input_pipeline.get_builder(config.data)
-  decode = input_pipeline._image_decoder(builder)  # pylint: disable=protected-access
-  examples = input_pipeline._read(builder, 'train').take(count)  # pylint: disable=protected-access
+  decode = input_pipeline.image_decoder(builder)
+  examples = input_pipeline.read_examples(builder, 'train').take(count)
   for example in examples:
     rgb = decode(example['image']).numpy().astype(np.float32) / 255.0
     yield network_input.to_uint8(network_input.resize_image(rgb, hw))[None]
