@@ -322,7 +322,8 @@ def _train_batch(args, height, width):
   rng = np.random.default_rng(0)
   image = rng.standard_normal((args.batch, height, width, 3)).astype(np.float32)
   depth = rng.uniform(0.5, 9.0, (args.batch, height, width, 1)).astype(np.float32)
-  t_image, t_depth = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()) for a in (image, depth))
+  t_image, t_depth = (torch.from_numpy(a.transpose(0, 3, 1, 2).copy()).to(args.torch_device)
+                      for a in (image, depth))
   return image, depth, t_image, t_depth
 
 
@@ -340,7 +341,8 @@ def _time_one_side(args, height, width) -> dict:
   total_steps = 1000  # Schedule length; only the first few steps run.
   compile_s = None
   if args.train_side == 'release':
-    step = _release_runner(release_model(state).train(), config, t_image, t_depth, total_steps)
+    step = _release_runner(release_model(state).train().to(args.torch_device), config, t_image,
+                           t_depth, total_steps)
   else:
     compilation_cache.enable(args.compilation_cache_dir, min_compile_time_s=0.0)
     step, compile_s = _ours_runner(state, config, image, depth, total_steps)
@@ -354,13 +356,19 @@ def _time_one_side(args, height, width) -> dict:
       raise SystemExit(f'{args.train_side}: non-finite loss at step {i}')
   # ru_maxrss is in KiB on Linux: the whole process's peak, as its users' training loop has.
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-  return {'times': times, 'warmup': warmup, 'compile_s': compile_s, 'peak_rss': peak}
+  peak_device = None
+  if args.torch_device == 'cuda':
+    peak_device = (torch.cuda.max_memory_allocated() if args.train_side == 'release'
+                   else jax.devices()[0].memory_stats().get('peak_bytes_in_use'))
+  return {'times': times, 'warmup': warmup, 'compile_s': compile_s, 'peak_rss': peak,
+          'peak_device': peak_device}
 
 
 def _child(args, side: str, out: pathlib.Path, cache_dir: str = '') -> dict:
   command = [sys.executable, __file__, '--train', f'--train_side={side}', f'--size={args.size}',
              f'--batch={args.batch}', f'--repeats={args.repeats}', f'--warmup={args.warmup}',
              f'--threads={args.threads}', f'--conv3x3_impls={args.conv3x3_impls}',
+             f'--device={args.torch_device}',
              f'--compilation_cache_dir={cache_dir}', f'--child_output={out}']
   subprocess.run(command, check=True)
   return json.loads(out.read_text())
@@ -384,11 +392,16 @@ def benchmark_train(args, height, width):
         f'{jax.__version__}; train step, batch {args.batch} at {height}x{width}; one process per '
         f'side per round, alternated, {args.rounds} rounds of {args.warmup} warm-up + '
         f'{args.repeats} timed steps; medians of {len(times["ours"])} steps')
-  print('| training step | s/step | / release | peak RSS (GB) | steps (s) |\n|---|---|---|---|---|')
+  print(f'Device: {args.torch_device}; images/s = batch / median step.')
+  print('| training step | s/step | images/s | / release | peak RSS (GB) | peak device (GB) '
+        '| steps (s) |\n|---|---|---|---|---|---|---|')
   for key, name in names.items():
     peak = max(r[key]['peak_rss'] for r in rounds) / 1e9
-    print(f'| {name} | {median[key]:.2f} | {median[key] / median["release"]:.2f}x | {peak:.1f} | '
-          + ', '.join(f'{t:.2f}' for t in times[key]) + ' |')
+    device = [r[key]['peak_device'] for r in rounds if r[key]['peak_device'] is not None]
+    device = f'{max(device) / 1e9:.1f}' if device else '—'
+    print(f'| {name} | {median[key]:.3f} | {args.batch / median[key]:.1f} | '
+          f'{median[key] / median["release"]:.2f}x | {peak:.1f} | {device} | '
+          + ', '.join(f'{t:.3f}' for t in times[key]) + ' |')
   compiles = [r['ours']['compile_s'] for r in rounds]
   print(f'Our compile: {compiles[0]:.1f} s with an empty persistent cache; '
         + ', '.join(f'{c:.1f}' for c in compiles[1:]) + ' s with the cache filled.')
@@ -397,10 +410,14 @@ def benchmark_train(args, height, width):
 def _child_main(args, height, width):
   """One process of ``benchmark_train``: the loss check, or one side's timing."""
   if args.train_side == 'check':
+    if args.torch_device == 'cuda':
+      # Full float32 on both sides for the comparison; the timed runs keep each's defaults.
+      torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+      jax.config.update('jax_default_matmul_precision', 'highest')
     state = fixture_weights.fixture_state_dict()
     image, depth, t_image, t_depth = _train_batch(args, height, width)
-    check_first_loss(release_model(state).train(), state, image, depth, t_image, t_depth,
-                     _train_config(args).model.conv3x3_impl)
+    check_first_loss(release_model(state).train().to(args.torch_device), state, image, depth,
+                     t_image, t_depth, _train_config(args).model.conv3x3_impl)
     result = {}
   else:
     result = _time_one_side(args, height, width)
@@ -434,6 +451,9 @@ def main():
   parser.add_argument('--batch', type=int, default=2, help='Training batch (--train).')
   parser.add_argument('--rounds', type=int, default=3,
                       help='--train: rounds of one process per side, alternated.')
+  parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                      help="--train: PyTorch's device ('auto': CUDA when PyTorch sees a GPU); "
+                           'ours runs on JAX\'s default backend.')
   parser.add_argument('--warmup', type=int, default=1,
                       help='--train: untimed steps at the start of each process.')
   # One process of --train (set by the parent): which side, where its result goes.
@@ -444,6 +464,8 @@ def main():
   args = parser.parse_args()
   if args.repeats is None:
     args.repeats = 3 if args.train else 5
+  args.torch_device = args.device if args.device != 'auto' else (
+      'cuda' if torch.cuda.is_available() else 'cpu')
   height, width = network_input.parse_size(args.size, '--size')
   torch.set_num_threads(args.threads)
   if args.train and args.train_side:
