@@ -262,9 +262,11 @@ def _ours_for_training(state, config):
   return model
 
 
-def check_first_loss(torch_model, state, image, depth, t_image, t_depth, impl):
+def check_first_loss(torch_model, state, image, depth, t_image, t_depth, impl,
+                     tolerance=1e-4):
   """Both first-step losses, dropout off in both (BatchNorm in training mode); SystemExit if
-  they differ by more than 1e-4 relative. ``t_image``, ``t_depth``: the batch in NCHW."""
+  they differ by more than ``tolerance`` relative. ``t_image``, ``t_depth``: the batch in NCHW.
+  On a CPU they agree exactly; GPU convolution algorithms differ by more (``_child_main``)."""
   probe = copy.deepcopy(torch_model).train()
   for module in probe.modules():
     if isinstance(module, nn.Dropout):
@@ -285,8 +287,9 @@ def check_first_loss(torch_model, state, image, depth, t_image, t_depth, impl):
   error = abs(loss_jax - loss_torch) / abs(loss_torch)
   print(f'first-step loss, dropout off: release {loss_torch:.6f}, ours ({impl}) {loss_jax:.6f}, '
         f'relative difference {error:.1e}')
-  if error > 1e-4:
-    raise SystemExit(f'losses differ by {error:.1e} (> 1e-4): not the same training objective')
+  if error > tolerance:
+    raise SystemExit(f'losses differ by {error:.1e} (> {tolerance:g}): not the same training '
+                     'objective')
 
 
 def _release_runner(torch_model, config, t_image, t_depth, total_steps):
@@ -416,8 +419,10 @@ def _child_main(args, height, width):
       jax.config.update('jax_default_matmul_precision', 'highest')
     state = fixture_weights.fixture_state_dict()
     image, depth, t_image, t_depth = _train_batch(args, height, width)
+    # cuDNN's and XLA's GPU convolution algorithms sum in other orders, even in full float32.
     check_first_loss(release_model(state).train().to(args.torch_device), state, image, depth,
-                     t_image, t_depth, _train_config(args).model.conv3x3_impl)
+                     t_image, t_depth, _train_config(args).model.conv3x3_impl,
+                     tolerance=1e-3 if args.torch_device == 'cuda' else 1e-4)
     result = {}
   else:
     result = _time_one_side(args, height, width)
