@@ -56,7 +56,8 @@ def test_frames_are_kb_cropped_and_say_where_they_came_from(kitti_folder, built,
 
 def test_lines_without_ground_truth_are_skipped_and_counted(kitti_folder, tmp_path, caplog):
   builder = kitti_eigen.KittiEigen(data_dir=tmp_path)
-  with caplog.at_level(logging.INFO):
+  # On the absl logger itself: another test in this process may have lowered its verbosity.
+  with caplog.at_level(logging.INFO, logger='absl'):
     examples = list(builder._generate_examples(kitti_folder.root, kitti_layout.TEST_LIST))
   assert [e['name'] for _, e in examples] == [f.rgb for f in kitti_folder.test]
   assert 'skipped 2 of 4 lines whose ground truth is None or missing' in caplog.text

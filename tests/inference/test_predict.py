@@ -310,7 +310,7 @@ def test_predict_writes_one_set_of_files_per_input(tmp_path, model, config):
       [str(tmp_path / 'in'), str(tmp_path / 'in/a/x.png'), str(tmp_path / 'in/b/x.png')], out))
   assert not summary.failed and len(summary.written) == len(inputs)
   written = [f for files_ in summary.written.values() for f in files_]
-  assert len(set(written)) == len(written) == 3 * len(inputs)
+  assert len(set(written)) == len(written) == 4 * len(inputs)  # .npy, .png, colour, camera
   assert sorted(os.listdir(out)) == sorted(
       [output_files.MANIFEST, *(os.path.basename(f) for f in written)])
   # Every depth file holds its own image's prediction, not a later one's.
