@@ -19,9 +19,7 @@ os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ.setdefault('GRADIO_TEMP_DIR', tempfile.mkdtemp(prefix='adabins-test-gradio-'))
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from flax import nnx
 import numpy as np
-import optax
 import PIL.ImageFile
 from PIL import Image
 import pytest
@@ -33,8 +31,8 @@ gradio_client = pytest.importorskip('gradio_client')
 httpx = pytest.importorskip('httpx')  # gradio's own HTTP client
 
 from adabins_jax.inference import app
-from adabins_jax import checkpointing
 from adabins_jax import configs
+from helpers import stand_ins
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax import models
 from adabins_jax import network_input
@@ -52,13 +50,7 @@ _OFFLINE_ENV = {'GRADIO_ANALYTICS_ENABLED': 'False', 'HF_HUB_OFFLINE': '1', 'JAX
 def workdir(tmp_path_factory):
   """A demo-config run holding one checkpoint of a random initialisation."""
   path = tmp_path_factory.mktemp('run')
-  model = models.random_model(configs.load('demo').model, seed=1)
-  manager = checkpointing.create_manager(path)
-  checkpointing.save(manager, 1, model, nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param),
-                     force=True)
-  checkpointing.finish(manager)
-  manager.close()
-  return str(path)
+  return str(stand_ins.save_run(path, models.random_model(configs.load('demo').model, seed=1)))
 
 
 @pytest.fixture(scope='module')

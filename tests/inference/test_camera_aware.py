@@ -11,24 +11,15 @@ import pytest
 import adabins_jax
 from adabins_jax import configs
 from adabins_jax.configs import smoke
-from adabins_jax import models
 from adabins_jax.inference import camera as camera_lib
 from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import predict
 from adabins_jax.inference import video as predict_video
-from helpers import stand_ins
 
 _SIZE = '64x80'
 _HW = (40, 52)
 _EXIF_IFD, _ORIENTATION, _F35, _FOCAL_MM, _PLANE_X, _PLANE_UNIT = (
     0x8769, 0x0112, 0xA405, 0x920A, 0xA20E, 0xA210)
-
-
-@pytest.fixture(scope='module')
-def weights(tmp_path_factory):
-  pytest.importorskip('torch')
-  model = models.random_model(smoke.get_config().model, seed=1)
-  return stand_ins.save_torch_weights(model, tmp_path_factory.mktemp('weights') / 'smoke.pt')
 
 
 @pytest.fixture(scope='module')

@@ -5,19 +5,10 @@ from PIL import Image
 import pytest
 
 import adabins_jax
-from helpers import stand_ins
 from adabins_jax.inference import predict
 from adabins_jax.configs import smoke
-from adabins_jax import models
 
 _SIZE = '64x80'
-
-
-@pytest.fixture(scope='module')
-def weights(tmp_path_factory):
-  pytest.importorskip('torch')
-  model = models.random_model(smoke.get_config().model, seed=1)
-  return stand_ins.save_torch_weights(model, tmp_path_factory.mktemp('weights') / 'smoke.pt')
 
 
 @pytest.fixture(scope='module')
