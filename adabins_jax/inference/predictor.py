@@ -41,12 +41,47 @@ class Prediction:
     focal: The photo's focal length and its source (``focal.photo_focal``).
     depth_scale: What the network's depth was multiplied by: f_photo / f_train at the
       network input (1.0 without a focal length).
+    intrinsics: Pinhole (fx, fy, cx, cy) in pixels of ``depth``: the photo's focal length
+      when known, else the training camera's scaled to the image, as ``--ply`` uses them.
   """
   depth: np.ndarray
   bin_centers: np.ndarray
   colorized: np.ndarray
   focal: focal_lib.PhotoFocal = focal_lib.PhotoFocal(None, focal_lib.TRAINING)
   depth_scale: float = 1.0
+  intrinsics: tuple[float, float, float, float] | None = None
+
+  def points(self, fx: float | None = None, fy: float | None = None, cx: float | None = None,
+             cy: float | None = None, *, flat: bool = False) -> np.ndarray:
+    """The depth map back-projected to 3-D points, in metres, in the camera's frame.
+
+    OpenCV's axes: x right, y down, z forward; pixel (u, v) at depth z is
+    ((u - cx) z / fx, (v - cy) z / fy, z), as in the ``.ply`` files of ``--ply``.
+
+    Args:
+      fx, fy, cx, cy: Intrinsics in pixels of this image; None: ``self.intrinsics`` (``fy``
+        defaults to ``fx`` and the principal point to the centre when only ``fx`` is given).
+      flat: (N, 3) of the pixels with a finite positive depth instead of (H, W, 3).
+
+    Raises:
+      ValueError: an intrinsic is not positive and finite, or none is known.
+    """
+    given = (fx, fy, cx, cy)
+    if all(v is None for v in given):
+      if self.intrinsics is None:
+        raise ValueError('points(): this Prediction holds no intrinsics; pass fx=...')
+      fx, fy, cx, cy = self.intrinsics
+    else:
+      fx, fy, cx, cy = camera_lib.intrinsics_for(self.depth.shape, given)
+    if not all(np.isfinite(v) for v in (fx, fy, cx, cy)) or min(fx, fy) <= 0:
+      raise ValueError(f'points(): intrinsics must be finite with positive focal lengths, got '
+                       f'fx={fx}, fy={fy}, cx={cx}, cy={cy}.')
+    z = self.depth.astype(np.float32)
+    v, u = np.mgrid[0:z.shape[0], 0:z.shape[1]].astype(np.float32)
+    xyz = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=-1)
+    if flat:
+      return xyz[np.isfinite(z) & (z > 0)]
+    return xyz
 
 
 class Predictor:
@@ -167,7 +202,11 @@ class Predictor:
           if scale != 1.0:
             depth, centres = depth * np.float32(scale), centres * np.float32(scale)
           colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
-          results[i] = Prediction(depth, centres, colour, focals[i], scale)
+          hw = depth.shape
+          intrinsics = camera_lib.intrinsics_for(
+              hw, (focals[i].fx_px, None, None, None) if focals[i].fx_px else (None,) * 4,
+              camera=self.camera)
+          results[i] = Prediction(depth, centres, colour, focals[i], scale, intrinsics)
     return results
 
   def predict(self, image, *, fx: float | None = None,
