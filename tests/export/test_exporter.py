@@ -363,7 +363,7 @@ def test_a_failed_write_leaves_the_old_export_and_no_temporary(monkeypatch, tmp_
 # Re-exports over argv[2] as argv[1], killed by SIGKILL halfway through writing.
 _KILLED_HALFWAY = '''
 import os, pathlib, signal, sys
-from adabins_jax import export_formats
+from adabins_jax.export import formats as export_formats
 
 def killed(path):
   pathlib.Path(path).write_bytes(b'part of a model')
