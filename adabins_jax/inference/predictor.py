@@ -142,6 +142,10 @@ class Predictor:
         ``--compilation_cache_dir=''`` does.
     """
     # Every program, small ones included: a session's first prediction waits on all of them.
+    if not weights and not workdir:
+      # Said in Python's terms: the command line's message names its flags instead.
+      raise ValueError(f'Predictor({config!r}) needs trained weights: pass '
+                       "workdir='<a training run>' or weights='<a released .pt>'.")
     compilation_cache.enable(compilation_cache.default_directory()
                              if compilation_cache_dir is None else compilation_cache_dir,
                              min_compile_time_s=0.0)

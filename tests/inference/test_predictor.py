@@ -68,3 +68,9 @@ def test_prediction_has_bins_and_a_picture(predictor):
 def test_bad_arrays_are_named(predictor, bad, message):
   with pytest.raises(ValueError, match=message):
     predictor(bad)
+
+
+def test_missing_weights_are_named_as_keyword_arguments():
+  with pytest.raises(ValueError, match=r"Predictor\('demo'\) needs trained weights: pass "
+                                       r"workdir=.*or weights="):
+    adabins_jax.Predictor('demo')
