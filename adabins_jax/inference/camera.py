@@ -55,6 +55,15 @@ def training_focal_px(config: Any) -> float:
   return fx_frame * network_input.trained_input_size(config)[1] / frame_w
 
 
+def with_photo_focal(given: Sequence[float | None],
+                     photo_fx_px: float | None) -> tuple[float | None, ...]:
+  """The (fx, fy, cx, cy) to use for a photo: ``given`` when it has ``fx``, else the photo's own
+  focal length (from ``focal.photo_focal``), else all None (the training camera, scaled)."""
+  if given[0] is None and photo_fx_px is not None:
+    return (photo_fx_px, None, None, None)
+  return tuple(given)
+
+
 def intrinsics_for(hw: Sequence[int], given: Sequence[float | None] = (None,) * 4,
                    camera: Camera = NYU_CAMERA) -> tuple[float, ...]:
   """Pinhole (fx, fy, cx, cy) in pixels of an image of size ``hw``.

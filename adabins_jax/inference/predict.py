@@ -155,9 +155,7 @@ class _Predictor:
     """(depth scale, point-cloud intrinsics, the sidecar's facts) of one image."""
     scale = focal_lib.depth_scale(item.focal.fx_px, item.rgb.shape[1],
                                   item.network_input.shape[1], self._train_fx)
-    intrinsics = self._options.intrinsics
-    if intrinsics[0] is None and item.focal.fx_px is not None:
-      intrinsics = (item.focal.fx_px, None, None, None)
+    intrinsics = camera_lib.with_photo_focal(self._options.intrinsics, item.focal.fx_px)
     info = focal_lib.describe(item.focal, self._camera.name, scale)
     info['intrinsics'] = camera_lib.intrinsics_for(item.rgb.shape[:2], intrinsics, self._camera)
     logging.info('%s: focal length %s (%s); %s camera assumed for training; depth x %.4f.',

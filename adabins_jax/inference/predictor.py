@@ -206,9 +206,8 @@ class Predictor:
           if scale != 1.0:
             depth, centres = depth * np.float32(scale), centres * np.float32(scale)
           colour = visualize.colorize_depth(depth, *self._network.depth_range, self._cmap)
-          hw = depth.shape
           intrinsics = camera_lib.intrinsics_for(
-              hw, (focals[i].fx_px, None, None, None) if focals[i].fx_px else (None,) * 4,
+              depth.shape, camera_lib.with_photo_focal((None,) * 4, focals[i].fx_px),
               camera=self.camera)
           results[i] = Prediction(depth, centres, colour, focals[i], scale, intrinsics)
     return results
