@@ -56,3 +56,15 @@ def test_documented_table_agrees_with_the_module():
   cells = ' | '.join(f'{kitti.metrics[k]:.3f}' for k in
                      ('d1', 'd2', 'd3', 'abs_rel', 'sq_rel', 'rmse', 'rmse_log'))
   assert f'| {cells} |' in _DOC.read_text()
+
+
+def test_sun_rgbd_row_is_the_papers_and_documented():
+  sun = reference.REFERENCE['sun_rgbd_effnet_b5_256']
+  assert sun.source == reference.PAPER and sun.fps is None and sun.bins == 256
+  cells = ' | '.join(f'{sun.metrics[k]:.3f}' for k in
+                     ('d1', 'd2', 'd3', 'abs_rel', 'rmse', 'log10'))
+  assert f'| {cells} |' in _DOC.read_text()
+  # Zero-shot from NYU: the NYU model's depth range, scored against SUN RGB-D's row.
+  config = configs.load('sun_rgbd_effnet_b5_256')
+  assert config.data.dataset == 'sun_rgbd' and config.eval.reference == 'sun_rgbd_effnet_b5_256'
+  assert config.model.max_depth_m == configs.load('effnet_b5_256').model.max_depth_m

@@ -1,7 +1,8 @@
 """Published results of the shipped configs: the one place that holds them.
 
 Two sources, under the evaluation protocol of ``metrics.py``: the AdaBins paper (the
-EfficientNet-B5 model, on NYU Depth V2's official test split and on KITTI's Eigen split) and the
+EfficientNet-B5 model, on NYU Depth V2's official test split, on KITTI's Eigen split, and its NYU
+model on SUN RGB-D's test split without fine-tuning) and the
 variant study of five smaller models on NYU, which also timed every NYU model, the paper's
 included. docs/reference.md describes both. ``REFERENCE`` is keyed by config name; a config
 names its row in ``config.eval.reference``. The evaluation report (``evaluate.write_report``), the benchmark table
@@ -59,5 +60,9 @@ REFERENCE: dict[str, Reference] = {
         'EfficientNet-B5 (paper, KITTI)', 256, PAPER,
         dict(d1=0.964, d2=0.995, d3=0.999, abs_rel=0.058, sq_rel=0.190, rmse=2.360,
              rmse_log=0.088)),
+    # The NYU model on SUN RGB-D's official test split, no fine-tuning (the paper's Table 5).
+    'sun_rgbd_effnet_b5_256': Reference(
+        'EfficientNet-B5 (paper, NYU model on SUN RGB-D)', 256, PAPER,
+        dict(d1=0.771, d2=0.944, d3=0.983, abs_rel=0.159, rmse=0.476, log10=0.068)),
 }
 

@@ -113,3 +113,5 @@ def test_the_eval_config_scores_the_split_through_main(tmp_path, monkeypatch):
   assert 0.0 <= results[metrics.BOUNDARY_NAME] <= 1.0
   report = (tmp_path / 'run' / 'report.md').read_text()
   assert '| this run |' in report and 'boundary_f1' in report
+  # Beside the paper's zero-shot row, whatever this tiny model scores.
+  assert '| paper (EfficientNet-B5 (paper, NYU model on SUN RGB-D), 256 bins) | 0.771 |' in report
