@@ -6,7 +6,25 @@ step or field and what to do.
 
 from __future__ import annotations
 
+import importlib.util
 import signal
+
+
+class MissingTensorFlowError(ImportError):
+  """TensorFlow, which training, evaluation, dataset builds and export read data with, is absent."""
+
+
+def require_tensorflow(task: str) -> None:
+  """Raises ``MissingTensorFlowError`` naming ``task`` and the install that provides TensorFlow.
+
+  Any TensorFlow distribution will do (``tensorflow`` as on Colab, ``tensorflow-cpu``, ...); the
+  package depends on none, since pip cannot accept one or the other (pyproject.toml).
+  """
+  if importlib.util.find_spec('tensorflow') is None:
+    raise MissingTensorFlowError(
+        f'{task} needs TensorFlow, which is not installed. Install its CPU build with the '
+        'package: pip install "adabins-jax[tensorflow-cpu]" (in a checkout: pip install -e '
+        '".[tensorflow-cpu]"), or any tensorflow. Prediction runs without it.')
 
 
 class CheckpointError(RuntimeError):

@@ -88,6 +88,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
   if _MODE.value != 'predict':
+    try:
+      errors.require_tensorflow(f'--mode={_MODE.value}')
+    except errors.MissingTensorFlowError as e:
+      sys.exit(f'error: {e}')
     # pylint: disable-next=g-import-not-at-top
     from adabins_jax import input_pipeline  # Prediction runs without TensorFlow.
     input_pipeline.hide_gpus_from_tensorflow()
