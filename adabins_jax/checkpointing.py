@@ -121,6 +121,8 @@ def create_manager(workdir: str | os.PathLike[str], *, keep_latest: int = 3,
       best_fn=_best_metric, best_mode='min',
       # Leftovers of a save that was killed are never steps; clear them on start.
       cleanup_tmp_directories=not read_only,
+      # What Orbax sets, with a warning, for a read-only manager (the policy above decides).
+      save_interval_steps=0 if read_only else 1,
       read_only=read_only,
       create=not read_only)
   return ocp.CheckpointManager(

@@ -35,8 +35,9 @@ PER_IMAGE_RANGE = flags.DEFINE_boolean(
     "of the model's [min_depth_m, max_depth_m] (which keeps sequences from flickering).")
 CMAP = flags.DEFINE_enum('cmap', 'turbo', ['turbo', 'viridis', 'magma'],
                          'predict: colour map of the *_color.png pictures and *_depth.mp4 videos.')
-STRIP = flags.DEFINE_boolean('strip', False,
-                             'predict: also write <name>_strip.png, input | coloured depth.')
+STRIP = flags.DEFINE_boolean(
+    'strip', False, 'predict: also write <name>_strip.png, input | coloured depth; for a video '
+    'clip <name>_strip.mp4, each frame | its coloured depth.')
 PLY = flags.DEFINE_boolean('ply', False, 'predict: also write a <name>.ply point cloud.')
 PLY_STRIDE = flags.DEFINE_integer(
     'ply_stride', 1, 'predict: keep every n-th pixel along each axis in the point cloud.')

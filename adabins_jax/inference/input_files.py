@@ -37,7 +37,7 @@ def is_video(path: str | os.PathLike) -> bool:
 # What write_outputs (and predict_video for clips) names its files: <name> + one of these.
 # Found in the output folder, such files are this project's outputs and never taken as inputs.
 OUTPUT_SUFFIXES = ('_depth.npy', '_depth.png', '_color.png', '_strip.png', '.ply',
-                   '_depth.npz', '_depth.mp4', '_camera.json')
+                   '_depth.npz', '_depth.mp4', '_strip.mp4', '_camera.json')
 
 
 def is_output_file(path: str | os.PathLike, output_dir: str | os.PathLike | None) -> bool:

@@ -220,7 +220,7 @@ def planned_outputs(options: PredictOptions, inputs: Inputs) -> list[str]:
   paths = []
   for path, name in zip(inputs.paths, inputs.names):
     if input_files.is_video(path):
-      paths += predict_video.output_paths(options.output, name, options.frames)
+      paths += predict_video.output_paths(options.output, name, options.frames, options.strip)
     else:
       paths += output_files.image_output_paths(options.output, name, strip=options.strip,
                                                ply=options.ply)

@@ -10,7 +10,10 @@ so memory stays bounded however long the clip. For a clip ``<name>``:
   ``<name>_depth.npz``  one float16 array ``depth`` of shape (frames, H, W), metres;
   ``<name>_frames/``    with ``--frames``, instead: ``000000.npy``, ... one (H, W) float16 each;
   ``<name>_depth.mp4``  the depth coloured over the model's fixed [min, max] depth (never a
-                        per-frame range, which would flicker), at the clip's frame rate.
+                        per-frame range, which would flicker), at the clip's frame rate;
+  ``<name>_strip.mp4``  with ``--strip``: each frame as the photos' ``<name>_strip.png`` shows
+                        a photo (``visualize.prediction_strip``: frame | coloured depth, titled,
+                        the colour bar in metres below), 2 x the frame's width, same frame rate.
 
 A clip's files appear under their names only once all of them are complete. A clip that
 decodes to clearly fewer frames than its container states (``is_short``: a truncated or
@@ -36,6 +39,7 @@ import numpy as np
 import tqdm
 
 from adabins_jax import files
+from adabins_jax import network_input
 from adabins_jax.inference import camera as camera_lib
 from adabins_jax.inference import focal as focal_lib
 from adabins_jax.inference import output_files
@@ -43,6 +47,14 @@ from adabins_jax.inference import photos
 from adabins_jax import visualize
 
 INSTALL_HINT = 'pip install "adabins-jax[video]"'
+# imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp (so that Ctrl-C does not reach it)
+# unless this is set. A preexec_fn makes CPython fork() the whole process and run Python code
+# in the child before exec: unsafe once JAX's runtime threads exist (JAX warns 'os.fork() was
+# called ... will likely lead to a deadlock'; imageio-ffmpeg#58 is such a hang). Without one,
+# subprocess starts ffmpeg from C (vfork on Linux) and execs it at once: no Python code and no
+# at-fork handler runs in a copy of this process. ffmpeg then gets Ctrl-C with us, which costs
+# nothing: an interrupted clip's files are thrown away whatever ffmpeg does.
+_NO_PREEXEC_FN_ENV = 'IMAGEIO_FFMPEG_NO_PREVENT_SIGINT'
 # Frame rate of the coloured video when the container states none.
 _DEFAULT_FPS = 30.0
 _NPZ_KEY = 'depth'
@@ -64,7 +76,13 @@ def check_available() -> None:
 
 
 def _imageio():
+  """imageio.v2, set up to start ffmpeg without forking this process (see above).
+
+  The setting is the process's from then on (os.environ), which every later reader and writer,
+  in any thread, needs.
+  """
   check_available()
+  os.environ[_NO_PREEXEC_FN_ENV] = '1'
   import imageio.v2  # pylint: disable=g-import-not-at-top
   return imageio.v2
 
@@ -135,18 +153,22 @@ def _decode(reader, path: str) -> Iterator[np.ndarray]:
 
 
 def _prepared_batches(network, frames: Iterable[np.ndarray], batch_size: int,
-                      size: tuple[int, int] | None):
-  """(frame sizes, network inputs) per ``batch_size`` frames; decoded frames are not kept."""
-  hws, inputs = [], []
+                      size: tuple[int, int] | None, keep_frames: bool):
+  """(frame sizes, network inputs, uint8 frames or Nones) per ``batch_size`` frames.
+
+  Decoded frames are kept (as uint8, with their batch) only with ``keep_frames``.
+  """
+  hws, inputs, kept = [], [], []
   for frame in frames:
     rgb = photos.as_rgb(frame)
     hws.append(rgb.shape[:2])
     inputs.append(network.input_for(rgb, size))
+    kept.append(network_input.to_uint8(rgb) if keep_frames else None)
     if len(inputs) == batch_size:
-      yield hws, inputs
-      hws, inputs = [], []
+      yield hws, inputs, kept
+      hws, inputs, kept = [], [], []
   if inputs:
-    yield hws, inputs
+    yield hws, inputs, kept
 
 
 def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
@@ -170,27 +192,40 @@ def depth_frames(network, frames: Iterable[np.ndarray], batch_size: int,
     ValueError: naming the frame, if the network predicts non-finite depth for it.
     focal.FocalLengthError: ``fx`` or ``fov_deg`` is not a valid focal length.
   """
+  with contextlib.closing(_frames_and_depths(network, frames, batch_size, size, fx=fx,
+                                             fov_deg=fov_deg, keep_frames=False)) as pairs:
+    for _, depth in pairs:
+      yield depth
+
+
+def _frames_and_depths(network, frames: Iterable[np.ndarray], batch_size: int,
+                       size: tuple[int, int] | None, *, fx: float | None,
+                       fov_deg: float | None, keep_frames: bool
+                       ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
+  """``depth_frames``, each depth map with its frame as (H, W, 3) uint8 if ``keep_frames``
+  (else None)."""
   if fx is not None:
     focal_lib.check_fx(fx)
   if fov_deg is not None:
     focal_lib.check_fov(fov_deg)
   known = fx is not None or fov_deg is not None
   train_fx = camera_lib.training_focal_px(network.config) if known else None
-  batches = _prepared_batches(network, frames, batch_size, size)
+  batches = _prepared_batches(network, frames, batch_size, size, keep_frames)
   index = 0
   with concurrent.futures.ThreadPoolExecutor(1) as pool:
     pending = pool.submit(next, batches, None)
     try:
       while (batch := pending.result()) is not None:
         pending = pool.submit(next, batches, None)
-        for (depth, _), hw, x in zip(network.run(batch[1], batch[0], batch_size), batch[0],
-                                     batch[1]):
+        hws, inputs, kept = batch
+        for (depth, _), hw, x, frame in zip(network.run(inputs, hws, batch_size), hws, inputs,
+                                            kept):
           if isinstance(depth, Exception):
             raise ValueError(f'frame {index}: {depth}')
           if known:
             clip_fx = fx if fov_deg is None else focal_lib.fx_from_fov(fov_deg, hw[1])
             depth = depth * np.float32(focal_lib.depth_scale(clip_fx, hw[1], x.shape[1], train_fx))
-          yield depth
+          yield frame, depth
           index += 1
     finally:
       # The generator may still be running in the thread; it can be closed only after.
@@ -261,7 +296,8 @@ class _FrameFolder:
 
 
 class _ColourVideo:
-  """An H.264 .mp4 of coloured frames, encoded by ffmpeg as they are appended."""
+  """An H.264 .mp4 of RGB frames (the depth's colours, or strips), encoded by ffmpeg as they
+  are appended."""
 
   def __init__(self, path: str, fps: float):
     self._writer = _imageio().get_writer(
@@ -312,10 +348,13 @@ def is_short(decoded: int, stated: int | None) -> bool:
   return stated - decoded > max(_SHORT_FRAMES, _SHORT_FRACTION * stated)
 
 
-def output_paths(output: str | os.PathLike, name: str, frames: bool) -> tuple[str, str]:
-  """(depth archive or per-frame folder, coloured video) a clip ``name`` is written to."""
+def output_paths(output: str | os.PathLike, name: str, frames: bool, strip: bool = False
+                 ) -> list[str]:
+  """[depth archive or per-frame folder, coloured video, strip video if ``strip``]: the paths a
+  clip ``name`` is written to."""
   base = os.path.join(os.fspath(output), name)
-  return (f'{base}_frames' if frames else f'{base}_depth.npz'), f'{base}_depth.mp4'
+  paths = [f'{base}_frames' if frames else f'{base}_depth.npz', f'{base}_depth.mp4']
+  return paths + ([f'{base}_strip.mp4'] if strip else [])
 
 
 def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[str]:
@@ -325,35 +364,41 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
     network: a ``network.DepthNetwork``, shared with the run's images (one compile per size).
     path: the clip.
     name: output base name.
-    options: ``predict.PredictOptions`` (output, batch_size, size, cmap, frames, and the
+    options: ``predict.PredictOptions`` (output, batch_size, size, cmap, frames, strip, and the
       clip's focal length: ``intrinsics[0]`` or ``fov_deg``).
 
   Returns:
-    The paths written.
+    The paths written (``output_paths``).
 
   Raises:
     ValueError: naming the file if it cannot be decoded, or decodes short of the frames its
       container states (unless ``options.allow_partial_video``), or the frame whose depth is
       not finite; nothing is then left under the output names.
+    output_files.NotOurFileError: an output name is taken by a file prediction did not write.
   """
-  depth_path, video_path = output_paths(options.output, name, options.frames)
-  output_files.check_ours([depth_path, video_path])
+  paths = output_paths(options.output, name, options.frames, options.strip)
+  depth_path, video_paths = paths[0], paths[1:]
+  output_files.check_ours(paths)
   info, frames = open_clip(path)
   start = time.perf_counter()
   with contextlib.ExitStack() as stack:
     depth_temporary = stack.enter_context(
         _atomic_folder(depth_path) if options.frames else files.atomic_path(depth_path))
-    video_temporary = stack.enter_context(files.atomic_path(video_path))
+    video_temporaries = [stack.enter_context(files.atomic_path(p)) for p in video_paths]
     # Entered after the temporary paths, so that they finish before anything is renamed.
     depth_sink = stack.enter_context(
         _FrameFolder(depth_temporary) if options.frames
         else _DepthArchive(depth_temporary, os.fspath(options.output)))
-    colour_sink = stack.enter_context(_ColourVideo(video_temporary, info.fps))
+    # The strip video, if any, goes through the same writer as the coloured depth.
+    videos = [stack.enter_context(_ColourVideo(p, info.fps)) for p in video_temporaries]
+    colour_sink, strip_sink = videos[0], (videos[1] if options.strip else None)
     frames = stack.enter_context(contextlib.closing(frames))
-    depths = stack.enter_context(contextlib.closing(
-        depth_frames(network, frames, options.batch_size, options.size,
-                     fx=options.intrinsics[0], fov_deg=options.fov_deg)))
-    count = _write_frames(depths, depth_sink, colour_sink, network.depth_range, options.cmap,
+    pairs = stack.enter_context(contextlib.closing(
+        _frames_and_depths(network, frames, options.batch_size, options.size,
+                           fx=options.intrinsics[0], fov_deg=options.fov_deg,
+                           keep_frames=options.strip)))
+    count = _write_frames(pairs, depth_sink, colour_sink, strip_sink, network.depth_range,
+                          options.cmap,
                           tqdm.tqdm(total=info.frames, unit='frame', desc=name, mininterval=1.0))
     if not count:
       raise ValueError(f'{os.fspath(path)}: the clip holds no video frame.')
@@ -364,21 +409,29 @@ def predict_clip(network, path: str | os.PathLike, name: str, options) -> list[s
         raise ValueError(f'{shortfall}; nothing written. Pass --allow_partial_video to keep '
                          f'the depth of those {count} frames.')
       logging.warning('%s; keeping their depth (--allow_partial_video).', shortfall)
-    output_files.record([depth_path, video_path])
+    output_files.record(paths)
   seconds = time.perf_counter() - start
   logging.info('%s: depth for %d frames in %.1f s (%.2f frames/s).', name, count, seconds,
                count / seconds if seconds > 0 else float('nan'))
-  return [depth_path, video_path]
+  return paths
 
 
-def _write_frames(depths: Iterable[np.ndarray], depth_sink, colour_sink,
-                  depth_range: Sequence[float], cmap: str, bar: tqdm.tqdm) -> int:
-  """Writes each depth map to both sinks as it comes; returns how many there were."""
+def _write_frames(pairs: Iterable[tuple[np.ndarray | None, np.ndarray]], depth_sink,
+                  colour_sink, strip_sink, depth_range: Sequence[float], cmap: str,
+                  bar: tqdm.tqdm) -> int:
+  """Writes each (frame, depth map) to the sinks as it comes; returns how many there were.
+
+  ``strip_sink`` (None: no strip video) gets ``visualize.prediction_strip`` of the frame and
+  its colours, the picture ``--strip`` writes for a photo.
+  """
   count = 0
   with bar:
-    for depth in depths:
+    for frame, depth in pairs:
       depth_sink.append(depth)
-      colour_sink.append(visualize.colorize_depth(depth, *depth_range, cmap))
+      colour = visualize.colorize_depth(depth, *depth_range, cmap)
+      colour_sink.append(colour)
+      if strip_sink is not None:
+        strip_sink.append(visualize.prediction_strip(frame, colour, *depth_range, cmap=cmap))
       count += 1
       bar.update()
   # The bar keeps the container's count: a clip that ends short shows how short.

@@ -1,7 +1,10 @@
 """Tests for video clips in --mode=predict (inference/video.py) on the smoke model."""
 
 import inspect
+import os
 import pathlib
+import re
+import subprocess
 import sys
 
 from absl import app
@@ -17,9 +20,13 @@ from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax.inference import input_files
 from adabins_jax.inference import output_files
 from adabins_jax.inference import video as predict_video
+from adabins_jax import annotate
 from adabins_jax import visualize
 
-iio = pytest.importorskip('imageio.v2')
+pytest.importorskip('imageio.v2')
+pytest.importorskip('imageio_ffmpeg')
+# As prediction sets it up: ffmpeg started without fork()ing this JAX process.
+iio = predict_video._imageio()  # pylint: disable=protected-access
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 _HW = (64, 80)  # Frames and network input alike: one compile for every test.
@@ -99,6 +106,76 @@ def test_depth_video_has_the_clips_frames_and_rate_over_the_fixed_range(clip_run
     assert error.mean() < 8, error.mean()
 
 
+def test_strip_video_shows_each_frame_beside_its_depth(tmp_path, monkeypatch, clip_run,
+                                                       workdir, config):
+  clip, first_out = clip_run
+  _main(monkeypatch, workdir, f'--input={clip}', f'--output={tmp_path}', '--strip')
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      output_files.MANIFEST, 'clip_depth.mp4', 'clip_depth.npz', 'clip_strip.mp4']
+  assert 'clip_strip.mp4' in (tmp_path / output_files.MANIFEST).read_text().split()
+  strips, fps = _decode(tmp_path / 'clip_strip.mp4')
+  assert len(strips) == _FRAMES and fps == _FPS
+  inputs, _ = _decode(clip)
+  with np.load(first_out / 'clip_depth.npz') as archive:
+    depth = archive['depth'].astype(np.float32)
+  depth_range = config.model.min_depth_m, config.model.max_depth_m
+  # The photo's strip of each frame: titles above, the colour bar below, 2x the frame's width.
+  h, w = _HW
+  header = annotate.label_panels(np.zeros((h, 2 * w, 3), np.uint8),
+                                 visualize.PREDICTION_TITLES).shape[0] - h
+  for i, (strip, frame, d) in enumerate(zip(strips, inputs, depth)):
+    colour = visualize.colorize_depth(d, *depth_range)
+    expected = visualize.prediction_strip(frame, colour, *depth_range)
+    expected = np.pad(expected, [(0, expected.shape[0] % 2), (0, 0), (0, 0)], mode='edge')
+    assert strip.shape == expected.shape and strip.shape[1] == 2 * w, strip.shape
+    # H.264 is lossy (mean errors of about 5 on this clip's sharp ramps, against 22 between
+    # consecutive frames): the left panel is this frame, not its neighbour.
+    assert np.abs(strip.astype(np.int16) - expected).mean() < 8, i
+    left = strip[header:header + h, :w].astype(np.int16)
+    error = np.abs(left - frame).mean()
+    assert error < 8, (i, error)
+    assert np.abs(left - inputs[(i + 1) % _FRAMES]).mean() > 3 * error, i
+    assert np.abs(strip[header:header + h, w:].astype(np.int16) - colour).mean() < 8, i
+
+
+def test_a_clip_of_odd_size_gets_a_strip_of_even_size(tmp_path):
+  clip = tmp_path / 'odd.mp4'
+  with iio.get_writer(clip, format='FFMPEG', fps=_FPS, codec='libx264', pixelformat='yuv444p',
+                      macro_block_size=1, ffmpeg_log_level='error') as writer:
+    for i in range(3):
+      writer.append_data(np.full((33, 41, 3), 40 * i, np.uint8))
+  (tmp_path / 'out').mkdir()
+  options = predict.PredictOptions(str(clip), str(tmp_path / 'out'), batch_size=2, strip=True)
+  written = predict_video.predict_clip(_FakeNetwork(), clip, 'odd', options)
+  assert [pathlib.Path(p).name for p in written] == ['odd_depth.npz', 'odd_depth.mp4',
+                                                     'odd_strip.mp4']
+  strips, _ = _decode(written[2])
+  height = visualize.prediction_strip(*[np.zeros((33, 41, 3), np.uint8)] * 2, 1.0, 2.0).shape[0]
+  assert len(strips) == 3
+  # H.264 in yuv420p needs even sides: 2 x 41 columns, and the last row repeated if odd.
+  assert strips[0].shape == (height + height % 2, 82, 3)
+  assert _decode(written[1])[0][0].shape == (34, 42, 3)
+
+
+def test_a_video_prediction_prints_no_fork_warning(tmp_path, clip_run, workdir):
+  # imageio-ffmpeg's preexec_fn made CPython fork() this multithreaded JAX process for each
+  # ffmpeg; JAX warns then, from an at-fork hook, which -W error cannot turn into a failure.
+  clip, _ = clip_run
+  # Not inherited from this process (iio above sets it): the child must set it up itself.
+  env = {k: v for k, v in os.environ.items() if k != 'IMAGEIO_FFMPEG_NO_PREVENT_SIGINT'}
+  result = subprocess.run(
+      [sys.executable, '-m', 'adabins_jax.main', '--mode=predict',
+       f'--config={_REPO / "configs" / "smoke.py"}', f'--workdir={workdir}', f'--input={clip}',
+       f'--output={tmp_path}', f'--size={_HW[0]}x{_HW[1]}', f'--batch_size={_BATCH}',
+       '--strip'],  # A reader and two writers.
+      cwd=_REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / 'clip_strip.mp4').exists()
+  output = result.stdout + result.stderr
+  assert not re.findall(r'.*\bfork\b.*', output, re.IGNORECASE), output[-3000:]
+  assert 'Depth for 1 of 1 files' in result.stdout
+
+
 def test_frames_flag_writes_one_npy_per_frame(tmp_path, monkeypatch, clip_run, workdir):
   clip, first_out = clip_run
   _main(monkeypatch, workdir, f'--input={clip}', f'--output={tmp_path}', '--frames')
@@ -174,12 +251,12 @@ def test_frames_are_read_lazily_at_most_two_batches_ahead(tmp_path):
   frames.close()
 
 
-@pytest.mark.parametrize('per_frame', [False, True])
-def test_a_failure_mid_clip_leaves_no_file(tmp_path, per_frame):
+@pytest.mark.parametrize('per_frame, strip', [(False, False), (True, False), (False, True)])
+def test_a_failure_mid_clip_leaves_no_file(tmp_path, per_frame, strip):
   clip = _write_clip(tmp_path / 'clip.mp4')
   (tmp_path / 'out').mkdir()
   options = predict.PredictOptions(str(clip), str(tmp_path / 'out'), batch_size=2,
-                                   frames=per_frame)
+                                   frames=per_frame, strip=strip)
   with pytest.raises(ValueError, match='frame 4: non-finite depth'):
     predict_video.predict_clip(_FakeNetwork(fail_at_call=3), clip, 'clip', options)
   assert list((tmp_path / 'out').iterdir()) == []
@@ -204,7 +281,8 @@ def test_without_imageio_a_clip_says_how_to_install(tmp_path, monkeypatch, model
 
 
 def test_folders_and_globs_find_clips_but_not_their_outputs(tmp_path):
-  for name in ('a.mp4', 'b.MOV', 'c.png', 'notes.txt', 'a_depth.mp4', 'a_depth.npz'):
+  for name in ('a.mp4', 'b.MOV', 'c.png', 'notes.txt', 'a_depth.mp4', 'a_depth.npz',
+               'a_strip.mp4'):
     (tmp_path / name).write_bytes(b'')
   paths, _ = input_files.find_images(str(tmp_path), output_dir=tmp_path)
   assert [p.name for p in paths] == ['a.mp4', 'b.MOV', 'c.png']

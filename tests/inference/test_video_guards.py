@@ -1,5 +1,7 @@
-"""Tests that a truncated clip is not passed off as whole (inference/video.py)."""
+"""Tests that a truncated clip is not passed off as whole, and that a clip's outputs replace no
+file prediction did not write (inference/video.py)."""
 
+import dataclasses
 import logging
 import os
 import sys
@@ -8,14 +10,18 @@ from absl.testing import flagsaver
 import numpy as np
 import pytest
 
+from adabins_jax import checkpointing
 from adabins_jax import main
 from adabins_jax.configs import smoke
 from adabins_jax.inference import flags as predict_flags
+from adabins_jax.inference import output_files
 from adabins_jax.inference import predict
 from adabins_jax.inference import video as predict_video
 
-iio = pytest.importorskip('imageio.v2')
+pytest.importorskip('imageio.v2')
 pytest.importorskip('imageio_ffmpeg')
+# As prediction sets it up: ffmpeg started without fork()ing this JAX process.
+iio = predict_video._imageio()  # pylint: disable=protected-access
 
 _FRAMES, _FPS, _HW = 60, 20, (16, 24)
 
@@ -101,3 +107,31 @@ def test_the_flag_reaches_the_options(monkeypatch):
   monkeypatch.setattr(sys, 'argv', argv)  # config_flags reads overrides from sys.argv.
   main.flags.FLAGS(argv)
   assert predict.PredictOptions(**predict_flags.values()).allow_partial_video
+
+
+def test_a_users_file_under_the_strip_videos_name_is_never_replaced(truncated_clip, tmp_path,
+                                                                    monkeypatch, config):
+  (tmp_path / 'in').mkdir()
+  clip = tmp_path / 'in' / 'walk.mp4'
+  clip.write_bytes(truncated_clip.read_bytes())
+  out = tmp_path / 'out'
+  out.mkdir()
+  users = out / 'walk_strip.mp4'
+  users.write_bytes(b'my own side-by-side video')
+  monkeypatch.setattr(checkpointing, 'load_model',
+                      lambda *a, **k: pytest.fail('the model was loaded'))
+  options = predict.PredictOptions(str(clip), str(out), strip=True, allow_partial_video=True)
+  with pytest.raises(SystemExit, match=r'not written by adabins-jax.*\n  .*walk_strip.mp4'):
+    predict.predict(config, None, options)  # Before the model loads.
+  with pytest.raises(output_files.NotOurFileError, match='walk_strip.mp4 exists'):
+    predict_video.predict_clip(_MeanNetwork(), clip, 'walk', options)
+  assert sorted(p.name for p in out.iterdir()) == ['walk_strip.mp4']
+  assert users.read_bytes() == b'my own side-by-side video'
+  # Without --strip that name is no output; once it is ours, a rerun replaces it.
+  without = dataclasses.replace(options, strip=False)
+  assert str(users) not in predict.planned_outputs(without, predict.find_inputs(without))
+  users.unlink()
+  written = predict_video.predict_clip(_MeanNetwork(), clip, 'walk', options)
+  assert written == predict_video.predict_clip(_MeanNetwork(), clip, 'walk', options)
+  assert sorted((out / output_files.MANIFEST).read_text().split()) == [
+      'walk_depth.mp4', 'walk_depth.npz', 'walk_strip.mp4']
