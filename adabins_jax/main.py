@@ -87,6 +87,10 @@ def main(argv):
   so that a scheduler can requeue the run."""
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}', exitcode=2)
+  # Prediction can read released PyTorch weights (--weights) instead of a workdir.
+  if _WORKDIR.value is None and _MODE.value != 'predict':
+    raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
+  mode_kwargs = _mode_arguments(_MODE.value)
   if _MODE.value != 'predict':
     try:
       errors.require_tensorflow(f'--mode={_MODE.value}')
@@ -95,10 +99,6 @@ def main(argv):
     # pylint: disable-next=g-import-not-at-top
     from adabins_jax import input_pipeline  # Prediction runs without TensorFlow.
     input_pipeline.hide_gpus_from_tensorflow()
-  # Prediction can read released PyTorch weights (--weights) instead of a workdir.
-  if _WORKDIR.value is None and _MODE.value != 'predict':
-    raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
-  mode_kwargs = _mode_arguments(_MODE.value)
   # pylint: disable=g-import-not-at-top  # Here, not above: --help needs none of them.
   import jax
   from adabins_jax import parallel
@@ -128,10 +128,7 @@ def main(argv):
 
 def run() -> None:
   """The console command: parses the flags and runs ``main``."""
-  if not configs.asks_for_help(sys.argv):
-    import jax  # pylint: disable=g-import-not-at-top  # Its flags (--jax_platforms, ...).
-    jax.config.config_with_absl()
-  configs.run_command(main)
+  configs.run_command(main, jax_flags=True)
 
 
 if __name__ == '__main__':

@@ -1,9 +1,5 @@
-"""Speed and size of each model, beside the published ones (reference.REFERENCE)::
-
-  python -m adabins_jax.benchmark                    # the six configs with published numbers
-  python -m adabins_jax.benchmark --configs=unet128_dws,effnet_b5_256 --batch_sizes=1 \\
-      --repeats=3 --skip_train --output=benchmark.json
-  python -m adabins_jax.benchmark --configs=demo --runtimes=jax,onnxruntime,litert
+"""Speed and size of each model, beside the published ones (reference.REFERENCE); the command
+line is ``python -m adabins_jax.benchmark`` (see ``__main__``).
 
 Per config: parameter count; MB of float32 parameters and of a training checkpoint (parameters,
 BatchNorm statistics and the AdamW state: the variant study's "size", see docs/reference.md);
@@ -28,12 +24,9 @@ import math
 import os
 import platform
 import statistics
-import sys
 import time
 from typing import Any
 
-from absl import app
-from absl import flags
 from absl import logging
 from flax import nnx
 import jax
@@ -42,18 +35,13 @@ import numpy as np
 
 from adabins_jax.benchmark import exported
 from adabins_jax import configs
-from adabins_jax import files
 from adabins_jax import models
-from adabins_jax import network_input
 from adabins_jax.datasets import nyu
 from adabins_jax import optim
 from adabins_jax.configs import reference
 from adabins_jax import steps
 from adabins_jax.models import layers
 
-# The configs benchmarked by default: those with published speed and size.
-REFERENCE_CONFIGS = tuple(name for name, row in reference.REFERENCE.items()
-                          if row.fps is not None)
 # The table's resolutions before data.input_scale: NYU test frames and the training crop.
 EVAL_HW = nyu.FRAME_HW
 TRAIN_HW = nyu.TRAIN_CROP_HW
@@ -347,32 +335,6 @@ def study_ratios(rows: dict[str, dict[str, Any]], batch: int) -> str:
           f'(published: {published_smaller:.1f}x).')
 
 
-def _define_flags() -> None:
-  """The command line's flags; only when run as a script, since predict_flags also has --output."""
-  flags.DEFINE_list('configs', list(REFERENCE_CONFIGS),
-                    'Config names under configs/ or paths to config files.')
-  flags.DEFINE_string('output', None, 'Write the results as JSON to this file.')
-  flags.DEFINE_list('batch_sizes', ['1', '8'], 'Inference batch sizes.')
-  flags.DEFINE_integer('repeats', 5, 'Timed runs per measurement (median kept).')
-  flags.DEFINE_boolean('skip_train', False, 'Leave out the training step.')
-  flags.DEFINE_integer('train_batch_size', None,
-                       "Training batch (default: the config's on accelerators, 2 on a CPU).")
-  flags.DEFINE_string('eval_size', 'x'.join(map(str, EVAL_HW)),
-                      'Inference HxW before data.input_scale.')
-  flags.DEFINE_list('runtimes', ['jax'],
-                    'Runtimes to time: jax, and onnxruntime and litert, which run the model '
-                    "exported at batch 1 (they need the 'export' extra).")
-  flags.DEFINE_string('train_size', 'x'.join(map(str, TRAIN_HW)),
-                      'Training crop HxW before data.input_scale.')
-
-
-def _hw(text: str, flag: str) -> tuple[int, int]:
-  try:
-    return network_input.parse_size(text, f'--{flag}')
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-
-
 def run_configs(config_names: Sequence[str], **kwargs) -> dict[str, Any]:
   """Benchmarks each config; returns {'environment': ..., 'rows': {name: row}}."""
   rows = {}
@@ -382,39 +344,3 @@ def run_configs(config_names: Sequence[str], **kwargs) -> dict[str, Any]:
     rows[key] = benchmark_config(load_config(name), **kwargs)
     logging.info('%s: %s', key, json.dumps(rows[key]))
   return {'environment': environment(), 'rows': rows}
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  f = flags.FLAGS
-  batch_sizes = [int(b) for b in f.batch_sizes]
-  try:
-    exported.check_runtimes(f.runtimes)
-  except (ImportError, ValueError) as e:
-    raise app.UsageError(str(e)) from None
-  results = run_configs(f.configs, batch_sizes=batch_sizes, repeats=f.repeats,
-                        skip_train=f.skip_train, train_batch_size=f.train_batch_size,
-                        eval_hw=_hw(f.eval_size, 'eval_size'),
-                        train_hw=_hw(f.train_size, 'train_size'), runtimes=f.runtimes)
-  results['environment']['command'] = ' '.join(sys.argv)
-  env = results['environment']
-  print(f'{env["device"]} ({env["backend"]}, {env["cpu_count"]} CPUs, load average '
-        f'{", ".join(f"{x:.2f}" for x in env["load_average"])}), jax {env["jax"]}')
-  print(markdown_table(results['rows'], batch_sizes, f.runtimes))
-  ratios = study_ratios(results['rows'], batch_sizes[0])
-  if ratios:
-    print(ratios)
-  if f.output:
-    files.write_bytes(f.output, json.dumps(results, indent=2).encode())
-    print(f'Wrote {f.output}.')
-
-
-def run() -> None:
-  """The console command: parses the flags and runs ``main``."""
-  _define_flags()
-  configs.run_command(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import ml_collections
 from absl import app
+from absl import flags
 
 _FOLDER = pathlib.Path(__file__).resolve().parent
 # Modules here that are not configs to train: the defaults every config overrides, their rules,
@@ -86,6 +87,19 @@ def asks_for_help(argv: list[str]) -> bool:
   return any(arg in _HELP_FLAGS for arg in argv[1:])
 
 
+def may_set_jax_flags(argv: list[str]) -> bool:
+  """Whether the command line may set one of JAX's own flags (--jax_platforms, ...): names one,
+  or reads flags from a --flagfile. Only then need they be defined before parsing, which
+  imports JAX; unset, they keep the values JAX takes from the environment either way."""
+  for arg in argv[1:]:
+    if arg == '--':
+      break
+    name = arg.lstrip('-') if arg.startswith('-') else ''
+    if name.startswith(('jax_', 'nojax_', 'flagfile')):
+      return True
+  return False
+
+
 class _QuietProbe(logging.Filter):
   """Drops JAX's INFO line that no TPU was found, which every CPU or GPU run would print."""
 
@@ -94,17 +108,46 @@ class _QuietProbe(logging.Filter):
                 and record.getMessage().startswith("Unable to initialize backend 'tpu'"))
 
 
-def run_command(main: Callable[[list[str]], None]) -> None:
+def _help_names_command_flags(command_module: str) -> None:
+  """Makes ``--help`` show the usage and key flags of ``command_module``.
+
+  absl's ``--help`` prints ``__main__``'s docstring and key flags, which are the command
+  module's own under ``python -m``, but the console script's (none) under the installed
+  command, whose module only imports and calls ``run``.
+  """
+  if command_module == '__main__':
+    return
+  main_module, command = sys.modules['__main__'], sys.modules[command_module]
+  if not main_module.__doc__:
+    main_module.__doc__ = command.__doc__
+  for flag in flags.FLAGS.get_key_flags_for_module(command):
+    # absl looks the main module's key flags up under the program's name.
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def run_command(main: Callable[[list[str]], None], *, jax_flags: bool = False) -> None:
   """Runs an absl ``main`` whose ``--config`` may name a shipped config.
 
   A config that is neither a file nor a shipped name is a usage error (exit status 2); a
-  request for help prints the usage and exits 0.
+  request for help prints the usage and the flags of ``main``'s module and exits 0.
+
+  Commands keep JAX, TensorFlow and the like out of their module's imports, importing them in
+  ``main``, so that help and errors in the command line come at once.
+
+  Args:
+    main: The command's ``main(argv)``, called with the flags parsed.
+    jax_flags: Also accept JAX's own flags (--jax_platforms, ...), when the command line may
+      set one (``may_set_jax_flags``); a request for help lists none of them.
   """
   try:
     sys.argv = resolve_argv(sys.argv)
   except FileNotFoundError as e:
     print(f'--config: {e}', file=sys.stderr)
     sys.exit(2)
+  if jax_flags and may_set_jax_flags(sys.argv) and not asks_for_help(sys.argv):
+    import jax  # pylint: disable=g-import-not-at-top
+    jax.config.config_with_absl()
+  _help_names_command_flags(main.__module__)
   logging.getLogger('jax._src.xla_bridge').addFilter(_QuietProbe())
   try:
     app.run(main)

@@ -1,5 +1,9 @@
 """Export for deployment: the network as ONNX, TFLite, SavedModel or StableHLO files.
 
-  exporter  the command (``python -m adabins_jax.export``): the served function and its checks
+  exporter  the served function, its signature and the export call
+  options   what an export can be asked for (formats, size, batch, quantisation), checked
+            without JAX
   formats   writing and loading each file format
+  __main__  the command (``python -m adabins_jax.export``): checks its flags and the weights,
+            then imports the rest
 """

@@ -11,5 +11,6 @@
   output_files  depth as .npy, 16-bit PNG, colour, strips and point clouds
   video         clips in, per-frame depth and a coloured clip out
   runtimes      the network as an exported file run by LiteRT or ONNX Runtime
-  app           the web demo (gradio)
+  app           the web demo's command, which imports gradio and JAX once its flags are parsed
+  page          the web demo's page (gradio)
 """

@@ -1,43 +1,25 @@
-"""Converts a released PyTorch AdaBins checkpoint into this project's Orbax checkpoint.
+"""Imports a released PyTorch AdaBins checkpoint into this project's Orbax checkpoint.
 
-  python -m adabins_jax.torch_weights --config=effnet_b5_256 --weights=AdaBins_nyu.pt \\
-      --workdir=runs/effnet_b5_256
-
-The workdir then holds step 0: the released weights plus a fresh optimizer state, which
-``--mode=eval`` and ``--mode=predict`` read, and from which ``--mode=train`` fine-tunes.
-Accepts every format the release used (see ``torch_mapping.normalise_state_dict``). The weights
-hold no depth range: a file named for the release's KITTI weights (``AdaBins_kitti.pt``, 80 m)
-needs a config of that range, ``--config=kitti_effnet_b5_256``, and is refused by a 10 m one
-(``release_weights.check_file_range``); the checkpoint records the config's range.
+The command (``python -m adabins_jax.torch_weights``, see ``__main__``) calls
+``import_checkpoint``: the workdir then holds step 0, the released weights plus a fresh
+optimizer state, which ``--mode=eval`` and ``--mode=predict`` read, and from which
+``--mode=train`` fine-tunes. Accepts every format the release used (see
+``torch_mapping.normalise_state_dict``). The weights hold no depth range: a file named for the
+release's KITTI weights (``AdaBins_kitti.pt``, 80 m) needs a config of that range,
+``--config=kitti_effnet_b5_256``, and is refused by a 10 m one
+(``release.check_file_range``); the checkpoint records the config's range.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
-from absl import app
-from absl import flags
-from absl import logging
 from flax import nnx
-from ml_collections import config_flags
 
 from adabins_jax import checkpointing
-from adabins_jax import configs
 from adabins_jax import models
 from adabins_jax import optim
-from adabins_jax.torch_weights import release as release_weights
 from adabins_jax.torch_weights import mapping as torch_mapping
-
-
-def _define_flags():
-  # Defined only when run as a program: adabins_jax.main owns the same names in-process.
-  flags.DEFINE_string('weights', None, 'The released .pt file (as --weights of main).')
-  flags.DEFINE_alias('checkpoint', 'weights')  # Its earlier name.
-  flags.DEFINE_string('workdir', None, 'Folder to write the Orbax checkpoint to.')
-  config_flags.DEFINE_config_file('config', None, 'Config whose model the weights are for.',
-                                  lock_config=True)
-  flags.mark_flags_as_required(['config', 'weights', 'workdir'])
 
 
 def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.PathLike) -> int:
@@ -48,7 +30,7 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
 
   Raises:
     FileExistsError: the workdir already holds checkpoints (nothing is overwritten).
-    release_weights.DepthRangeError: the file's name says another depth range than the
+    release.DepthRangeError: the file's name says another depth range than the
       config's model, and ``config.model.allow_range_mismatch`` is off.
     ValueError: the checkpoint does not fit the model; the message names every bad key.
   """
@@ -68,25 +50,3 @@ def import_checkpoint(config, checkpoint: str | os.PathLike, workdir: str | os.P
   checkpointing.finish(manager)
   manager.close()
   return models.count_params(model)
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
-  args = flags.FLAGS
-  try:
-    n = import_checkpoint(args.config, args.weights, args.workdir)
-  except release_weights.DepthRangeError as e:
-    sys.exit(f'error: {e}')  # The message says what to change.
-  logging.info('Imported %d parameters from %s into %s.', n, args.weights, args.workdir)
-  print(f'Imported {n:,} parameters from {args.weights} into {args.workdir} (step 0).')
-
-
-def run() -> None:
-  """The console command: parses the flags and runs ``main``."""
-  _define_flags()
-  configs.run_command(main)
-
-
-if __name__ == '__main__':
-  run()

@@ -85,6 +85,12 @@ def _check_close(got: dict, reference: dict, tolerance: float) -> None:
     assert _relative_l2(got[name], want) <= tolerance, (name, _relative_l2(got[name], want))
 
 
+def test_the_formats_offered_are_those_written_and_read_back():
+  # The command's --format choices are listed without JAX (export.options); formats.py reads
+  # each back.
+  assert exporter.FORMATS == tuple(export_formats.LOADERS)
+
+
 @pytest.mark.parametrize('name', ['demo', 'unet128_dws'])
 @pytest.mark.parametrize('fmt', exporter.FORMATS)
 @pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.

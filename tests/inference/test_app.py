@@ -31,6 +31,7 @@ gradio_client = pytest.importorskip('gradio_client')
 httpx = pytest.importorskip('httpx')  # gradio's own HTTP client
 
 from adabins_jax.inference import app
+from adabins_jax.inference import page
 from adabins_jax import configs
 from helpers import stand_ins
 from adabins_jax.inference import predictor as predictor_lib
@@ -73,7 +74,7 @@ def files_root(tmp_path_factory):
 @pytest.fixture(scope='module')
 def url(predictor, files_root):
   """The page served in this process, closed after the module's tests."""
-  demo = app.build_app(predictor, files_root, max_pixels=_MAX_PIXELS)
+  demo = page.build_app(predictor, files_root, max_pixels=_MAX_PIXELS)
   demo.launch(server_name='127.0.0.1', server_port=app_server.free_port(), prevent_thread_lock=True,
               quiet=True)
   yield demo.local_url
@@ -114,7 +115,7 @@ def _files_under(*folders) -> set[str]:
 @pytest.mark.slow  # Compiles or runs a model for over 10 s on a busy 2-core CPU.
 def test_predict_photo_gives_the_predictors_depth_and_files_that_load(tmp_path, predictor,
                                                                       photo):
-  view = app.predict_photo(predictor, photo, tmp_path, 'room')
+  view = page.predict_photo(predictor, photo, tmp_path, 'room')
   expected = predictor.predict(photo)
   np.testing.assert_array_equal(view.depth, expected.depth)
   np.testing.assert_array_equal(view.colorized, expected.colorized)
@@ -135,23 +136,23 @@ def test_depth_at_reads_a_pixel_from_the_map_or_its_file(tmp_path):
   depth = np.arange(12, dtype=np.float32).reshape(3, 4) + 0.5
   np.save(tmp_path / 'd.npy', depth)
   for source in (depth, tmp_path / 'd.npy'):
-    assert app.depth_at(source, 3, 1) == 'Depth at pixel (x=3, y=1): **7.500 m**'
-    assert 'outside the 4x3 depth map' in app.depth_at(source, 4, 0)
-  assert 'expired' in app.depth_at(tmp_path / 'gone.npy', 0, 0)
-  assert 'Upload a photo' in app.depth_at(None, 0, 0)
+    assert page.depth_at(source, 3, 1) == 'Depth at pixel (x=3, y=1): **7.500 m**'
+    assert 'outside the 4x3 depth map' in page.depth_at(source, 4, 0)
+  assert 'expired' in page.depth_at(tmp_path / 'gone.npy', 0, 0)
+  assert 'Upload a photo' in page.depth_at(None, 0, 0)
 
 
 def test_small_helpers():
-  assert app.ply_stride((36, 50)) == 1
-  assert app.ply_stride((3000, 4000)) == 4  # 750,000 points of 12 million pixels
-  assert app.upload_name({'path': '/tmp/x', 'orig_name': 'my photo (1).JPG'}) == 'my_photo_1'
-  assert app.upload_name('/a/b/room.png') == 'room'
-  assert app.upload_name({'path': '/tmp/x'}) == 'photo'
-  assert app.fit_pixels((36, 50), 1800) == (36, 50)
-  assert app.fit_pixels((3000, 4000), 4_000_000) == (1732, 2309)
-  with pytest.raises(app.PhotoTooLargeError, match='2401x1 is 2,401 pixels, more than this page '
+  assert page.ply_stride((36, 50)) == 1
+  assert page.ply_stride((3000, 4000)) == 4  # 750,000 points of 12 million pixels
+  assert page.upload_name({'path': '/tmp/x', 'orig_name': 'my photo (1).JPG'}) == 'my_photo_1'
+  assert page.upload_name('/a/b/room.png') == 'room'
+  assert page.upload_name({'path': '/tmp/x'}) == 'photo'
+  assert page.fit_pixels((36, 50), 1800) == (36, 50)
+  assert page.fit_pixels((3000, 4000), 4_000_000) == (1732, 2309)
+  with pytest.raises(page.PhotoTooLargeError, match='2401x1 is 2,401 pixels, more than this page '
                      r'takes \(2,400\), and too narrow to downscale'):
-    app.fit_pixels((1, 2401), 2400)
+    page.fit_pixels((1, 2401), 2400)
   with pytest.raises(ValueError, match='neither given'):
     app.check_weights(None, None)
   with pytest.raises(ValueError, match='both given'):
@@ -160,9 +161,9 @@ def test_small_helpers():
 
 
 def test_request_folders_expire(tmp_path):
-  old = app.request_folder(tmp_path)
+  old = page.request_folder(tmp_path)
   os.utime(old, (time.time() - 7200, time.time() - 7200))
-  new = app.request_folder(tmp_path)
+  new = page.request_folder(tmp_path)
   assert os.path.isdir(new) and not os.path.exists(old)
 
 
@@ -186,13 +187,13 @@ def test_read_photo_downscales_upright_from_the_header(tmp_path, monkeypatch):
   exif[0x0112] = 6  # Orientation: stored on its side, shown turned a quarter clockwise.
   path = tmp_path / 'side.jpg'
   Image.fromarray(stored).save(path, exif=exif.tobytes(), quality=95)
-  rgb, note = app.read_photo(path, max_pixels=6000)
+  rgb, note = page.read_photo(path, max_pixels=6000)
   assert rgb.shape == (94, 63, 3) and rgb.dtype == np.float32
   assert note == 'Downscaled from 200x300 to 63x94 pixels (this page takes at most 6,000).'
   upright = photos.read_image(path)
   expected = np.asarray(Image.fromarray(network_input.to_uint8(upright)).resize((63, 94))) / 255
   assert np.abs(rgb - expected).mean() < 0.03  # Decoded at a JPEG draft scale, resampled apart
-  rgb, note = app.read_photo(path, max_pixels=60_000)
+  rgb, note = page.read_photo(path, max_pixels=60_000)
   np.testing.assert_array_equal(rgb, upright)
   assert note == ''
 
@@ -201,9 +202,9 @@ def test_read_photo_downscales_upright_from_the_header(tmp_path, monkeypatch):
 
   monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 59_999)
   monkeypatch.setattr(PIL.ImageFile.ImageFile, 'load', no_decoding)
-  with pytest.raises(app.PhotoTooLargeError,
+  with pytest.raises(page.PhotoTooLargeError,
                      match=r'300x200 is 60,000 pixels, more than this page decodes \(59,999\)'):
-    app.read_photo(path, max_pixels=1000)
+    page.read_photo(path, max_pixels=1000)
 
 
 def test_server_downscales_a_photo_over_its_pixel_cap(url, tmp_path):
@@ -284,7 +285,6 @@ def _command(*args):
   return [sys.executable, '-m', 'adabins_jax.inference.app', '--config=demo', *args]
 
 
-@pytest.mark.slow  # Subprocess: imports the app and gradio in a child process.
 def test_command_needs_one_source_of_weights():
   # Both messages are checked on check_weights above; this checks the command reports them.
   done = subprocess.run(_command('--weights=a.pt', '--workdir=runs/x'), capture_output=True,
@@ -317,8 +317,8 @@ def test_the_files_of_a_photo_are_all_or_nothing(tmp_path, monkeypatch):
   def disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, 'No space left on device')
 
-  monkeypatch.setattr(app.output_files, 'write_ply', disk_full)  # The last of the three files.
+  monkeypatch.setattr(page.output_files, 'write_ply', disk_full)  # The last of the three files.
   with pytest.raises(OSError, match='No space left'):
-    app.write_depth_files(tmp_path, 'x', np.zeros((8, 10, 3), np.float32),
-                          np.ones((8, 10), np.float32), 10.0)
+    page.write_depth_files(tmp_path, 'x', np.zeros((8, 10, 3), np.float32),
+                           np.ones((8, 10), np.float32), 10.0)
   assert os.listdir(tmp_path) == []

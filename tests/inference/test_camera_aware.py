@@ -188,14 +188,14 @@ def test_a_clips_field_of_view_rescales_every_frame():
 def test_the_web_demo_rescales_by_its_field_of_view_and_shows_the_exif_value(predictor,
                                                                            tmp_path):
   pytest.importorskip('gradio')
-  from adabins_jax.inference import app  # pylint: disable=g-import-not-at-top
+  from adabins_jax.inference import page  # pylint: disable=g-import-not-at-top
   photo = _photo()
   path = _jpeg(tmp_path / 'exif.jpg', photo, {_F35: 28})
-  view = app.predict_photo(predictor, path, tmp_path, 'a', fov_deg=70.0)
+  view = page.predict_photo(predictor, path, tmp_path, 'a', fov_deg=70.0)
   np.testing.assert_allclose(view.depth, predictor(path, fov_deg=70.0), rtol=1e-6)
   assert 'field of view' in view.summary and 'EXIF focal length 40 px' in view.summary
-  view = app.predict_photo(predictor, path, tmp_path, 'b')
+  view = page.predict_photo(predictor, path, tmp_path, 'b')
   np.testing.assert_allclose(view.depth, predictor(path), rtol=1e-6)
   assert focal_lib.EXIF_35MM in view.summary
-  plain = app.predict_photo(predictor, photo, tmp_path, 'c')
+  plain = page.predict_photo(predictor, photo, tmp_path, 'c')
   assert 'assumed (no EXIF focal length' in plain.summary
