@@ -183,7 +183,10 @@ def cli_depth(installed, trained, photo) -> np.ndarray:  # pylint: disable=unuse
 
 def test_the_wheel_holds_every_module_and_is_what_imports(installed, wheel):
   package = _REPO / 'adabins_jax'
-  in_repo = {p.relative_to(_REPO).as_posix() for p in package.rglob('*.py')}
+  # Every module, and the web app's example photos (package data).
+  in_repo = {p.relative_to(_REPO).as_posix()
+             for p in [*package.rglob('*.py'), *package.glob('inference/examples/*.jpg')]}
+  assert any(name.endswith('.jpg') for name in in_repo)
   with zipfile.ZipFile(wheel) as archive:
     in_wheel = {n for n in archive.namelist() if n.startswith('adabins_jax/')}
   assert in_repo <= in_wheel, f'not in the wheel: {sorted(in_repo - in_wheel)}'
@@ -191,6 +194,11 @@ def test_the_wheel_holds_every_module_and_is_what_imports(installed, wheel):
   done = installed.python('-c', 'from adabins_jax import configs; print(configs.resolve("demo"))',
                           timeout_s=60)
   assert pathlib.Path(done.stdout.strip()).is_relative_to(installed.site)
+  done = installed.python('-c', 'from adabins_jax.inference import examples; '
+                          'print(*examples.paths(), sep="\\n")', timeout_s=60)
+  shipped = [pathlib.Path(p) for p in done.stdout.split()]
+  assert len(shipped) == 3 and all(p.is_file() and p.is_relative_to(installed.site)
+                                   for p in shipped), shipped
 
 
 def test_demo_trains_checkpoints_and_evaluates(installed, trained):

@@ -5,7 +5,8 @@
   python -m adabins_jax.inference.app --config=effnet_b5_256 --weights=AdaBins_nyu.pt --share
 
 Then open http://127.0.0.1:7860. The page shows the photo and its depth coloured over the
-model's range; clicking the depth map reads the depth in metres at that pixel; the depth is
+model's range (or that of an example room, rendered by this project: ``inference/examples``);
+clicking the depth map reads the depth in metres at that pixel; the depth is
 offered as float32 ``.npy`` metres, a 16-bit PNG (``output_files.png_scale`` units: millimetres,
 or 1/256 m for KITTI-range models) and a coloured PLY point cloud. The numbers are those of
 ``adabins_jax.Predictor`` and ``--mode=predict``. The page's logic is in plain functions
@@ -38,6 +39,7 @@ from adabins_jax import files
 from adabins_jax.inference import app as app_command
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax.inference import camera as camera_lib
+from adabins_jax.inference import examples as examples_lib
 from adabins_jax.inference import focal as focal_lib
 from adabins_jax import network_input
 from adabins_jax.inference import output_files
@@ -51,7 +53,11 @@ MAX_PLY_POINTS = 1_000_000
 KEEP_FILES_S = 3600
 # Photos with more pixels are downscaled first (the command's --max_pixels).
 MAX_PIXELS = app_command.MAX_PIXELS
-_HINT = 'Upload a photo; then click on the depth map to read the depth at a pixel.'
+_HINT = ('Upload a photo or pick an example; then click on the depth map to read the depth at '
+         'a pixel.')
+# The names of /predict's results in its API (gradio_client's view_api, /gradio_api/info): each
+# output component's label, which gradio would otherwise make `value_<id>`.
+PREDICT_RETURNS = ('Depth map', 'Depth files', 'Summary')
 
 
 @dataclasses.dataclass
@@ -308,7 +314,10 @@ def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None,
   """The page: photo and coloured depth side by side, the clicked depth, the files.
 
   Its API endpoint ``/predict`` takes an image file and returns (coloured depth image,
-  [.npy, .png, .ply], summary text).
+  [.npy, .png, .ply], summary text), named ``PREDICT_RETURNS`` in its API. Below the photo, the
+  shipped example rooms (``examples_lib.paths``): gradio copies them into its cache as the page
+  is built, so a click sends that copy to ``/predict`` as an upload would, and ``uploaded_path``
+  takes it like one.
 
   Args:
     predictor: The model, shared by every visitor (gradio runs one prediction at a time).
@@ -340,13 +349,14 @@ def build_app(predictor: predictor_lib.Predictor, files_root: str | None = None,
     depth_file = gr.State(None)  # The .npy path: a click reads one pixel, not a stored map.
     with gr.Row():
       photo = gr.Image(label='Photo', type='filepath')
-      coloured = gr.Image(label='Depth (click to read metres)', format='png',
-                          interactive=False)
+      coloured = gr.Image(label=PREDICT_RETURNS[0], format='png', interactive=False)
+    # Filling the photo fires its change event, /predict, as an upload does.
+    gr.Examples(examples_lib.paths(), photo, label='Example rooms (rendered by this project)')
     fov = gr.Number(label='Horizontal field of view in degrees, Enter to apply (optional; '
                     "default: the photo's EXIF, else the training camera)", value=None)
-    reading = gr.Markdown(_HINT)
-    downloads = gr.File(label='Depth files: .npy (metres), 16-bit .png, .ply',
-                        file_count='multiple', interactive=False)
+    # A markdown's label names it only in the API.
+    reading = gr.Markdown(_HINT, label=PREDICT_RETURNS[2])
+    downloads = gr.File(label=PREDICT_RETURNS[1], file_count='multiple', interactive=False)
     # Unpreprocessed: gradio's own image decoding would turn a non-image into a bare "Error";
     # _read_upload says what went wrong, and takes only uploads (uploaded_path).
     photo.change(on_photo, photo, [coloured, downloads, depth_file, reading], api_name='predict',

@@ -33,6 +33,7 @@ httpx = pytest.importorskip('httpx')  # gradio's own HTTP client
 from adabins_jax.inference import app
 from adabins_jax.inference import page
 from adabins_jax import configs
+from adabins_jax.inference import examples
 from helpers import stand_ins
 from adabins_jax.inference import predictor as predictor_lib
 from adabins_jax import models
@@ -96,12 +97,13 @@ def _upload(url: str, path) -> str:
     return reply.raise_for_status().json()[0]
 
 
-def _call_predict(url: str, photo) -> tuple[str, object]:
-  """Calls /predict as any HTTP client can; returns the result's event ('complete' or 'error')
-  and its data."""
+def _call_predict(url: str, photo, api_name: str = 'predict') -> tuple[str, object]:
+  """Calls /predict (or another endpoint) as any HTTP client can; returns the result's event
+  ('complete' or 'error') and its data."""
   with httpx.Client(base_url=url, timeout=60) as http:
-    reply = http.post('gradio_api/call/predict', json={'data': [photo]})
-    stream = http.get(f'gradio_api/call/predict/{reply.raise_for_status().json()["event_id"]}')
+    reply = http.post(f'gradio_api/call/{api_name}', json={'data': [photo]})
+    stream = http.get(
+        f'gradio_api/call/{api_name}/{reply.raise_for_status().json()["event_id"]}')
   events = re.findall(r'^event: (complete|error)\ndata: (.*)$', stream.text, re.MULTILINE)
   assert events, stream.text
   return events[-1][0], json.loads(events[-1][1])
@@ -250,6 +252,57 @@ def test_server_reads_only_files_uploaded_to_it(url, files_root, predictor, phot
     assert _files_under(files_root, cache) == before  # No depth, no point cloud of its pixels
   finally:
     link.unlink()
+
+
+def test_predict_names_its_results_in_the_api(url):
+  client = gradio_client.Client(url, verbose=False)
+  api = client.view_api(print_info=False, return_format='dict')
+  returns = [r['label'] for r in api['named_endpoints']['/predict']['returns']]
+  assert returns == list(page.PREDICT_RETURNS) == ['Depth map', 'Depth files', 'Summary']
+  # As gradio_client shows them to a person, and as any HTTP client reads them.
+  assert ' -> (depth_map, depth_files, summary)' in client.view_api(print_info=False,
+                                                                     return_format='str')
+  info = httpx.get(f'{url}gradio_api/info', timeout=60).raise_for_status().json()
+  assert [r['label'] for r in info['named_endpoints']['/predict']['returns']] == returns
+  assert not [r['label'] for endpoint in info['named_endpoints'].values()
+              for r in endpoint['returns'] if re.fullmatch(r'value_\d+', r['label'])]
+
+
+def test_examples_are_listed_and_a_click_predicts_as_an_upload(url, predictor):
+  config = httpx.get(f'{url}config', timeout=60).raise_for_status().json()
+  [listed] = [c['props']['samples'] for c in config['components'] if c['type'] == 'dataset']
+  shipped = examples.paths()
+  assert [sample['orig_name'] for [sample] in listed] == [os.path.basename(p) for p in shipped]
+  # Served from gradio's copies in its cache, the folder uploads land in.
+  cache = pathlib.Path(os.path.realpath(os.environ['GRADIO_TEMP_DIR']))
+  for [sample], original in zip(listed, shipped):
+    copy = pathlib.Path(sample['path'])
+    assert copy.is_relative_to(cache) and copy.read_bytes() == pathlib.Path(original).read_bytes()
+  # A click on the first: the page loads the example into the photo, whose change is /predict.
+  event, [update] = _call_predict(url, 0, api_name='load_example')
+  assert event == 'complete' and update['value']['path'] == listed[0][0]['path'], update
+  event, data = _call_predict(url, update['value'])
+  assert event == 'complete', data
+  coloured, files, state, summary = data
+  assert state is None  # The page's state, which gradio keeps from clients
+  rgb, _ = page.read_photo(shipped[0], _MAX_PIXELS)  # 640x480 over the test cap: 56x42
+  expected = predictor.predict(rgb)
+  np.testing.assert_array_equal(np.asarray(Image.open(coloured['path']).convert('RGB')),
+                                expected.colorized)
+  npy = next(f['path'] for f in files if f['path'].endswith('_depth.npy'))
+  assert os.path.basename(npy) == 'study_depth.npy'
+  np.testing.assert_array_equal(np.load(npy), expected.depth)
+  assert summary.startswith('Depth from') and 'Downscaled from 640x480 to 56x42' in summary
+
+
+def test_the_examples_outlive_gradios_clean_up_of_old_files(predictor, tmp_path):
+  demo = page.build_app(predictor, str(tmp_path))
+  [dataset] = [b for b in demo.blocks.values() if isinstance(b, gr.Dataset)]
+  copies = [sample['path'] for [sample] in dataset.samples]
+  # Gradio's own record of them, which its sweep of files older than KEEP_FILES_S goes through.
+  assert set(copies) <= set().union(*demo.temp_file_sets)
+  gr.route_utils.delete_files_created_by_app(demo, age=0)
+  assert all(os.path.isfile(p) for p in copies)
 
 
 def test_server_explains_a_file_that_is_not_an_image(url, tmp_path):
