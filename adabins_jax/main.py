@@ -12,6 +12,7 @@ Any config field can be overridden as ``--config.<group>.<field>=<value>``. On a
 process runs this same command; see launch.sh.
 """
 
+import os
 import sys
 
 from absl import app
@@ -54,6 +55,28 @@ def _dispatch(mode: str):
   return predict.predict
 
 
+def _check_paths(mode: str) -> None:
+  """Exits on --input or --weights of a prediction that name nothing, before JAX loads."""
+  if mode != 'predict' or not predict_flags.OUTPUT.value or not (
+      predict_flags.INPUT.value or predict_flags.INPUT_LIST.value):
+    return  # The prediction options say what is missing.
+  weights = predict_flags.WEIGHTS.value
+  if weights and not os.path.isfile(os.path.expanduser(weights)):
+    sys.exit(f'error: --weights={weights}: no such file.')
+  # pylint: disable-next=g-import-not-at-top
+  from adabins_jax.inference import input_files  # Pillow only.
+  try:
+    literal = (input_files.read_input_list(predict_flags.INPUT_LIST.value)
+               if predict_flags.INPUT_LIST.value else ())
+  except ValueError as e:
+    sys.exit(f'predict: {e}')
+  paths, problems = input_files.find_images(predict_flags.INPUT.value or [], literal=literal,
+                                            output_dir=predict_flags.OUTPUT.value)
+  if not paths:
+    # The words of predict.predict, which checks again with the options it is given.
+    sys.exit('predict: no image to read:' + ''.join(f'\n  {spec}: {why}' for spec, why in problems))
+
+
 def _mode_arguments(mode: str) -> dict:
   """The mode's arguments from the flags; a usage error for flags of another mode."""
   if mode == 'predict':
@@ -90,6 +113,7 @@ def main(argv):
   # Prediction can read released PyTorch weights (--weights) instead of a workdir.
   if _WORKDIR.value is None and _MODE.value != 'predict':
     raise app.UsageError(f'--mode={_MODE.value} needs --workdir.', exitcode=2)
+  _check_paths(_MODE.value)
   mode_kwargs = _mode_arguments(_MODE.value)
   if _MODE.value != 'predict':
     try:

@@ -101,3 +101,23 @@ def test_an_unknown_config_name_is_refused_without_heavy_imports():
   assert done.returncode == 2
   assert "No config file 'no_such_config' and no shipped config" in done.stderr, _errors(done)
   assert not imported & _HEAVY, sorted(imported & _HEAVY)
+
+
+def test_a_missing_input_or_weights_file_of_predict_is_refused_without_heavy_imports(tmp_path):
+  photo = tmp_path / 'photo.png'
+  photo.write_bytes(b'')  # Named, so the weights are checked; never read.
+  weights = tmp_path / 'AdaBins_nyu.pt'
+  common = ['-m', 'adabins_jax.main', '--mode=predict', '--config=effnet_b5_256',
+            f'--output={tmp_path}/out']
+  weights.write_bytes(b'')
+  done, imported = _run(*common, f'--input={tmp_path}/nmae.jpg', f'--weights={weights}')
+  assert done.returncode == 1
+  assert f'predict: no image to read:\n  {tmp_path}/nmae.jpg: no such file' in done.stderr, (
+      _errors(done))
+  assert not imported & _HEAVY, sorted(imported & _HEAVY)
+  weights.unlink()
+  done, imported = _run(*common, f'--input={photo}', f'--weights={weights}')
+  assert done.returncode == 1
+  assert f'error: --weights={weights}: no such file.' in done.stderr, _errors(done)
+  assert not imported & _HEAVY, sorted(imported & _HEAVY)
+  assert not (tmp_path / 'out').exists()

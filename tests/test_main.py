@@ -63,14 +63,17 @@ def test_stray_arguments_are_refused(monkeypatch, calls, tmp_path):
 
 
 @flagsaver.flagsaver
-def test_workdir_is_needed_except_for_predict(monkeypatch, calls):
+def test_workdir_is_needed_except_for_predict(monkeypatch, calls, tmp_path):
   with pytest.raises(app.UsageError, match='--mode=eval needs --workdir'):
     main.main(_parse(monkeypatch, '--mode=eval'))
-  main.main(_parse(monkeypatch, '--mode=predict', '--weights=AdaBins_nyu.pt', '--input=a.png',
+  weights, photo = tmp_path / 'AdaBins_nyu.pt', tmp_path / 'a.png'
+  weights.touch()
+  photo.touch()
+  main.main(_parse(monkeypatch, '--mode=predict', f'--weights={weights}', f'--input={photo}',
                    '--output=out'))
   mode, _, workdir, options = calls[-1]
-  assert (mode, workdir, options.weights, options.inputs) == ('predict', None,
-                                                              'AdaBins_nyu.pt', ['a.png'])
+  assert (mode, workdir, options.weights, options.inputs) == ('predict', None, str(weights),
+                                                              [str(photo)])
 
 
 @pytest.mark.parametrize('given, missing', [('--output=out', '--input'),
@@ -123,11 +126,12 @@ def test_predict_mode_dispatches_to_predict():
 
 @flagsaver.flagsaver
 def test_predict_flags_are_known_before_predict_is_imported(monkeypatch, calls, tmp_path):
-  argv = _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=predict', '--input=a.png',
-                f'--output={tmp_path}')
+  (tmp_path / 'a.png').touch()
+  argv = _parse(monkeypatch, f'--workdir={tmp_path}', '--mode=predict',
+                f'--input={tmp_path}/a.png', f'--output={tmp_path}')
   main.main(argv)
   assert calls[1][0] == 'predict'
-  assert flags.FLAGS.input == ['a.png']
+  assert flags.FLAGS.input == [f'{tmp_path}/a.png']
 
 
 def test_launch_script_shows_its_usage_without_arguments():
