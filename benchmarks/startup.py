@@ -46,6 +46,18 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, str]:
   return seconds, result.stdout
 
 
+def _commands() -> list[tuple[str, str]]:
+  """(console command, the module ``python -m`` runs for it) of pyproject.toml's scripts."""
+  import tomllib  # pylint: disable=g-import-not-at-top  # Python 3.11+.
+  pyproject = pathlib.Path(__file__).resolve().parents[1] / 'pyproject.toml'
+  scripts = tomllib.loads(pyproject.read_text())['project']['scripts']
+  commands = []
+  for name, target in scripts.items():
+    module = target.split(':')[0]
+    commands.append((name, module.removesuffix('.__main__')))
+  return commands
+
+
 def _random_run(config_name: str, folder: pathlib.Path) -> str:
   # pylint: disable=g-import-not-at-top  # Only when no trained run is given.
   import optax
@@ -80,8 +92,9 @@ def main() -> None:
                f'--config={args.config}', f'--workdir={workdir}', f'--input={photo}',
                f'--output={tmp / "out"}', f'--compilation_cache_dir={cache}']
     rows = {}
-    rows['`main --help`'] = [_run([sys.executable, '-m', 'adabins_jax.main', '--help'], env)[0]
-                             for _ in range(args.repeats)]
+    for name, module in _commands():
+      rows[f'`{name} --help`'] = [_run([sys.executable, '-m', module, '--help'], env)[0]
+                                  for _ in range(args.repeats)]
     rows['`main --mode=predict`, one photo, cold cache'] = [_run(predict, env)[0]]
     rows['`main --mode=predict`, one photo, warm cache'] = [
         _run(predict + [f'--output={tmp / f"out{i}"}'], env)[0] for i in range(args.repeats)]
