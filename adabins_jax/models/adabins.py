@@ -37,20 +37,23 @@ class TransformerEncoderLayer(nnx.Module):
     self.dropout2 = nnx.Dropout(dropout_rate, rngs=rngs)
     self.dropout_ffn = nnx.Dropout(dropout_rate, rngs=rngs)
 
-  def _attention(self, x: jax.Array) -> jax.Array:
+  def _attention(self, x: jax.Array, key: jax.Array | None) -> jax.Array:
     n, s, d = x.shape
     q, k, v = jnp.split(self.in_proj(x), 3, axis=-1)
     heads = lambda t: t.reshape(n, s, self.num_heads, d // self.num_heads)
     q, k, v = heads(q), heads(k), heads(v)
     logits = jnp.einsum('nqhd,nkhd->nhqk', q, k) / jnp.sqrt(d // self.num_heads).astype(q.dtype)
-    weights = self.attn_dropout(jax.nn.softmax(logits.astype(jnp.float32), axis=-1))
+    weights = self.attn_dropout(jax.nn.softmax(logits.astype(jnp.float32), axis=-1), rngs=key)
     out = jnp.einsum('nhqk,nkhd->nqhd', weights.astype(v.dtype), v).reshape(n, s, d)
     return self.out_proj(out)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = self.norm1(x + self.dropout1(self._attention(x)))
-    ffn = self.linear2(self.dropout_ffn(jax.nn.relu(self.linear1(x))))
-    return self.norm2(x + self.dropout2(ffn))
+  def __call__(self, x: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    """``key``: the layer's dropout key (split for its four dropouts); None draws each from
+    its own stream."""
+    keys = [None] * 4 if key is None else list(jax.random.split(key, 4))
+    x = self.norm1(x + self.dropout1(self._attention(x, keys[0]), rngs=keys[1]))
+    ffn = self.linear2(self.dropout_ffn(jax.nn.relu(self.linear1(x)), rngs=keys[2]))
+    return self.norm2(x + self.dropout2(ffn, rngs=keys[3]))
 
 
 class AdaptiveBinsHead(nnx.Module):
@@ -78,6 +81,13 @@ class AdaptiveBinsHead(nnx.Module):
     self.regressor = nnx.List([nnx.Linear(embed_dim, 256, **kw), nnx.Linear(256, 256, **kw),
                                nnx.Linear(256, n_bins, **kw)])
 
+  def training_dropout(self) -> bool:
+    """Whether the transformer's dropout masks anything (training mode, a non-zero rate)."""
+    if not self.layers:
+      return False
+    dropout = self.layers[0].attn_dropout
+    return not dropout.deterministic and dropout.rate > 0
+
   def check_input(self, hw: tuple[int, int]) -> None:
     """Raises ValueError if a decoder map of size ``hw`` yields too few or too many patches."""
     p = self.patch_size
@@ -101,8 +111,14 @@ class AdaptiveBinsHead(nnx.Module):
     n, gh, gw, e = tokens.shape
     tokens = tokens.reshape(n, gh * gw, e)  # row-major over (h, w) like torch's flatten(2).
     tokens = tokens + self.positional_encodings[: gh * gw].astype(tokens.dtype)
-    for layer in self.layers:
-      tokens = layer(tokens)
+    # One draw from a dropout stream for all layers: each draw writes the stream's counter, and
+    # under jit every write costs a walk of the program traced so far (flax asks the traced
+    # value for its sharding, and JAX builds an error message to say it has none).
+    keys = [None] * len(self.layers)
+    if self.training_dropout():
+      keys = list(jax.random.split(self.layers[0].attn_dropout.rngs(), len(self.layers)))
+    for layer, key in zip(self.layers, keys):
+      tokens = layer(tokens, key)
     queries = tokens[:, 1:self.n_queries + 1]
     maps = jnp.einsum('nhwc,nqc->nhwq', self.conv3x3(x), queries)
     y = tokens[:, 0]
