@@ -145,10 +145,10 @@ def get_config() -> ml_collections.ConfigDict:
   # wins and these are tried before the encoder rule. Unmatched parameters get 1.0.
   optim.lr_multiplier_rules = ()
   # Run each lr group's AdamW on one vector of all its parameters: the same arithmetic to a
-  # float32 rounding, fewer kernels to compile. Off until it is shown to shorten the compile
-  # (benchmarks/compile_breakdown.py --optimizer=both); per-tensor checkpoints are converted
-  # on restore when it is on.
-  optim.flatten_groups = False
+  # float32 rounding, a fifth fewer operations to trace and kernels to compile
+  # (benchmarks/compile_breakdown.py --optimizer=both; docs/benchmark.md). Checkpoints of the
+  # per-tensor optimizer (False) are converted on restore.
+  optim.flatten_groups = True
 
   # ---------------------------------------------------------------- train
   config.train = train = ml_collections.ConfigDict()
