@@ -109,6 +109,7 @@ def test_files_name_their_input_and_outputs(demo):
   assert props['input.image'].startswith('uint8 [1, 64, 96, 3]')
   assert props['output.depth'] == 'float32 [1, 64, 96] metres'
   assert props['output.bin_centers'] == 'float32 [1, 128] metres'
+  assert props['input_scale'] == '0.4'  # The demo's; the documented script reads it.
   interpreter = export_formats._tflite_interpreter(  # pylint: disable=protected-access
       demo.paths['tflite'])
   assert interpreter.get_signature_list() == {
