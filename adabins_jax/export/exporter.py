@@ -81,6 +81,9 @@ def signature(config, options: ExportOptions) -> dict[str, str]:
       'min_depth_m': str(float(config.model.min_depth_m)),
       'max_depth_m': str(float(config.model.max_depth_m)),
       'flip_average': str(options.flip_average).lower(),
+      # How a photo becomes the input as Predictor makes it (network_input.network_image):
+      # first to the frames' scale, input h x w / input_scale, then x input_scale.
+      'input_scale': str(float(config.data.input_scale)),
   }
 
 
