@@ -59,7 +59,6 @@ except ImportError as error:  # pragma: no cover - depends on the environment
                    '(pip install torch geffnet==1.0.2 --no-deps)') from error
 
 from adabins_jax import compilation_cache
-from adabins_jax import host_memory
 from adabins_jax import models
 from adabins_jax import network_input
 from adabins_jax import optim
@@ -351,14 +350,11 @@ def _time_one_side(args, height, width) -> dict:
     compilation_cache.enable(args.compilation_cache_dir, min_compile_time_s=0.0)
     step, compile_s = _ours_runner(state, config, image, depth, total_steps)
   del state
-  times, warmup, faults = [], [], 0
+  times, warmup = [], []
   for i in range(args.warmup + args.repeats):
-    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     loss = step(i)
     (warmup if i < args.warmup else times).append(time.perf_counter() - start)
-    if i >= args.warmup:  # Pages the step touched fresh (zeroed by the kernel).
-      faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     if not np.isfinite(loss):
       raise SystemExit(f'{args.train_side}: non-finite loss at step {i}')
   # ru_maxrss is in KiB on Linux: the whole process's peak, as its users' training loop has.
@@ -368,7 +364,7 @@ def _time_one_side(args, height, width) -> dict:
     peak_device = (torch.cuda.max_memory_allocated() if args.train_side == 'release'
                    else jax.devices()[0].memory_stats().get('peak_bytes_in_use'))
   return {'times': times, 'warmup': warmup, 'compile_s': compile_s, 'peak_rss': peak,
-          'peak_device': peak_device, 'page_faults_per_step': faults / max(len(times), 1)}
+          'peak_device': peak_device}
 
 
 def _child(args, side: str, out: pathlib.Path, cache_dir: str = '') -> dict:
@@ -377,10 +373,7 @@ def _child(args, side: str, out: pathlib.Path, cache_dir: str = '') -> dict:
              f'--threads={args.threads}', f'--conv3x3_impls={args.conv3x3_impls}',
              f'--device={args.torch_device}',
              f'--compilation_cache_dir={cache_dir}', f'--child_output={out}']
-  # Each side as its command starts it: ours with glibc's malloc as adabins_jax.main sets it
-  # (host_memory), the release with the defaults its train.py runs under.
-  environ = host_memory.tuned_environ(os.environ) if side == 'ours' else None
-  subprocess.run(command, check=True, env=environ)
+  subprocess.run(command, check=True)
   return json.loads(out.read_text())
 
 

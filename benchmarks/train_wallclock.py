@@ -16,15 +16,12 @@ short then long, for ``--rounds`` rounds; the slope is taken from the medians.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-
-from adabins_jax import host_memory
 
 _REFERENCE = pathlib.Path(__file__).resolve().parent / 'torch_reference.py'
 _SIDES = {'release': 'release (PyTorch)', 'ours': 'adabins-jax'}
@@ -36,10 +33,8 @@ def _wall(side: str, steps: int, args, cache_dir: str, out: pathlib.Path) -> flo
              f'--size={args.size}', f'--batch={args.batch}', f'--repeats={steps}', '--warmup=0',
              f'--threads={args.threads}', f'--compilation_cache_dir={cache_dir}',
              f'--child_output={out}']
-  # Ours with glibc's malloc as adabins_jax.main sets it; the release with its defaults.
-  environ = host_memory.tuned_environ(os.environ) if side == 'ours' else None
   start = time.perf_counter()
-  subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=environ)
+  subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
   return time.perf_counter() - start
 
 
@@ -56,6 +51,7 @@ def main():
   if args.long <= args.short:
     parser.error('--long must be more steps than --short.')
   if args.threads is None:
+    import os  # pylint: disable=g-import-not-at-top
     args.threads = os.cpu_count()
   with tempfile.TemporaryDirectory(prefix='adabins-wallclock-') as tmp:
     tmp = pathlib.Path(tmp)
