@@ -23,7 +23,6 @@ from ml_collections import config_flags
 from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import errors
-from adabins_jax import host_memory
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
 from adabins_jax.inference import flags as predict_flags
 
@@ -152,9 +151,7 @@ def main(argv):
 
 
 def run() -> None:
-  """The console command: parses the flags and runs ``main``, with glibc's malloc tuned for
-  XLA's buffers (``host_memory``)."""
-  host_memory.restart_tuned()
+  """The console command: parses the flags and runs ``main``."""
   configs.run_command(main, jax_flags=True)
 
 

@@ -18,7 +18,6 @@ from absl import flags
 
 from adabins_jax import configs
 from adabins_jax import files
-from adabins_jax import host_memory
 from adabins_jax import network_input
 from adabins_jax.configs import reference
 from adabins_jax.datasets import nyu
@@ -87,9 +86,7 @@ def main(argv):
 
 
 def run() -> None:
-  """The console command: parses the flags and runs ``main``, with glibc's malloc as
-  ``adabins_jax.main`` sets it (``host_memory``)."""
-  host_memory.restart_tuned()
+  """The console command: parses the flags and runs ``main``."""
   _define_flags()
   configs.run_command(main)
 
