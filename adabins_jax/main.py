@@ -23,6 +23,7 @@ from ml_collections import config_flags
 from adabins_jax import compilation_cache
 from adabins_jax import configs
 from adabins_jax import errors
+from adabins_jax import host_memory
 # Declares --input, --output, ... of --mode=predict without importing the prediction code.
 from adabins_jax.inference import flags as predict_flags
 
@@ -151,7 +152,9 @@ def main(argv):
 
 
 def run() -> None:
-  """The console command: parses the flags and runs ``main``."""
+  """The console command: with ``ADABINS_JAX_MALLOC=tuned``, sets glibc's malloc for XLA's
+  buffers (``host_memory``, before any thread starts); parses the flags and runs ``main``."""
+  host_memory.tune()
   configs.run_command(main, jax_flags=True)
 
 

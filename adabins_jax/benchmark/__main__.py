@@ -18,6 +18,7 @@ from absl import flags
 
 from adabins_jax import configs
 from adabins_jax import files
+from adabins_jax import host_memory
 from adabins_jax import network_input
 from adabins_jax.configs import reference
 from adabins_jax.datasets import nyu
@@ -86,7 +87,9 @@ def main(argv):
 
 
 def run() -> None:
-  """The console command: parses the flags and runs ``main``."""
+  """The console command: parses the flags and runs ``main``, with glibc's malloc as
+  ``adabins_jax.main`` has it (``host_memory``: tuned with ``ADABINS_JAX_MALLOC=tuned``)."""
+  host_memory.tune()
   _define_flags()
   configs.run_command(main)
 
