@@ -14,7 +14,9 @@ weights and run the fixture's input: the PyTorch model must reproduce the refere
 ``--train`` times the training step instead (``release_training.py`` beside this file: the
 release's losses, AdamW and OneCycleLR; ours is ``steps.make_train_step``), batch ``--batch`` at
 ``--size``, with random images and depths. Each side runs as its own users run it: in a process
-of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` timed steps. The
+of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` timed steps (ours
+with glibc's malloc as ``adabins_jax.main`` leaves it: tuned only with ``ADABINS_JAX_MALLOC=tuned``,
+module ``host_memory``). The
 processes alternate, release then ours, for ``--rounds`` rounds, so that a change in machine load
 falls on both; the medians over all timed steps are compared. Each side's peak resident memory
 is its own process's. Ours compiles in every round, the first time with an empty persistent
@@ -45,7 +47,13 @@ import sys
 import tempfile
 import time
 
-import jax
+# Our side starts as adabins_jax.main does: with ADABINS_JAX_MALLOC=tuned, glibc's malloc is set
+# before any thread starts (host_memory). The release's side keeps the defaults its train.py has.
+from adabins_jax import host_memory  # pylint: disable=g-bad-import-order
+if '--train_side=ours' in sys.argv:
+  host_memory.tune()
+
+import jax  # pylint: disable=g-import-not-at-top
 from flax import nnx
 import numpy as np
 
@@ -350,11 +358,14 @@ def _time_one_side(args, height, width) -> dict:
     compilation_cache.enable(args.compilation_cache_dir, min_compile_time_s=0.0)
     step, compile_s = _ours_runner(state, config, image, depth, total_steps)
   del state
-  times, warmup = [], []
+  times, warmup, faults = [], [], 0
   for i in range(args.warmup + args.repeats):
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.perf_counter()
     loss = step(i)
     (warmup if i < args.warmup else times).append(time.perf_counter() - start)
+    if i >= args.warmup:  # Pages the step touched fresh (zeroed by the kernel).
+      faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before
     if not np.isfinite(loss):
       raise SystemExit(f'{args.train_side}: non-finite loss at step {i}')
   # ru_maxrss is in KiB on Linux: the whole process's peak, as its users' training loop has.
@@ -364,7 +375,7 @@ def _time_one_side(args, height, width) -> dict:
     peak_device = (torch.cuda.max_memory_allocated() if args.train_side == 'release'
                    else jax.devices()[0].memory_stats().get('peak_bytes_in_use'))
   return {'times': times, 'warmup': warmup, 'compile_s': compile_s, 'peak_rss': peak,
-          'peak_device': peak_device}
+          'peak_device': peak_device, 'page_faults_per_step': faults / max(len(times), 1)}
 
 
 def _child(args, side: str, out: pathlib.Path, cache_dir: str = '') -> dict:
@@ -397,13 +408,14 @@ def benchmark_train(args, height, width):
         f'{args.repeats} timed steps; medians of {len(times["ours"])} steps')
   print(f'Device: {args.torch_device}; images/s = batch / median step.')
   print('| training step | s/step | images/s | / release | peak RSS (GB) | peak device (GB) '
-        '| steps (s) |\n|---|---|---|---|---|---|---|')
+        '| page faults/step | steps (s) |\n|---|---|---|---|---|---|---|---|')
   for key, name in names.items():
     peak = max(r[key]['peak_rss'] for r in rounds) / 1e9
     device = [r[key]['peak_device'] for r in rounds if r[key]['peak_device'] is not None]
     device = f'{max(device) / 1e9:.1f}' if device else '—'
+    faults = statistics.median(r[key]['page_faults_per_step'] for r in rounds)
     print(f'| {name} | {median[key]:.3f} | {args.batch / median[key]:.1f} | '
-          f'{median[key] / median["release"]:.2f}x | {peak:.1f} | {device} | '
+          f'{median[key] / median["release"]:.2f}x | {peak:.1f} | {device} | {faults:,.0f} | '
           + ', '.join(f'{t:.3f}' for t in times[key]) + ' |')
   compiles = [r['ours']['compile_s'] for r in rounds]
   print(f'Our compile: {compiles[0]:.1f} s with an empty persistent cache; '
