@@ -14,12 +14,11 @@ weights and run the fixture's input: the PyTorch model must reproduce the refere
 ``--train`` times the training step instead (``release_training.py`` beside this file: the
 release's losses, AdamW and OneCycleLR; ours is ``steps.make_train_step``), batch ``--batch`` at
 ``--size``, with random images and depths. Each side runs as its own users run it: in a process
-of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` timed steps (ours
-with glibc's malloc as ``adabins_jax.main`` leaves it: tuned only with ``ADABINS_JAX_MALLOC=tuned``,
-module ``host_memory``). The
-processes alternate, release then ours, for ``--rounds`` rounds, so that a change in machine load
-falls on both; the medians over all timed steps are compared. Each side's peak resident memory
-is its own process's. Ours compiles in every round, the first time with an empty persistent
+of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` timed steps; ours
+with glibc's malloc as ``adabins_jax.main`` has it (tuned only with ``ADABINS_JAX_MALLOC=tuned``,
+module ``host_memory``). The processes alternate, release then ours, for ``--rounds`` rounds, so
+that a change in machine load falls on both; the medians over all timed steps are compared.
+Each side's peak resident memory is its own process's. Ours compiles in every round, the first time with an empty persistent
 compilation cache and then with the cache the first round filled, as a rerun of ``main`` does.
 A first process checks that the two first-step losses agree with dropout off in both::
 
