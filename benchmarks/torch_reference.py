@@ -18,8 +18,9 @@ of its own, nothing trimmed or shared, a warm-up step and then ``--repeats`` tim
 with glibc's malloc as ``adabins_jax.main`` has it (tuned only with ``ADABINS_JAX_MALLOC=tuned``,
 module ``host_memory``). The processes alternate, release then ours, for ``--rounds`` rounds, so
 that a change in machine load falls on both; the medians over all timed steps are compared.
-Each side's peak resident memory is its own process's. Ours compiles in every round, the first time with an empty persistent
-compilation cache and then with the cache the first round filled, as a rerun of ``main`` does.
+Each side's peak resident memory is its own process's. Ours compiles in every round, the first
+time with an empty persistent compilation cache and then with the cache the first round filled,
+as a rerun of ``main`` does.
 A first process checks that the two first-step losses agree with dropout off in both::
 
   python benchmarks/torch_reference.py --train            # 3 rounds of 3 steps per side
