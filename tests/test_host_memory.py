@@ -1,4 +1,4 @@
-"""host_memory: asked for, the training commands set glibc's malloc to keep the buffers XLA frees."""
+"""host_memory: asked for, the training commands set malloc to keep the buffers XLA frees."""
 
 import json
 import os
