@@ -1,4 +1,4 @@
-"""Our train step with glibc's malloc as ``main`` sets it, against glibc's defaults.
+"""Our train step with ``ADABINS_JAX_MALLOC=tuned`` (``host_memory``) against glibc's defaults.
 
   python benchmarks/host_memory.py                       # the paper model, batch 2 at 416x544
   python benchmarks/host_memory.py --cold --repeats=2    # each process compiles from scratch
@@ -6,12 +6,11 @@
 Runs our side of ``torch_reference.py --train`` (the parity fixture's weights, random data, a
 warm-up step and ``--repeats`` timed steps per process) in fresh processes, alternately with
 ``ADABINS_JAX_MALLOC=tuned`` (``host_memory.tune``, as ``adabins_jax.main`` does then) and with
-glibc's defaults, for
-``--rounds`` rounds. Without ``--cold`` every process loads the program from one persistent
-compilation cache, filled first and not counted, as a rerun of ``main`` does; with ``--cold``
-each process compiles with an empty cache, as a first run does. Prints the median step, the
-compile (or cache load), each setting's peak resident memory and the pages each step touches
-fresh (minor page faults: memory the kernel hands over zeroed).
+glibc's defaults, for ``--rounds`` rounds. Without ``--cold`` every process loads the program from
+one persistent compilation cache, filled first and not counted, as a rerun of ``main`` does; with
+``--cold`` each process compiles with an empty cache, as a first run does. Prints the median
+step, the compile (or cache load), each setting's peak resident memory and the pages each step
+touches fresh (minor page faults: memory the kernel hands over zeroed).
 """
 
 from __future__ import annotations
