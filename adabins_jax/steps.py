@@ -21,10 +21,10 @@ from typing import Any
 from flax import nnx
 import jax
 import jax.numpy as jnp
-import optax
 
 from adabins_jax import losses
 from adabins_jax import metrics as metrics_lib
+from adabins_jax import optim
 from adabins_jax.inference import camera as camera_lib
 
 Batch = Mapping[str, jax.Array]
@@ -62,8 +62,8 @@ def _train_step(graphdef: nnx.GraphDef, state: nnx.State, batch: Batch, rng: jax
   # Finite gradients can still give non-finite weights (a NaN or huge learning rate): the
   # weights' norm overflows or turns NaN then, and the caller refuses to save them.
   metrics = {'loss': loss, 'silog': silog, 'chamfer': chamfer,
-             'grad_norm': optax.tree.norm(grads), 'learning_rate': learning_rate,
-             'param_norm': optax.tree.norm(nnx.state(model, nnx.Param))}
+             'grad_norm': optim.global_norm(grads), 'learning_rate': learning_rate,
+             'param_norm': optim.global_norm(nnx.state(model, nnx.Param))}
   return nnx.state((model, optimizer)), metrics
 
 

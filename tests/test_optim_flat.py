@@ -65,6 +65,33 @@ def test_flat_and_per_tensor_steps_agree():
   assert not jax.tree.leaves(flat_state[1].inner_states['lr_x3'].inner_state.inner_state[0].mu)
 
 
+def _compiled_reductions(flatten_groups: bool, params) -> int:
+  """Reductions in the optimized program of one optimizer update (XLA CPU: a kernel each)."""
+  tx = optim.create_optimizer(_optim_config(flatten_groups, **_GROUPS), 10)
+  compiled = jax.jit(tx.update).lower(params, tx.init(params), params).compile()
+  return compiled.as_text().count(' reduce(')
+
+
+def test_flat_update_reduces_per_group_not_per_tensor():
+  # The global-norm clip's sums of squares are what the compile pays per weight tensor.
+  params = {('encoder' if i % 2 else 'decoder'): {} for i in range(2)}
+  for i in range(12):
+    params['encoder' if i % 2 else 'decoder'][f'layer{i}'] = {
+        'kernel': jnp.ones((3, i + 2)), 'bias': jnp.ones((i + 2,))}
+  flat = _compiled_reductions(True, params)
+  per_tensor = _compiled_reductions(False, params)
+  assert per_tensor >= 24, per_tensor
+  assert 1 <= flat <= 6, flat  # about one per non-empty group (3 here)
+
+
+def test_global_norm_is_the_norm_of_all_leaves():
+  rng = np.random.default_rng(1)
+  tree = {'a': jnp.asarray(rng.normal(size=(7, 3)), jnp.float32),
+          'b': [jnp.asarray(rng.normal(size=(5,)), jnp.float32)]}
+  np.testing.assert_allclose(optim.global_norm(tree), optax.tree.norm(tree), rtol=1e-6)
+  assert float(optim.global_norm({})) == 0.0
+
+
 def _step_config():
   config = ml_collections.ConfigDict()
   config.train = {'silog_weight': 1.0, 'chamfer_weight': 0.1}
