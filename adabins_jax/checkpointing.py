@@ -343,19 +343,22 @@ def _abstract(tree: Any, sharding: jax.sharding.Sharding | None = None) -> Any:
 
 
 def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Optimizer,
-            step: int | None = None, *, model_config=None) -> int:
+            step: int | None = None, *, model_config=None,
+            sharding: jax.sharding.Sharding | None = None) -> int:
   """Restores the latest (or a given) checkpoint into ``model`` and ``optimizer``, in place.
 
   The current arrays of ``model`` and ``optimizer`` give the target shapes, dtypes and
-  shardings, so place them (e.g. replicate them over the mesh) first.
+  shardings, so place them (e.g. replicate them over the mesh) first, or pass ``sharding``.
 
   Args:
     manager: From ``create_manager``.
-    model: The freshly built model.
-    optimizer: Its optimizer.
+    model: The freshly built model, or a shape-only one (``models.build_abstract_model``).
+    optimizer: Its optimizer (shape-only with a shape-only model: ``nnx.eval_shape``).
     step: The step to restore; None: the latest.
     model_config: The ``config.model`` block ``model`` was built from; a checkpoint that
       records another is refused (``checkpoint_format.check_model``).
+    sharding: Where to put every restored array, e.g. ``parallel.replicated_sharding(mesh)``;
+      None: where the target's arrays are.
 
   Without ``step``, a latest step that fails its checksums is moved to
   ``<workdir>/corrupt_checkpoints/`` (by process 0) and the next newest is tried.
@@ -374,7 +377,7 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
   else:
     _verify_or_warn(manager, step)
   _checked_meta(manager, step, model, model_config)
-  optimizer_target = _abstract(nnx.state(optimizer))
+  optimizer_target = _abstract(nnx.state(optimizer), sharding)
   saved = checkpoint_format.saved_tree(manager.directory / str(step) / 'optimizer')
   target = checkpoint_format.leaves_by_path(optimizer_target)
   joins = checkpoint_format.plan(
@@ -382,7 +385,7 @@ def restore(manager: ocp.CheckpointManager, model: nnx.Module, optimizer: nnx.Op
       checkpoint_format.leaves_by_path(nnx.state(model, optimizer.wrt)))
   with _explain_restore_errors(manager, step, model_config):
     restored = manager.restore(step, args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES))),
+        model=ocp.args.StandardRestore(_abstract(nnx.state(model, _MODEL_VARIABLES), sharding)),
         optimizer=ocp.args.StandardRestore(
             checkpoint_format.restore_target(saved, target, joins) if joins
             else optimizer_target)))

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 import dataclasses
+import gc
 import signal
+import time
 from typing import Any
 
 from absl import logging
@@ -126,14 +128,39 @@ class _TrainLog:
     self._sums, self._count = {}, 0
 
 
-def _build(config, mesh, total_steps: int) -> tuple[nnx.Module, nnx.Optimizer, Any]:
-  """Model and optimizer, initialised from ``config.seed``, replicated over the mesh."""
-  params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+def _build(config, mesh, total_steps: int, params_key: jax.Array,
+           dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer]:
+  """Model and optimizer, initialised at random, replicated over the mesh."""
   model = models.build_model(config.model, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
   optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps),
                             wrt=nnx.Param)
   nnx.update((model, optimizer), parallel.replicate(nnx.state((model, optimizer)), mesh))
-  return model, optimizer, dropout_key
+  return model, optimizer
+
+
+def _build_or_restore(config, mesh, total_steps: int,
+                      manager) -> tuple[nnx.Module, nnx.Optimizer, Any, int]:
+  """The model, its optimizer, the dropout key and the step restored: from the workdir's latest
+  good checkpoint if it has one, else initialised from ``config.seed`` (step 0).
+
+  A resume restores into shape-only arrays: initialising the paper model at random first takes
+  tens of seconds on a CPU (a program per weight shape), only to be overwritten.
+  """
+  params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+  if manager.latest_step() is not None:
+    model = models.build_abstract_model(
+        config.model, seed=config.seed, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
+    optimizer = nnx.eval_shape(
+        lambda m: nnx.Optimizer(m, optim.create_optimizer(config.optim, total_steps),
+                                wrt=nnx.Param), model)
+    step = checkpointing.restore(manager, model, optimizer, model_config=config.model,
+                                 sharding=parallel.replicated_sharding(mesh))
+    if step:
+      # Not in the checkpoint: the dropout streams, which every step reseeds.
+      nnx.update(model, parallel.replicate(nnx.state(model, nnx.RngState), mesh))
+      return model, optimizer, dropout_key, step
+  # No checkpoint, or none that passed its checksums (set aside by restore).
+  return *_build(config, mesh, total_steps, params_key, dropout_key), dropout_key, 0
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -185,12 +212,12 @@ def _train(config, workdir: epath.Path) -> dict[str, float]:
   parallel.check_batch_size(config.eval.batch_size, mesh, 'eval.batch_size')
   writer = metric_writers.create_default_writer(workdir, just_logging=jax.process_index() > 0)
   total_steps = total_train_steps(config)
-  model, optimizer, dropout_key = _build(config, mesh, total_steps)
   manager = checkpointing.create_manager(
       workdir, keep_latest=config.train.keep_checkpoints,
       keep_best=config.train.keep_best_checkpoints,
       save_every_steps=config.train.checkpoint_every_steps)
-  start_step = checkpointing.restore(manager, model, optimizer, model_config=config.model)
+  model, optimizer, dropout_key, start_step = _build_or_restore(config, mesh, total_steps,
+                                                                manager)
   if start_step == 0:
     writer.write_hparams(_flat_hparams(config))
   logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
@@ -247,7 +274,13 @@ def _train_loop(loop: _Loop, state: nnx.State, start_step: int) -> dict[str, flo
     for step in range(start_step + 1, loop.total_steps + 1):
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         batch = parallel.shard_batch(next(train_iter), loop.mesh)
-        state, metrics = train_step(state, batch, jax.random.fold_in(loop.dropout_key, step))
+        first = step == start_step + 1
+        with _gc_paused() if first else contextlib.nullcontext():
+          started = time.perf_counter()
+          state, metrics = train_step(state, batch, jax.random.fold_in(loop.dropout_key, step))
+        if first:  # The call returned once the step was compiled (or loaded) and dispatched.
+          logging.info('Train step compiled, or loaded from the persistent compilation cache, '
+                       'in %.1f s; stepping from step %d.', time.perf_counter() - started, step)
       log.push(step, metrics)
       report_progress(step)
       last = step == loop.total_steps
@@ -268,6 +301,19 @@ def _train_loop(loop: _Loop, state: nnx.State, start_step: int) -> dict[str, flo
         logging.warning('Stopped at step %d on request; run again to resume.', step)
         raise errors.Interrupted(stop.received or signal.SIGTERM, step)
     return results
+
+
+@contextlib.contextmanager
+def _gc_paused():
+  """Python's garbage collector off inside: tracing the paper model's step makes objects fast
+  enough to set off full collections over the whole model graph, a third of its trace time."""
+  enabled = gc.isenabled()
+  gc.disable()
+  try:
+    yield
+  finally:
+    if enabled:
+      gc.enable()
 
 
 def _evaluate_and_save(loop: _Loop, state: nnx.State, step: int, evaluate_now: bool,

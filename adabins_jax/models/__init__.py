@@ -90,15 +90,25 @@ def count_params(model: nnx.Module) -> int:
   return sum(p.size for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
 
 
-def build_abstract_model(model_config: ml_collections.ConfigDict, *, seed: int = 0) -> AdaBins:
+def build_abstract_model(model_config: ml_collections.ConfigDict, *, seed: int = 0,
+                         rngs: nnx.Rngs | None = None) -> AdaBins:
   """The model's structure with shape-only weights, to be filled from a checkpoint.
 
   Random initialisation of a full-size model compiles one XLA program per distinct weight shape
   (tens of seconds for B5 on a CPU) only to be overwritten; this skips it. Weights stay
   ``jax.ShapeDtypeStruct`` until loaded (``torch_mapping.load_state_dict``, an Orbax restore);
-  the RNG streams of dropout layers are made concrete so the loaded model runs at once.
+  the RNG streams of dropout layers are made concrete (from ``seed``) so the loaded model runs
+  at once.
+
+  Args:
+    model_config: ``config.model``.
+    seed: Seeds the dropout layers' RNG streams.
+    rngs: The streams to build with (default ``nnx.Rngs(seed)``): pass training's
+      ``nnx.Rngs(params=..., dropout=...)`` for a model that training will reseed, since
+      ``nnx.reseed`` finds a stream by the name it was built with.
   """
-  model = nnx.eval_shape(lambda: build_model(model_config, rngs=nnx.Rngs(seed)))
+  model = nnx.eval_shape(lambda r: build_model(model_config, rngs=r),
+                         nnx.Rngs(seed) if rngs is None else rngs)
   base = jax.random.key(seed)
   for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, nnx.RngState))):
     if isinstance(var, nnx.RngKey):
