@@ -144,6 +144,17 @@ def _shuffled_stream(examples, num_examples, shuffle_buffer, seed, index, count,
                              stream.skip(skip))
 
 
+def train_batch_shapes(data_config: ml_collections.ConfigDict,
+                       global_batch_size: int) -> dict[str, jax.ShapeDtypeStruct]:
+  """Shapes and dtypes of a global training batch, as ``create_train_dataset``'s batches of every
+  process make it (``parallel.shard_batch``), without reading the dataset."""
+  h, w = (int(s) for s in data_config.crop_size)
+  scale = data_config.input_scale
+  image_hw = (h, w) if scale == 1.0 else (round(h * scale), round(w * scale))
+  return {'image': jax.ShapeDtypeStruct((global_batch_size, *image_hw, 3), np.float32),
+          'depth': jax.ShapeDtypeStruct((global_batch_size, h, w, 1), np.float32)}
+
+
 def create_train_dataset(data_config: ml_collections.ConfigDict, global_batch_size: int,
                          seed: int, start_step: int = 0, *, process_index: int | None = None,
                          process_count: int | None = None,

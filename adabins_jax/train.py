@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import gc
 import signal
+import threading
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from flax import nnx
 import jax
 import ml_collections
 import numpy as np
+import optax
 
 from adabins_jax import checkpointing
 from adabins_jax.configs import validation as config_validation
@@ -128,39 +130,92 @@ class _TrainLog:
     self._sums, self._count = {}, 0
 
 
-def _build(config, mesh, total_steps: int, params_key: jax.Array,
+def _build(config, mesh, tx: optax.GradientTransformation, params_key: jax.Array,
            dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer]:
-  """Model and optimizer, initialised at random, replicated over the mesh."""
+  """Model and optimizer (``tx``), initialised at random, replicated over the mesh."""
   model = models.build_model(config.model, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
-  optimizer = nnx.Optimizer(model, optim.create_optimizer(config.optim, total_steps),
-                            wrt=nnx.Param)
+  optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
   nnx.update((model, optimizer), parallel.replicate(nnx.state((model, optimizer)), mesh))
   return model, optimizer
 
 
-def _build_or_restore(config, mesh, total_steps: int,
-                      manager) -> tuple[nnx.Module, nnx.Optimizer, Any, int]:
-  """The model, its optimizer, the dropout key and the step restored: from the workdir's latest
-  good checkpoint if it has one, else initialised from ``config.seed`` (step 0).
+def _shape_only(config, tx: optax.GradientTransformation, params_key: jax.Array,
+                dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer]:
+  """The model and optimizer with shape-only arrays (concrete RNG streams), as ``_build``
+  makes them with the same ``tx``: the train step's shapes (and graph: the same ``tx`` object),
+  and the target a checkpoint restores into."""
+  model = models.build_abstract_model(
+      config.model, seed=config.seed, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
+  optimizer = nnx.eval_shape(lambda m: nnx.Optimizer(m, tx, wrt=nnx.Param), model)
+  return model, optimizer
+
+
+def _restore_or_build(config, mesh, tx: optax.GradientTransformation, manager, shapes,
+                      params_key: jax.Array, dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer, int]:
+  """The model, its optimizer and the step restored: from the workdir's latest good checkpoint
+  if it has one (into ``shapes``, ``_shape_only``'s), else initialised at random (step 0).
 
   A resume restores into shape-only arrays: initialising the paper model at random first takes
   tens of seconds on a CPU (a program per weight shape), only to be overwritten.
   """
-  params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
   if manager.latest_step() is not None:
-    model = models.build_abstract_model(
-        config.model, seed=config.seed, rngs=nnx.Rngs(params=params_key, dropout=dropout_key))
-    optimizer = nnx.eval_shape(
-        lambda m: nnx.Optimizer(m, optim.create_optimizer(config.optim, total_steps),
-                                wrt=nnx.Param), model)
+    model, optimizer = shapes
     step = checkpointing.restore(manager, model, optimizer, model_config=config.model,
                                  sharding=parallel.replicated_sharding(mesh))
     if step:
       # Not in the checkpoint: the dropout streams, which every step reseeds.
       nnx.update(model, parallel.replicate(nnx.state(model, nnx.RngState), mesh))
-      return model, optimizer, dropout_key, step
+      return model, optimizer, step
   # No checkpoint, or none that passed its checksums (set aside by restore).
-  return *_build(config, mesh, total_steps, params_key, dropout_key), dropout_key, 0
+  return *_build(config, mesh, tx, params_key, dropout_key), 0
+
+
+class _CompileAhead:
+  """Traces, lowers and compiles the train step (or loads it from the persistent compilation
+  cache) on a thread of its own, from the shapes of its arguments, while the main thread builds
+  or restores the model and starts the input pipeline. The first step's call then finds the
+  program in ``jax.jit``'s cache; where the shapes guessed differ from the real ones it
+  compiles anew, as it would have anyway.
+  """
+
+  def __init__(self, train_step, state, batch, dropout_key: jax.Array,
+               mesh: jax.sharding.Mesh):
+    self._started = time.perf_counter()
+    self._thread = threading.Thread(target=self._run, args=(train_step, state, batch, dropout_key, mesh),
+                                    name='compile_train_step', daemon=True)
+    self._thread.start()
+
+  def _run(self, train_step, state, batch, dropout_key, mesh):
+    try:
+      with jax.set_mesh(mesh):
+        # A step's key as the loop makes it: its type names the mesh it was made under.
+        rng = jax.random.fold_in(dropout_key, 0)
+        with _gc_paused():
+          traced = train_step.trace(state, batch, rng)
+        traced.lower().compile()
+      logging.info('Train step compiled, or loaded from the persistent compilation cache, in '
+                   '%.1f s, beside the model set-up.', time.perf_counter() - self._started)
+    except Exception as e:  # pylint: disable=broad-except  # The first step raises it again.
+      logging.info('Compiling the train step ahead failed (%s); the first step compiles it.', e)
+
+  def wait(self) -> None:
+    """Returns once the thread is done; a process must not exit while XLA compiles on it."""
+    if self._thread.is_alive():
+      logging.info('Waiting for the train step to finish compiling.')
+      self._thread.join()
+
+
+def _compile_ahead(config, mesh, train_step, shapes, dropout_key: jax.Array) -> _CompileAhead:
+  replicated = parallel.replicated_sharding(mesh)
+
+  def spec(x, sharding):
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding,
+                                weak_type=getattr(x, 'weak_type', False))
+
+  state = jax.tree.map(lambda x: spec(x, replicated), nnx.state(shapes))
+  batch = jax.tree.map(lambda x: spec(x, parallel.batch_sharding(mesh)),
+                       input_pipeline.train_batch_shapes(config.data, config.train.batch_size))
+  return _CompileAhead(train_step, state, batch, dropout_key, mesh)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -216,23 +271,36 @@ def _train(config, workdir: epath.Path) -> dict[str, float]:
       workdir, keep_latest=config.train.keep_checkpoints,
       keep_best=config.train.keep_best_checkpoints,
       save_every_steps=config.train.checkpoint_every_steps)
-  model, optimizer, dropout_key, start_step = _build_or_restore(config, mesh, total_steps,
-                                                                manager)
-  if start_step == 0:
-    writer.write_hparams(_flat_hparams(config))
-  logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
-               start_step, models.count_params(model), mesh.devices.size)
-  eval_step = steps.make_eval_step(config, nnx.graphdef(model))
-  # From here on the model and optimizer exist only as `state`, which each step donates and
-  # replaces; _evaluate_and_save merges them from it when it needs them.
-  graphdef, state = nnx.split((model, optimizer))
-  del model, optimizer
+  params_key, dropout_key = jax.random.split(jax.random.key(config.seed))
+  tx = optim.create_optimizer(config.optim, total_steps)
+  shapes = _shape_only(config, tx, params_key, dropout_key)
+  graphdef = nnx.graphdef(shapes)
+  train_step = steps.make_train_step(config, graphdef,
+                                     optim.learning_rate_schedule(config.optim, total_steps))
+  ahead = _compile_ahead(config, mesh, train_step, shapes, dropout_key)
   try:
+    model, optimizer, start_step = _restore_or_build(config, mesh, tx, manager, shapes,
+                                                     params_key, dropout_key)
+    del shapes
+    if start_step == 0:
+      writer.write_hparams(_flat_hparams(config))
+    logging.info('Training %d steps from step %d; %d parameters on %d devices.', total_steps,
+                 start_step, models.count_params(model), mesh.devices.size)
+    eval_step = steps.make_eval_step(config, nnx.graphdef(model))
+    # From here on the model and optimizer exist only as `state`, which each step donates and
+    # replaces; _evaluate_and_save merges them from it when it needs them.
+    built_graphdef, state = nnx.split((model, optimizer))
+    del model, optimizer
+    if built_graphdef != graphdef:  # Never seen; the step would not fit the state then.
+      graphdef = built_graphdef
+      train_step = steps.make_train_step(
+          config, graphdef, optim.learning_rate_schedule(config.optim, total_steps))
     with _StopSignal() as stop, jax.set_mesh(mesh):
-      loop = _Loop(config, workdir, mesh, writer, manager, graphdef, eval_step, dropout_key,
-                   total_steps, stop)
+      loop = _Loop(config, workdir, mesh, writer, manager, graphdef, train_step, ahead.wait,
+                   eval_step, dropout_key, total_steps, stop)
       return _train_loop(loop, state, start_step)
   finally:
+    ahead.wait()
     # Also on errors: a save in flight is a good state and must land.
     checkpointing.finish(manager)
     manager.close()
@@ -248,6 +316,8 @@ class _Loop:
   writer: metric_writers.MetricWriter
   manager: Any  # checkpointing.create_manager's
   graphdef: nnx.GraphDef  # of (model, optimizer)
+  train_step: Callable[..., Any]  # steps.make_train_step's
+  compiled: Callable[[], None]  # returns once the train step is compiled
   eval_step: Callable[..., Any]
   dropout_key: jax.Array
   total_steps: int
@@ -265,8 +335,7 @@ def _train_loop(loop: _Loop, state: nnx.State, start_step: int) -> dict[str, flo
   with contextlib.closing(input_pipeline.create_train_dataset(
       config.data, config.train.batch_size, seed=config.seed,
       start_step=start_step)) as train_iter:
-    train_step = steps.make_train_step(
-        config, loop.graphdef, optim.learning_rate_schedule(config.optim, loop.total_steps))
+    train_step = loop.train_step
     report_progress = periodic_actions.ReportProgress(num_train_steps=loop.total_steps,
                                                       writer=loop.writer)
     log = _TrainLog(loop.writer)
@@ -275,12 +344,14 @@ def _train_loop(loop: _Loop, state: nnx.State, start_step: int) -> dict[str, flo
       with jax.profiler.StepTraceAnnotation('train', step_num=step):
         batch = parallel.shard_batch(next(train_iter), loop.mesh)
         first = step == start_step + 1
+        if first:
+          loop.compiled()
         with _gc_paused() if first else contextlib.nullcontext():
           started = time.perf_counter()
           state, metrics = train_step(state, batch, jax.random.fold_in(loop.dropout_key, step))
-        if first:  # The call returned once the step was compiled (or loaded) and dispatched.
-          logging.info('Train step compiled, or loaded from the persistent compilation cache, '
-                       'in %.1f s; stepping from step %d.', time.perf_counter() - started, step)
+        if first:  # The call returned once the step was compiled (or found) and dispatched.
+          logging.info('First step (%d) dispatched %.1f s after its call.', step,
+                       time.perf_counter() - started)
       log.push(step, metrics)
       report_progress(step)
       last = step == loop.total_steps

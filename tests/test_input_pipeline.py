@@ -70,6 +70,17 @@ def test_input_scale_resizes_only_the_image(data_dir):
   assert batch['depth'].shape == (2, 64, 80, 1)
 
 
+@pytest.mark.parametrize('overrides', [{}, {'input_scale': 0.75}, {'input_scale': 0.7},
+                                       {'augment': False, 'crop_size': (64, 80)}])
+def test_train_batch_shapes_are_those_of_the_batches(data_dir, overrides):
+  # The train step is compiled ahead from these, before the pipeline starts.
+  config = _config(data_dir, **overrides)
+  batch = next(input_pipeline.create_train_dataset(config, 2, seed=0))
+  shapes = input_pipeline.train_batch_shapes(config, 2)
+  assert {k: (v.shape, v.dtype) for k, v in shapes.items()} == {
+      k: (v.shape, v.dtype) for k, v in batch.items()}
+
+
 def test_deterministic_by_seed(data_dir):
   config = _config(data_dir)
   a = _take(input_pipeline.create_train_dataset(config, 4, seed=1), 3)

@@ -26,6 +26,7 @@ from adabins_jax import errors
 from adabins_jax import input_pipeline
 from adabins_jax import main as main_lib
 from adabins_jax import models
+from adabins_jax import steps
 from adabins_jax import train
 from helpers.stand_ins import tiny_rooms_config
 
@@ -41,8 +42,21 @@ class _Scenario:
     self.out = out
     self.real_dataset = input_pipeline.create_train_dataset
     self.start_steps = {}
-    self.report, self.params = {}, {}
+    self.report, self.params = {'programs': {}}, {}
     self.t0 = time.time()
+    # Each train step made, to count the programs it compiled (train.py compiles it ahead).
+    self.train_steps = []
+    make_train_step = steps.make_train_step
+
+    def made(*args, **kwargs):
+      self.train_steps.append(make_train_step(*args, **kwargs))
+      return self.train_steps[-1]
+    steps.make_train_step = made
+
+  def count_programs(self, name):
+    """Records the programs compiled by each train step made since the last call."""
+    self.report['programs'][name] = [f._cache_size() for f in self.train_steps]  # pylint: disable=protected-access
+    self.train_steps.clear()
 
   def mark(self, what):
     print(f'TIMING {time.time() - self.t0:7.2f} s {what}', file=sys.stderr, flush=True)
@@ -80,6 +94,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
   s.patch_dataset('uninterrupted')
   workdir = os.path.join(s.out, 'uninterrupted')
   s.report['uninterrupted'] = train.train_and_evaluate(config, workdir)
+  s.count_programs('uninterrupted')
   s.params['uninterrupted'] = _final_params(config, workdir)[1]
   s.mark('uninterrupted')
 
@@ -90,6 +105,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
     s.report['killed'] = 'returned'
   except errors.Interrupted as e:
     s.report['killed'] = {'signal': e.signum, 'step': e.step, 'exit_status': e.exit_status}
+  s.count_programs('killed')
   s.report['after_kill'] = _steps_in(workdir)
   # The same checkpoint resumed twice: on one device, and on two.
   shutil.copytree(workdir, os.path.join(s.out, 'devices2'))
@@ -99,6 +115,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
     s.patch_dataset(f'resumed{num_devices}')
     s.report[f'resumed{num_devices}'] = train.train_and_evaluate(s.config_for(num_devices),
                                                                  workdir)
+    s.count_programs(f'resumed{num_devices}')
     s.report[f'after_resume{num_devices}'] = _steps_in(workdir)
     s.params[f'resumed{num_devices}'] = _final_params(config, workdir)[1]
     s.report[f'pngs{num_devices}'] = sorted(p for p in os.listdir(workdir)
