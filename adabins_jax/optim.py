@@ -293,7 +293,10 @@ def create_optimizer(optim_config: ml_collections.ConfigDict,
 
   multipliers = sorted({1.0, *(m for _, m in rules)})
   transforms = {_group_name(m): group(m) for m in multipliers}
-  labels = lambda params: param_group_labels(params, rules)  # pylint: disable=unnecessary-lambda-assignment
+
+  def labels(params):
+    return param_group_labels(params, rules)
+
   if optim_config.flatten_groups:
     return _clipped_flat_groups(optim_config.grad_clip_norm, transforms, labels)
   return optax.chain(optax.clip_by_global_norm(optim_config.grad_clip_norm),

@@ -151,7 +151,8 @@ def _shape_only(config, tx: optax.GradientTransformation, params_key: jax.Array,
 
 
 def _restore_or_build(config, mesh, tx: optax.GradientTransformation, manager, shapes,
-                      params_key: jax.Array, dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer, int]:
+                      params_key: jax.Array,
+                      dropout_key: jax.Array) -> tuple[nnx.Module, nnx.Optimizer, int]:
   """The model, its optimizer and the step restored: from the workdir's latest good checkpoint
   if it has one (into ``shapes``, ``_shape_only``'s), else initialised at random (step 0).
 
@@ -181,8 +182,9 @@ class _CompileAhead:
   def __init__(self, train_step, state, batch, dropout_key: jax.Array,
                mesh: jax.sharding.Mesh):
     self._started = time.perf_counter()
-    self._thread = threading.Thread(target=self._run, args=(train_step, state, batch, dropout_key, mesh),
-                                    name='compile_train_step', daemon=True)
+    # Not a daemon: the interpreter must not exit while XLA compiles on it (that crashes).
+    self._thread = threading.Thread(target=self._run, name='compile_train_step',
+                                    args=(train_step, state, batch, dropout_key, mesh))
     self._thread.start()
 
   def _run(self, train_step, state, batch, dropout_key, mesh):

@@ -55,7 +55,8 @@ class _Scenario:
 
   def count_programs(self, name):
     """Records the programs compiled by each train step made since the last call."""
-    self.report['programs'][name] = [f._cache_size() for f in self.train_steps]  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    self.report['programs'][name] = [f._cache_size() for f in self.train_steps]
     self.train_steps.clear()
 
   def mark(self, what):
