@@ -64,10 +64,9 @@ def _check_resume_continues_at_the_saved_step(report, num_devices):
 
 
 def _check_the_first_step_runs_the_program_compiled_ahead(report):
-  # One train step per run, holding one program: the one compiled from the shapes of the state
-  # and batch while the model was built or restored. A second would be a recompile.
-  assert report['programs'] == {'uninterrupted': [1], 'killed': [1], 'resumed1': [1],
-                                'resumed2': [1]}
+  # One trace of the train step per run: the one made from the shapes of the state and batch
+  # while the model was built or restored. A second would be a recompile at the first step.
+  assert report['programs'] == {'uninterrupted': 1, 'killed': 1, 'resumed1': 1, 'resumed2': 1}
 
 
 def _check_resumed_run_equals_uninterrupted_run(report, params):

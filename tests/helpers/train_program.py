@@ -44,20 +44,20 @@ class _Scenario:
     self.start_steps = {}
     self.report, self.params = {'programs': {}}, {}
     self.t0 = time.time()
-    # Each train step made, to count the programs it compiled (train.py compiles it ahead).
-    self.train_steps = []
-    make_train_step = steps.make_train_step
+    # The train step's traces per run: train.py traces it ahead, from the shapes of the state
+    # and batch; a first call with other shapes or types would trace (and compile) it again.
+    self.traces = 0
+    train_step = steps._train_step  # pylint: disable=protected-access
 
-    def made(*args, **kwargs):
-      self.train_steps.append(make_train_step(*args, **kwargs))
-      return self.train_steps[-1]
-    steps.make_train_step = made
+    def traced(*args, **kwargs):
+      self.traces += 1
+      return train_step(*args, **kwargs)
+    steps._train_step = traced  # pylint: disable=protected-access
 
   def count_programs(self, name):
-    """Records the programs compiled by each train step made since the last call."""
-    # pylint: disable-next=protected-access
-    self.report['programs'][name] = [f._cache_size() for f in self.train_steps]
-    self.train_steps.clear()
+    """Records how often the train step was traced since the last call."""
+    self.report['programs'][name] = self.traces
+    self.traces = 0
 
   def mark(self, what):
     print(f'TIMING {time.time() - self.t0:7.2f} s {what}', file=sys.stderr, flush=True)
