@@ -96,8 +96,7 @@ def _decoder(builder):
 def _network_input(image, data_config):
   """Scales the image by `data.input_scale` and normalises it as ImageNet models expect."""
   if data_config.input_scale != 1.0:
-    h, w = image.shape[:2]
-    size = (round(h * data_config.input_scale), round(w * data_config.input_scale))
+    size = network_input.scaled_size(image.shape[:2], data_config.input_scale)
     image = tf.image.resize(image, size, method='bilinear')
   return network_input.normalize(image)
 
@@ -149,8 +148,7 @@ def train_batch_shapes(data_config: ml_collections.ConfigDict,
   """Shapes and dtypes of a global training batch, as ``create_train_dataset``'s batches of every
   process make it (``parallel.shard_batch``), without reading the dataset."""
   h, w = (int(s) for s in data_config.crop_size)
-  scale = data_config.input_scale
-  image_hw = (h, w) if scale == 1.0 else (round(h * scale), round(w * scale))
+  image_hw = network_input.scaled_size((h, w), data_config.input_scale)
   return {'image': jax.ShapeDtypeStruct((global_batch_size, *image_hw, 3), np.float32),
           'depth': jax.ShapeDtypeStruct((global_batch_size, h, w, 1), np.float32)}
 

@@ -77,11 +77,14 @@ def frame_size(config) -> tuple[int, int]:
   return int(size[0]), int(size[1])
 
 
+def scaled_size(hw: Sequence[int], scale: float) -> tuple[int, int]:
+  """``hw`` x ``data.input_scale``, rounded as the input pipeline resizes images to it."""
+  return round(hw[0] * scale), round(hw[1] * scale)
+
+
 def trained_input_size(config) -> tuple[int, int]:
-  """The network input of one frame: ``frame_size`` x ``input_scale``, rounded as the pipeline
-  rounds it (input_pipeline._network_input)."""
-  scale = config.data.input_scale
-  return tuple(round(s * scale) for s in frame_size(config))
+  """The network input of one frame: ``frame_size`` x ``input_scale`` (``scaled_size``)."""
+  return scaled_size(frame_size(config), config.data.input_scale)
 
 
 def size_multiple(model_config) -> int:
