@@ -74,7 +74,7 @@ def _compiled_reductions(flatten_groups: bool, params) -> int:
 
 def test_flat_update_reduces_per_group_not_per_tensor():
   # The global-norm clip's sums of squares are what the compile pays per weight tensor.
-  params = {('encoder' if i % 2 else 'decoder'): {} for i in range(2)}
+  params = {'encoder': {}, 'decoder': {}}
   for i in range(12):
     params['encoder' if i % 2 else 'decoder'][f'layer{i}'] = {
         'kernel': jnp.ones((3, i + 2)), 'bias': jnp.ones((i + 2,))}

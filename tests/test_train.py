@@ -63,10 +63,11 @@ def _check_resume_continues_at_the_saved_step(report, num_devices):
   assert report[f'resumed{num_devices}']['num_images'] == 8
 
 
-def _check_the_first_step_runs_the_program_compiled_ahead(report):
+def _check_the_first_step_runs_the_program_traced_ahead(report):
   # One trace of the train step per run: the one made from the shapes of the state and batch
   # while the model was built or restored. A second would be a recompile at the first step.
-  assert report['programs'] == {'uninterrupted': 1, 'killed': 1, 'resumed1': 1, 'resumed2': 1}
+  assert report['train_step_traces'] == {'uninterrupted': 1, 'killed': 1, 'resumed1': 1,
+                                         'resumed2': 1}
 
 
 def _check_resumed_run_equals_uninterrupted_run(report, params):
@@ -106,7 +107,7 @@ def test_train_kill_resume_evaluate(tmp_path):
   for num_devices in (1, 2):
     _check_resume_continues_at_the_saved_step(report, num_devices)
   _check_resumed_run_equals_uninterrupted_run(report, params)
-  _check_the_first_step_runs_the_program_compiled_ahead(report)
+  _check_the_first_step_runs_the_program_traced_ahead(report)
   _check_eval_mode_reproduces_the_last_training_evaluation(report, stdout)
   _check_non_finite_loss_stops_and_keeps_earlier_checkpoints(report)
   # Length from epochs: 2 passes over 16 training images in batches of 4.

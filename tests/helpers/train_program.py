@@ -42,7 +42,7 @@ class _Scenario:
     self.out = out
     self.real_dataset = input_pipeline.create_train_dataset
     self.start_steps = {}
-    self.report, self.params = {'programs': {}}, {}
+    self.report, self.params = {'train_step_traces': {}}, {}
     self.t0 = time.time()
     # The train step's traces per run: train.py traces it ahead, from the shapes of the state
     # and batch; a first call with other shapes or types would trace (and compile) it again.
@@ -54,9 +54,9 @@ class _Scenario:
       return train_step(*args, **kwargs)
     steps._train_step = traced  # pylint: disable=protected-access
 
-  def count_programs(self, name):
+  def count_traces(self, name):
     """Records how often the train step was traced since the last call."""
-    self.report['programs'][name] = self.traces
+    self.report['train_step_traces'][name] = self.traces
     self.traces = 0
 
   def mark(self, what):
@@ -95,7 +95,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
   s.patch_dataset('uninterrupted')
   workdir = os.path.join(s.out, 'uninterrupted')
   s.report['uninterrupted'] = train.train_and_evaluate(config, workdir)
-  s.count_programs('uninterrupted')
+  s.count_traces('uninterrupted')
   s.params['uninterrupted'] = _final_params(config, workdir)[1]
   s.mark('uninterrupted')
 
@@ -106,7 +106,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
     s.report['killed'] = 'returned'
   except errors.Interrupted as e:
     s.report['killed'] = {'signal': e.signum, 'step': e.step, 'exit_status': e.exit_status}
-  s.count_programs('killed')
+  s.count_traces('killed')
   s.report['after_kill'] = _steps_in(workdir)
   # The same checkpoint resumed twice: on one device, and on two.
   shutil.copytree(workdir, os.path.join(s.out, 'devices2'))
@@ -116,7 +116,7 @@ def _train_kill_and_resume(s: _Scenario) -> str:
     s.patch_dataset(f'resumed{num_devices}')
     s.report[f'resumed{num_devices}'] = train.train_and_evaluate(s.config_for(num_devices),
                                                                  workdir)
-    s.count_programs(f'resumed{num_devices}')
+    s.count_traces(f'resumed{num_devices}')
     s.report[f'after_resume{num_devices}'] = _steps_in(workdir)
     s.params[f'resumed{num_devices}'] = _final_params(config, workdir)[1]
     s.report[f'pngs{num_devices}'] = sorted(p for p in os.listdir(workdir)
